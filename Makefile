@@ -1,0 +1,51 @@
+# The two commands of the README: `make demo` (the main job) and `make test`.
+# Each creates the virtual environment in .venv if it is missing and installs
+# everything through constraints.txt (which pins the CPU build of torch).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEPS_STAMP := $(VENV)/.deps-installed
+SELF_STAMP := $(VENV)/.self-installed
+SOURCES := $(shell find tandem robots devices plans analysis agents sim -name '*.py' -o -name '*.yaml' 2>/dev/null)
+# The editable install is a link tree shaped like the installed package; tools that
+# resolve imports statically (mypy, import-linter) run inside it so that they see
+# `tandem.robots` where the checkout has `robots/`.
+LINK_TREE = $(firstword $(wildcard build/__editable__.tandem-*))
+export SAS_DLL_PATH := $(CURDIR)/$(VENV)/sasmodels-kernels
+
+.PHONY: demo test lint typecheck layers unit venv clean
+
+demo: $(SELF_STAMP)
+	$(BIN)/tandem demo
+
+test: lint typecheck layers unit
+
+lint: $(SELF_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(SELF_STAMP)
+	cd $(LINK_TREE) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml
+
+layers: $(SELF_STAMP)
+	cd $(LINK_TREE) && $(CURDIR)/$(BIN)/lint-imports --config $(CURDIR)/pyproject.toml
+
+unit: $(SELF_STAMP)
+	$(BIN)/pytest
+
+venv: $(SELF_STAMP)
+
+$(DEPS_STAMP): pyproject.toml constraints.txt scripts/bootstrap
+	bash scripts/bootstrap "$(PYTHON)" "$(VENV)"
+	touch $@
+
+# The editable install is a link tree (strict mode) so that type checkers see the
+# package layout of pyproject; re-linking is cheap and picks up new modules.
+$(SELF_STAMP): $(DEPS_STAMP) $(SOURCES)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -c constraints.txt \
+		--config-settings editable_mode=strict -e .
+	touch $@
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

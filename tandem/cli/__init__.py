@@ -1,0 +1,12 @@
+"""Command-line interface. Importing this package registers every sub-command."""
+
+from __future__ import annotations
+
+from tandem.cli.app import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]
