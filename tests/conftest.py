@@ -1,0 +1,3 @@
+"""Shared fixtures live in `fixtures_*.py` plugin modules, one per real service."""
+
+pytest_plugins = ["fixtures_epics", "fixtures_tiled"]

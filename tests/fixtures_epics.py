@@ -1,0 +1,1 @@
+"""Fixtures that start caproto IOCs on loopback and point pyepics at them."""
