@@ -11,7 +11,7 @@ that model's parameters, with SLDs for the given probe (contrast is physics, so
 the same composition may look different to X-rays and neutrons).
 
 A campaign names its truth as `module:callable` (see `load_truth`); the default
-system is `tandem.sim.systems.surfactant:default_system`.
+system is `tandem.sim.systems:default_system`.
 """
 
 from __future__ import annotations
