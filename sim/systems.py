@@ -417,7 +417,8 @@ def _lamellar_parameters(state: _SampleState, params: dict[str, FloatArray]) -> 
     params["length_tail"] = np.full_like(s, half_tail)
     params["length_head"] = np.full_like(s, SHELL_THICKNESS_A)
     params["d_spacing"] = 2 * (half_tail + SHELL_THICKNESS_A) / phi_bilayer
-    params["Nlayers"] = np.clip(np.round(15.0 + 150.0 * s), 5, 60)
+    # small, imperfect stacks in a dilute, swollen phase
+    params["Nlayers"] = np.clip(np.round(6.0 + 50.0 * s), 3, 30)
     # softer stacks (larger Caillé η) when diluted or screened
     params["Caille_parameter"] = np.clip(0.08 + 3.0 * c + 1.2 * (0.15 - s), 0.05, 0.6)
     params["sld"] = np.full_like(s, state.rho.tail)

@@ -1,0 +1,381 @@
+"""Frozen models of the two stations: what they measure with, how well, and what it costs.
+
+An `Instrument` holds what the twin needs to turn a structure into counts and
+time: the probe and its energy or wavelength, named detector configurations
+(geometry, collimation, flux on the sample), the sample cell (path length,
+windows, their scattering and transmission), the detector (saturation, dark
+counts), the limits a scan must respect, and the time each action costs.
+
+Numbers are typical of a modern SAXS beamline with a 1M photon-counting
+detector (Pilatus-like) and of a reactor pinhole SANS instrument with a ³He
+area detector. Transmissions are computed from the sample's composition:
+photoabsorption for X-rays (periodictable's f2 at the station energy) and
+coherent + incoherent + absorption cross-sections for neutrons.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tandem.components import Component, Components
+from tandem.errors import InvalidCompositionError, TandemError
+from tandem.geometry import HC_KEV_A, DetectorGeometry
+from tandem.sim.systems import D2O, DEFAULT_COMPONENTS, H2O
+from tandem.stations import SANS, SAXS, Probe
+
+FloatArray = npt.NDArray[np.float64]
+
+#: FWHM of a Gaussian over its standard deviation
+_FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+
+
+class InstrumentError(TandemError, ValueError):
+    """A request that the station cannot carry out as asked."""
+
+
+class UnknownConfigurationError(InstrumentError):
+    """A detector configuration name the station does not have."""
+
+
+class ScanLimitError(InstrumentError):
+    """An exposure or temperature outside what the station allows."""
+
+
+@dataclass(frozen=True)
+class Collimation:
+    """Pinhole collimation: it sets the angular part of the q resolution."""
+
+    length_mm: float
+    source_aperture_radius_mm: float
+    sample_aperture_radius_mm: float
+
+
+@dataclass(frozen=True)
+class DetectorConfiguration:
+    """One named setting of the station: detector geometry, collimation and the flux it gives."""
+
+    name: str
+    geometry: DetectorGeometry
+    collimation: Collimation
+    #: photons or neutrons per second on the sample
+    flux_per_s: float
+
+
+@dataclass(frozen=True)
+class SampleCell:
+    """The cell the sample sits in, and what it adds to every measurement."""
+
+    path_length_mm: float
+    #: transmission of the empty cell (both windows)
+    transmission: float
+    #: flat scattering of both windows, dΣ/dΩ × thickness, in 1/sr
+    flat_per_sr: float
+    #: Porod-like parasitic scattering of the windows: this × q⁻⁴ (q in 1/Å), in 1/sr
+    porod_per_sr: float
+
+    def scattering_per_sr(self, q_inv_a: FloatArray) -> FloatArray:
+        q = np.maximum(q_inv_a, 1e-4)
+        return self.flat_per_sr + self.porod_per_sr / q**4
+
+
+@dataclass(frozen=True)
+class DetectorModel:
+    """Counting behaviour of the area detector."""
+
+    #: the counter's largest value: counts above it are clipped (saturation)
+    max_counts: int
+    #: background counts per pixel per second with the beam off
+    dark_counts_per_s: float
+    #: fraction of scattered quanta that are counted
+    efficiency: float
+    #: beam-stop leakage: fraction of the scattered intensity behind the stop that is still counted
+    beamstop_leakage: float = 1e-7
+
+
+@dataclass(frozen=True)
+class TimeCosts:
+    """Station time each action takes, in seconds (temperature: a rate and a settling time)."""
+
+    sample_load_s: float
+    configuration_change_s: float
+    transmission_s: float
+    readout_s: float
+    shutter_s: float
+    temperature_rate_c_per_min: float
+    temperature_settle_s: float
+
+    def temperature_change_s(self, from_c: float, to_c: float) -> float:
+        if from_c == to_c:
+            return 0.0
+        return abs(to_c - from_c) / self.temperature_rate_c_per_min * 60.0 + self.temperature_settle_s
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """A station's frozen instrument model."""
+
+    station: str
+    probe: Probe
+    #: X-ray energy (keV) for SAXS; None for neutrons
+    energy_kev: float | None
+    wavelength_a: float
+    solvent: Component
+    configurations: Mapping[str, DetectorConfiguration]
+    default_configuration: str
+    cell: SampleCell
+    detector: DetectorModel
+    time_costs: TimeCosts
+    exposure_limits_s: tuple[float, float]
+    temperature_limits_c: tuple[float, float]
+    #: flat dΣ/dΩ (1/cm/sr) of the pure solvent: compressibility (X-rays) or incoherent (neutrons)
+    solvent_flat_per_cm: float
+    #: attenuation of the direct beam while transmission is measured (SANS) or diode efficiency (SAXS)
+    transmission_beam_fraction: float = 1e-3
+    components: Components = field(default=DEFAULT_COMPONENTS)
+
+    # -- validation ----------------------------------------------------------------------------
+
+    def configuration(self, name: str | None = None) -> DetectorConfiguration:
+        key = self.default_configuration if name is None else name
+        try:
+            return self.configurations[key]
+        except KeyError:
+            raise UnknownConfigurationError(
+                f"station {self.station!r} has no detector configuration {key!r}; "
+                f"known: {', '.join(self.configurations)}"
+            ) from None
+
+    def check_exposure(self, exposure_s: float) -> float:
+        lo, hi = self.exposure_limits_s
+        if not (isinstance(exposure_s, int | float) and math.isfinite(exposure_s) and lo <= exposure_s <= hi):
+            raise ScanLimitError(
+                f"exposure at {self.station!r} must lie in [{lo}, {hi}] s, got {exposure_s!r}"
+            )
+        return float(exposure_s)
+
+    def check_temperature(self, temperature_c: float) -> float:
+        lo, hi = self.temperature_limits_c
+        if not (
+            isinstance(temperature_c, int | float)
+            and math.isfinite(temperature_c)
+            and lo <= temperature_c <= hi
+        ):
+            raise ScanLimitError(
+                f"temperature at {self.station!r} must lie in [{lo}, {hi}] °C, got {temperature_c!r}"
+            )
+        return float(temperature_c)
+
+    # -- physics -------------------------------------------------------------------------------
+
+    def attenuation_per_cm(self, composition: Mapping[str, float]) -> float:
+        """Linear attenuation coefficient (1/cm) of the sample: solutes in this station's solvent."""
+        fractions = _with_solvent(composition, self.solvent, self.components)
+        volume = sum(w / self.components[n].density_g_per_ml for n, w in fractions.items())
+        mu = 0.0
+        for name, w in fractions.items():
+            component = self.components[name]
+            mu_per_density = self._attenuation_of(component) / component.density_g_per_ml
+            mu += w * mu_per_density / volume
+        return mu
+
+    def sample_transmission(self, composition: Mapping[str, float]) -> float:
+        """Transmission of the sample alone (the cell's windows excluded)."""
+        return math.exp(-self.attenuation_per_cm(composition) * self.cell.path_length_mm / 10.0)
+
+    def _attenuation_of(self, component: Component) -> float:
+        return _attenuation_per_cm(component, self.probe, self.energy_kev, self.wavelength_a)
+
+    def q_resolution(self, configuration: str | DetectorConfiguration, q_inv_a: npt.ArrayLike) -> FloatArray:
+        """1-σ pinhole resolution dq (1/Å) at each q: wavelength spread, collimation and pixel size."""
+        config = (
+            configuration
+            if isinstance(configuration, DetectorConfiguration)
+            else self.configuration(configuration)
+        )
+        geometry, col = config.geometry, config.collimation
+        q = np.asarray(q_inv_a, dtype=np.float64)
+        k = 2.0 * math.pi / geometry.wavelength_a
+        sigma_lambda = geometry.wavelength_spread / _FWHM_PER_SIGMA
+        l1, l2 = col.length_mm, geometry.distance_mm
+        # Mildner & Carpenter: divergence from the two apertures, plus the pixel's width
+        sigma_2theta_sq = (
+            (col.source_aperture_radius_mm / l1) ** 2 / 4.0
+            + (col.sample_aperture_radius_mm * (1.0 / l1 + 1.0 / l2)) ** 2 / 4.0
+            + (geometry.pixel_size_mm / l2) ** 2 / 12.0
+        )
+        theta = np.arcsin(np.clip(q / (2.0 * k), 0.0, 1.0))
+        dq_angle = k * np.cos(theta) * math.sqrt(sigma_2theta_sq)
+        return np.asarray(np.sqrt((q * sigma_lambda) ** 2 + dq_angle**2), dtype=np.float64)
+
+    def exposure_cost_s(self, exposure_s: float) -> float:
+        """Station time of one exposure: shutter, counting and readout."""
+        return 2.0 * self.time_costs.shutter_s + self.check_exposure(exposure_s) + self.time_costs.readout_s
+
+
+@cache
+def _attenuation_per_cm(
+    component: Component, probe: Probe, energy_kev: float | None, wavelength_a: float
+) -> float:
+    if probe is Probe.XRAY:
+        from periodictable import xsf
+
+        energy = energy_kev if energy_kev is not None else HC_KEV_A / wavelength_a
+        _rho, irho = xsf.xray_sld(component.formula, density=component.density_g_per_ml, energy=energy)
+        # μ = 4πβ/λ and irho = 2πβ/λ², so μ = 2λ·irho; 1e-6/Å² · Å = 1e-6/Å = 100/cm
+        return 2.0 * wavelength_a * float(irho) * 100.0
+    from periodictable import nsf
+
+    result: Any = nsf.neutron_scattering(
+        component.formula, density=component.density_g_per_ml, wavelength=wavelength_a
+    )
+    coherent, absorption, incoherent = result[1]
+    return float(coherent) + float(absorption) + float(incoherent)
+
+
+def _with_solvent(
+    composition: Mapping[str, float], solvent: Component, components: Components
+) -> dict[str, float]:
+    fractions: dict[str, float] = {}
+    for name, raw in composition.items():
+        if name not in components or name == solvent.name:
+            solutes = [n for n in components if n not in (H2O.name, D2O.name)]
+            raise InvalidCompositionError(
+                f"unknown solute {name!r}; known: {', '.join(solutes)} (the solvent is the rest)"
+            )
+        w = float(raw)
+        if not (math.isfinite(w) and 0.0 <= w <= 1.0):
+            raise InvalidCompositionError(f"mass fraction of {name!r} must lie in [0, 1], got {raw!r}")
+        fractions[name] = w
+    rest = 1.0 - math.fsum(fractions.values())
+    if rest < 0.0:
+        raise InvalidCompositionError(
+            f"solute mass fractions add up to {1.0 - rest:.6g}; they must leave room for the solvent (<= 1)"
+        )
+    fractions[solvent.name] = rest
+    return fractions
+
+
+def _saxs_configuration(name: str, distance_mm: float) -> DetectorConfiguration:
+    energy_kev = 12.0
+    return DetectorConfiguration(
+        name=name,
+        geometry=DetectorGeometry(
+            n_pixels_x=981,
+            n_pixels_y=1043,
+            pixel_size_mm=0.172,
+            distance_mm=distance_mm,
+            beam_center_x_px=490.5,
+            beam_center_y_px=521.5,
+            wavelength_a=HC_KEV_A / energy_kev,
+            beamstop_radius_mm=1.5,
+            wavelength_spread=1.4e-4,  # Si(111) monochromator
+        ),
+        collimation=Collimation(
+            length_mm=2000.0, source_aperture_radius_mm=0.1, sample_aperture_radius_mm=0.1
+        ),
+        flux_per_s=5e11,
+    )
+
+
+def _sans_configuration(
+    name: str, distance_mm: float, collimation_mm: float, flux_per_s: float
+) -> DetectorConfiguration:
+    return DetectorConfiguration(
+        name=name,
+        geometry=DetectorGeometry(
+            n_pixels_x=128,
+            n_pixels_y=128,
+            pixel_size_mm=7.0,
+            distance_mm=distance_mm,
+            beam_center_x_px=64.5,
+            beam_center_y_px=63.5,
+            wavelength_a=6.0,
+            beamstop_radius_mm=40.0,
+            wavelength_spread=0.10,  # velocity selector
+        ),
+        collimation=Collimation(
+            length_mm=collimation_mm, source_aperture_radius_mm=15.0, sample_aperture_radius_mm=5.0
+        ),
+        flux_per_s=flux_per_s,
+    )
+
+
+#: The SAXS station: 12 keV, a 1M photon-counting detector at 1 or 3 m, a 1.5 mm quartz capillary.
+SAXS_INSTRUMENT = Instrument(
+    station=SAXS,
+    probe=Probe.XRAY,
+    energy_kev=12.0,
+    wavelength_a=HC_KEV_A / 12.0,
+    solvent=H2O,
+    configurations={
+        "short": _saxs_configuration("short", 1000.0),
+        "long": _saxs_configuration("long", 3000.0),
+    },
+    default_configuration="short",
+    cell=SampleCell(path_length_mm=1.5, transmission=0.93, flat_per_sr=2e-5, porod_per_sr=2e-12),
+    detector=DetectorModel(max_counts=2**20 - 1, dark_counts_per_s=0.0, efficiency=0.9),
+    time_costs=TimeCosts(
+        sample_load_s=30.0,
+        configuration_change_s=60.0,
+        transmission_s=1.0,
+        readout_s=0.003,
+        shutter_s=0.05,
+        temperature_rate_c_per_min=5.0,
+        temperature_settle_s=60.0,
+    ),
+    exposure_limits_s=(0.001, 600.0),
+    temperature_limits_c=(5.0, 90.0),
+    # water's isothermal compressibility scattering at 20-25 °C, the usual SAXS absolute standard
+    solvent_flat_per_cm=0.0165,
+    transmission_beam_fraction=1e-3,
+)
+
+#: The SANS station: 6 Å, Δλ/λ = 10 %, a 128×128 ³He detector at 1.5, 5 or 12 m, 2 mm quartz cells.
+SANS_INSTRUMENT = Instrument(
+    station=SANS,
+    probe=Probe.NEUTRON,
+    energy_kev=None,
+    wavelength_a=6.0,
+    solvent=D2O,
+    configurations={
+        "short": _sans_configuration("short", 1500.0, 2000.0, 2e7),
+        "middle": _sans_configuration("middle", 5000.0, 5000.0, 6e6),
+        "long": _sans_configuration("long", 12000.0, 12000.0, 1.5e6),
+    },
+    default_configuration="middle",
+    cell=SampleCell(path_length_mm=2.0, transmission=0.92, flat_per_sr=5e-4, porod_per_sr=5e-11),
+    detector=DetectorModel(max_counts=2**32 - 1, dark_counts_per_s=1e-4, efficiency=0.8),
+    time_costs=TimeCosts(
+        sample_load_s=45.0,
+        configuration_change_s=300.0,
+        transmission_s=60.0,
+        readout_s=2.0,
+        shutter_s=1.0,
+        temperature_rate_c_per_min=2.0,
+        temperature_settle_s=300.0,
+    ),
+    exposure_limits_s=(1.0, 7200.0),
+    temperature_limits_c=(5.0, 80.0),
+    # D2O: incoherent scattering of D plus a little H from exchange with air moisture
+    solvent_flat_per_cm=0.06,
+    transmission_beam_fraction=1e-2,
+)
+
+INSTRUMENTS: Mapping[str, Instrument] = {SAXS: SAXS_INSTRUMENT, SANS: SANS_INSTRUMENT}
+
+
+def instrument_for(station: str) -> Instrument:
+    """The instrument model of a station of the default linked lab."""
+    try:
+        return INSTRUMENTS[station]
+    except KeyError:
+        raise InstrumentError(
+            f"no instrument model for station {station!r}; known: {', '.join(INSTRUMENTS)}"
+        ) from None
