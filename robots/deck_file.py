@@ -1,0 +1,280 @@
+"""Deck files: the components, stocks, wells, tip racks and pipettes of a lab, in YAML.
+
+A deck file describes what is physically on the deck at the start of a session::
+
+    components:
+      - {name: water, formula: H2O, density_g_per_ml: 0.997, role: liquid}
+      - {name: sds, formula: C12H25NaO4S, density_g_per_ml: 1.01, role: solute}
+    pipettes:
+      - {name: p300, min_volume_ul: 20, max_volume_ul: 200, tip_type: opentrons_300}
+    tip_racks:
+      - {slot: "10", tip_type: opentrons_300, n_tips: 96}
+    stocks:
+      - name: sds_200
+        slot: "1"
+        volume_ul: 12000
+        capacity_ul: 15000
+        dead_volume_ul: 500
+        composition: {sds: 200 mg/ml}
+        balance: water
+    plates:
+      - {slot: "4", rows: 2, columns: 3, well_capacity_ul: 2000, dead_volume_ul: 20}
+    wells:
+      - {slot: "5", capacity_ul: 5000}
+
+A stock's composition may mix bases, as `parse_amount` reads them (`0.01` is a mass
+fraction, `20 mg/ml`, `0.1 M`, `100 mM`, `0.3 vf`, `30 vol%`, `5 wt%`); one `balance`
+component takes the rest. Plate wells are named `<slot>/<row letter><column>`, for
+example `4/A1`. Unknown keys are refused, and every error names the key it is about.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tandem.components import Component, Components, Role
+from tandem.composition import Amount, Basis, Composition
+from tandem.errors import TandemError
+from tandem.robots.deck import Deck, Pipette, Stock, TipRack, Well
+
+T = TypeVar("T")
+
+
+class DeckFileError(TandemError, ValueError):
+    """A deck file cannot be read: bad YAML, an unknown key, a value out of range."""
+
+
+# unit (lower case, spaces removed) -> basis and the factor to that basis's unit
+_UNITS: dict[str, tuple[Basis, float]] = {
+    "": (Basis.MASS_FRACTION, 1.0),
+    "wf": (Basis.MASS_FRACTION, 1.0),
+    "mf": (Basis.MASS_FRACTION, 1.0),
+    "w/w": (Basis.MASS_FRACTION, 1.0),
+    "wt%": (Basis.MASS_FRACTION, 0.01),
+    "%w/w": (Basis.MASS_FRACTION, 0.01),
+    "vf": (Basis.VOLUME_FRACTION, 1.0),
+    "v/v": (Basis.VOLUME_FRACTION, 1.0),
+    "vol%": (Basis.VOLUME_FRACTION, 0.01),
+    "%v/v": (Basis.VOLUME_FRACTION, 0.01),
+    "mg/ml": (Basis.CONCENTRATION_MG_PER_ML, 1.0),
+    "g/l": (Basis.CONCENTRATION_MG_PER_ML, 1.0),
+    "ug/ml": (Basis.CONCENTRATION_MG_PER_ML, 1e-3),
+    "µg/ml": (Basis.CONCENTRATION_MG_PER_ML, 1e-3),
+    "g/ml": (Basis.CONCENTRATION_MG_PER_ML, 1e3),
+    "m": (Basis.MOLARITY_MOL_PER_L, 1.0),
+    "mol/l": (Basis.MOLARITY_MOL_PER_L, 1.0),
+    "mm": (Basis.MOLARITY_MOL_PER_L, 1e-3),
+    "mmol/l": (Basis.MOLARITY_MOL_PER_L, 1e-3),
+    "um": (Basis.MOLARITY_MOL_PER_L, 1e-6),
+    "µm": (Basis.MOLARITY_MOL_PER_L, 1e-6),
+}
+_AMOUNT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf)\s*(.*?)\s*$", re.IGNORECASE)
+
+
+def parse_amount(text: str | float) -> Amount:
+    """Read an amount: `20 mg/ml`, `0.1M`, `100 mM`, `0.3vf`, `30 vol%`, `5 wt%`, `0.01` (mass fraction).
+
+    Molarity units are case-insensitive (`m` is mol/L, `mM` and `mm` mmol/L).
+    """
+    if isinstance(text, bool):
+        raise DeckFileError(f"an amount must be a number with a unit, got {text!r}")
+    if isinstance(text, int | float):
+        return _amount(float(text), Basis.MASS_FRACTION, str(text))
+    match = _AMOUNT.match(str(text))
+    if not match:
+        raise DeckFileError(f"cannot read amount {text!r}; write a number and a unit, e.g. {_EXAMPLES}")
+    number, unit = match.groups()
+    key = unit.lower().replace(" ", "")
+    if key not in _UNITS:
+        raise DeckFileError(
+            f"unknown unit {unit!r} in {text!r}; known units: mass fraction (no unit, wf, wt%), "
+            "volume fraction (vf, vol%), concentration (mg/ml, g/l, ug/ml), molarity (M, mM, uM, mol/l)"
+        )
+    basis, factor = _UNITS[key]
+    return _amount(float(number) * factor, basis, str(text))
+
+
+_EXAMPLES = "'20 mg/ml', '0.1 M', '0.3 vf', '0.01'"
+
+
+def _amount(value: float, basis: Basis, text: str) -> Amount:
+    try:
+        return Amount(value, basis)
+    except ValueError as exc:
+        raise DeckFileError(f"amount {text!r}: {exc}") from None
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ComponentModel(_Model):
+    name: str = Field(min_length=1)
+    formula: str = Field(min_length=1)
+    density_g_per_ml: float = Field(gt=0, allow_inf_nan=False)
+    role: Role = Role.LIQUID
+
+
+class PipetteModel(_Model):
+    name: str = Field(min_length=1)
+    min_volume_ul: float = Field(gt=0, allow_inf_nan=False)
+    max_volume_ul: float = Field(gt=0, allow_inf_nan=False)
+    tip_type: str = Field(min_length=1)
+    systematic_error: float = Field(0.0, gt=-1, lt=1, allow_inf_nan=False)
+    random_error: float = Field(0.0, ge=0, lt=1, allow_inf_nan=False)
+
+
+class TipRackModel(_Model):
+    slot: str = Field(min_length=1)
+    tip_type: str = Field(min_length=1)
+    n_tips: int = Field(96, ge=0)
+    n_used: int = Field(0, ge=0)
+
+
+class StockModel(_Model):
+    name: str = Field(min_length=1)
+    slot: str = Field(min_length=1)
+    volume_ul: float = Field(ge=0, allow_inf_nan=False)
+    capacity_ul: float = Field(gt=0, allow_inf_nan=False)
+    dead_volume_ul: float = Field(0.0, ge=0, allow_inf_nan=False)
+    composition: dict[str, str | float] = Field(default_factory=dict)
+    balance: str | None = None
+
+    @field_validator("slot", mode="before")
+    @classmethod
+    def _slot_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+
+class WellModel(_Model):
+    slot: str = Field(min_length=1)
+    capacity_ul: float = Field(gt=0, allow_inf_nan=False)
+    dead_volume_ul: float = Field(0.0, ge=0, allow_inf_nan=False)
+
+    @field_validator("slot", mode="before")
+    @classmethod
+    def _slot_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+
+class PlateModel(_Model):
+    slot: str = Field(min_length=1)
+    rows: int = Field(ge=1, le=26)
+    columns: int = Field(ge=1, le=48)
+    well_capacity_ul: float = Field(gt=0, allow_inf_nan=False)
+    dead_volume_ul: float = Field(0.0, ge=0, allow_inf_nan=False)
+
+    @field_validator("slot", mode="before")
+    @classmethod
+    def _slot_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+    def wells(self) -> list[Well]:
+        return [
+            Well(f"{self.slot}/{chr(ord('A') + r)}{c + 1}", self.well_capacity_ul, self.dead_volume_ul)
+            for r in range(self.rows)
+            for c in range(self.columns)
+        ]
+
+
+class DeckFile(_Model):
+    """The whole file. `name` and `description` are for people; the rest becomes a `Deck`."""
+
+    name: str = ""
+    description: str = ""
+    components: list[ComponentModel] = Field(min_length=1)
+    pipettes: list[PipetteModel] = Field(default_factory=list)
+    tip_racks: list[TipRackModel] = Field(default_factory=list)
+    stocks: list[StockModel] = Field(default_factory=list)
+    plates: list[PlateModel] = Field(default_factory=list)
+    wells: list[WellModel] = Field(default_factory=list)
+
+    def to_deck(self) -> Deck:
+        """Build the deck; a bad value raises `DeckFileError` naming the entry it is in."""
+        components = Components(
+            _at(f"components[{i}]", partial(Component, c.name, c.formula, c.density_g_per_ml, c.role))
+            for i, c in enumerate(self.components)
+        )
+        stocks = [
+            _at(f"stocks[{i}] ({s.name})", partial(_stock, s, components)) for i, s in enumerate(self.stocks)
+        ]
+        wells = [w for p in self.plates for w in p.wells()]
+        wells += [
+            _at(f"wells[{i}]", partial(Well, w.slot, w.capacity_ul, w.dead_volume_ul))
+            for i, w in enumerate(self.wells)
+        ]
+        racks = [
+            _at(f"tip_racks[{i}]", partial(TipRack, r.slot, r.tip_type, r.n_tips, r.n_used))
+            for i, r in enumerate(self.tip_racks)
+        ]
+        pipettes = [
+            _at(f"pipettes[{i}]", partial(Pipette, **p.model_dump())) for i, p in enumerate(self.pipettes)
+        ]
+        return _at(
+            "deck", partial(Deck, components, tuple(stocks), tuple(wells), tuple(racks), tuple(pipettes))
+        )
+
+
+def _stock(model: StockModel, components: Components) -> Stock:
+    amounts: dict[str, Amount] = {}
+    for name, text in model.composition.items():
+        amounts[name] = _at(f"composition.{name}", partial(parse_amount, text))
+    names = [*amounts, *([model.balance] if model.balance else [])]
+    if not names:
+        raise DeckFileError("composition is empty: give amounts and/or a balance component")
+    comps = Components(components[n] for n in names)
+    comp = Composition.from_amounts(comps, amounts, balance=model.balance)
+    return Stock(model.name, model.slot, comp, model.volume_ul, model.capacity_ul, model.dead_volume_ul)
+
+
+def _at(where: str, build: Callable[[], T]) -> T:
+    """Run `build()`, prefixing any tandem error with where in the file it comes from."""
+    try:
+        return build()
+    except (TandemError, ValueError, KeyError) as exc:
+        if isinstance(exc, DeckFileError) and str(exc).startswith(where):
+            raise
+        raise DeckFileError(f"{where}: {exc}") from None
+
+
+def load_deck_file(path: str | Path) -> Deck:
+    """Read a deck file (YAML) into a `Deck`."""
+    return read_deck_file(path).to_deck()
+
+
+def read_deck_file(path: str | Path) -> DeckFile:
+    """Read and validate a deck file without building the deck (for its name and description)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DeckFileError(f"cannot read deck file {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise DeckFileError(f"{path}: not valid YAML: {exc}") from None
+    return parse_deck_data(data, source=str(path))
+
+
+def parse_deck_data(data: Any, *, source: str = "deck") -> DeckFile:
+    if not isinstance(data, dict):
+        raise DeckFileError(
+            f"{source}: a deck file is a mapping with 'components', 'stocks', ...; got {data!r}"
+        )
+    try:
+        return DeckFile.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise DeckFileError(f"{source}: {problems}") from None
+
+
+__all__ = ["DeckFile", "DeckFileError", "load_deck_file", "parse_amount", "parse_deck_data", "read_deck_file"]
