@@ -1,0 +1,208 @@
+"""The embedded Tiled server: a real process, API key enforced, data kept across restarts."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from tandem.errors import TandemError
+from tandem.tiled_server import (
+    API_KEY_ENV,
+    URI_ENV,
+    EmbeddedTiledServer,
+    InvalidTiledSettingsError,
+    TiledAuthenticationError,
+    TiledEndpoint,
+    TiledServerError,
+    TiledSettings,
+    attach,
+    find_running_server,
+    generate_api_key,
+    tiled_service,
+)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie still answers kill(0); it has exited if /proc says so.
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "\nState:\tZ" in status.read_text()
+
+
+def test_key_is_required(tiled_endpoint: TiledEndpoint) -> None:
+    url = f"{tiled_endpoint.api_uri}/metadata/"
+    with httpx.Client(trust_env=False) as http:
+        assert http.get(url).status_code == 401
+        assert http.get(url, headers={"Authorization": "Apikey wrongkey123"}).status_code == 401
+        answer = http.get(url, headers={"Authorization": f"Apikey {tiled_endpoint.api_key}"})
+        assert answer.status_code == 200
+    # writing needs the key as much as reading does
+    with httpx.Client(trust_env=False) as http:
+        refused = http.post(
+            f"{tiled_endpoint.api_uri}/metadata/",
+            json={"data": {"attributes": {"structure_family": "container"}}},
+        )
+    assert refused.status_code == 401
+
+
+def test_attach_checks_the_key(tiled_endpoint: TiledEndpoint) -> None:
+    assert attach(tiled_endpoint.url + "/api/v1/", tiled_endpoint.api_key) == tiled_endpoint
+    with pytest.raises(TiledAuthenticationError, match="refuses the API key"):
+        attach(tiled_endpoint.url, generate_api_key())
+
+
+def test_attach_to_nothing_fails_with_a_clear_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(TiledServerError, match="no Tiled server answers"):
+        attach(f"http://127.0.0.1:{port}", generate_api_key(), timeout_s=0.2)
+
+
+def test_tiled_service_attaches_from_the_environment(
+    tiled_endpoint: TiledEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in tiled_endpoint.environ().items():
+        monkeypatch.setenv(name, value)
+    with tiled_service() as endpoint:
+        assert endpoint == tiled_endpoint
+        endpoint.connect().create_container(metadata={"from": "attached process"})
+    # attaching does not stop a server it did not start
+    assert tiled_endpoint.is_healthy()
+
+
+@pytest.mark.slow
+def test_the_server_keeps_its_data_and_key_across_a_restart(tmp_path: Path) -> None:
+    frame = np.arange(12, dtype="u4").reshape(3, 4)
+    with EmbeddedTiledServer(tmp_path / "store", die_with_parent=True) as first:
+        client = first.connect()
+        node = client.create_container("campaign", metadata={"campaign_id": "c-7"})
+        node.write_array(frame, key="frame")
+        assert find_running_server(tmp_path / "store") == first
+    assert find_running_server(tmp_path / "store") is None
+
+    server = EmbeddedTiledServer(tmp_path / "store", die_with_parent=True)
+    with server as second:
+        assert second.api_key == first.api_key, "clients keep working after a restart"
+        again = second.connect()["campaign"]
+        assert again.metadata["campaign_id"] == "c-7"
+        np.testing.assert_array_equal(again["frame"].read(), frame)
+        pid = server.pid
+    assert pid is not None
+    assert _gone(pid)
+    assert not server.is_running
+
+
+@pytest.mark.slow
+def test_a_failure_inside_the_block_still_stops_the_server(tmp_path: Path) -> None:
+    server = EmbeddedTiledServer(tmp_path, die_with_parent=True)
+    pids: list[int | None] = []
+
+    def fail_while_serving() -> None:
+        with server:
+            pids.append(server.pid)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail_while_serving()
+    (pid,) = pids
+    assert pid is not None
+    assert _gone(pid)
+    with pytest.raises(TiledServerError, match="not running"):
+        _ = server.endpoint
+
+
+def test_a_second_server_on_the_same_directory_is_refused(tiled_server: EmbeddedTiledServer) -> None:
+    with pytest.raises(TiledServerError, match="already serves"):
+        EmbeddedTiledServer(tiled_server.directory).start()
+    assert tiled_server.is_running
+
+
+def test_an_occupied_port_is_reported(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        server = EmbeddedTiledServer(tmp_path, port=port, die_with_parent=True)
+        with pytest.raises(TiledServerError, match=f"port {port}"):
+            server.start()
+    assert not server.is_running
+
+
+@pytest.mark.slow
+def test_a_server_that_cannot_start_says_why(tmp_path: Path) -> None:
+    (tmp_path / "catalog.db").write_bytes(b"this is not a SQLite database" * 100)
+    server = EmbeddedTiledServer(tmp_path, die_with_parent=True)
+    with pytest.raises(TiledServerError, match="exited with status"):
+        server.start()
+    assert not server.is_running
+
+
+def test_the_key_file_is_private(tiled_server: EmbeddedTiledServer) -> None:
+    mode = (tiled_server.directory / "api_key").stat().st_mode & 0o777
+    assert mode == 0o600
+
+
+@pytest.mark.parametrize("key", ["", "has space", "dash-ed", "ümlaut"])
+def test_bad_api_keys_are_refused(tmp_path: Path, key: str) -> None:
+    with pytest.raises(InvalidTiledSettingsError, match="letters and digits"):
+        EmbeddedTiledServer(tmp_path, api_key=key)
+    with pytest.raises(ValidationError):
+        TiledSettings(uri="http://127.0.0.1:1", api_key=SecretStr(key))
+
+
+def test_bad_server_arguments_are_refused(tmp_path: Path) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    with pytest.raises(InvalidTiledSettingsError, match="not a folder"):
+        EmbeddedTiledServer(a_file)
+    with pytest.raises(InvalidTiledSettingsError, match="port"):
+        EmbeddedTiledServer(tmp_path, port=70000)
+    with pytest.raises(InvalidTiledSettingsError, match="timeouts"):
+        EmbeddedTiledServer(tmp_path, startup_timeout_s=0)
+    assert list(tmp_path.iterdir()) == [a_file], "refusing changes nothing"
+
+
+@pytest.mark.parametrize("uri", ["127.0.0.1:8000", "ftp://host/", "http://", "not a uri"])
+def test_bad_uris_are_refused(uri: str) -> None:
+    with pytest.raises(ValidationError, match="http://HOST:PORT"):
+        TiledSettings(uri=uri)
+
+
+def test_settings_normalise_the_uri_and_hide_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = generate_api_key()
+    monkeypatch.setenv(URI_ENV, "http://127.0.0.1:8000/api/v1/")
+    monkeypatch.setenv(API_KEY_ENV, key)
+    settings = TiledSettings()
+    assert settings.uri == "http://127.0.0.1:8000"
+    assert settings.api_key is not None
+    assert settings.api_key.get_secret_value() == key
+    assert key not in repr(settings)
+    assert key not in repr(TiledEndpoint("http://127.0.0.1:8000", key))
+
+
+def test_tiled_service_needs_somewhere_to_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (URI_ENV, API_KEY_ENV, "TANDEM_TILED_DIRECTORY"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(InvalidTiledSettingsError, match="no data store configured"), tiled_service():
+        pass
+    with (
+        pytest.raises(InvalidTiledSettingsError, match="without an API key"),
+        tiled_service(TiledSettings(uri="http://127.0.0.1:1")),
+    ):
+        pass
+
+
+def test_errors_are_tandem_errors() -> None:
+    assert issubclass(TiledServerError, TandemError)
+    assert issubclass(TiledAuthenticationError, TiledServerError)
+    assert issubclass(InvalidTiledSettingsError, ValueError)
