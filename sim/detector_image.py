@@ -135,13 +135,13 @@ def simulate_frame(  # noqa: PLR0917 - the station devices' calling contract
     """A sample frame: `truth` (as `instrument`'s probe sees it) at `composition` in the station's cell."""
     _check_truth_probe(instrument, truth)
     config, exposure = _checked(instrument, configuration, exposure_s, temperature_c)
+    t_sample = instrument.sample_transmission(composition)  # also checks the composition
     q = radial_grid(config.geometry)
     solvent_volume_fraction = _solvent_volume_fraction(instrument, composition)
     sample = (
         instrument_intensity(truth, q, instrument, config)
         + solvent_volume_fraction * instrument.solvent_flat_per_cm
     )
-    t_sample = instrument.sample_transmission(composition)
     return _render(
         FrameKind.SAMPLE,
         instrument,

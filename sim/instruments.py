@@ -81,7 +81,8 @@ class SampleCell:
     porod_per_sr: float
 
     def scattering_per_sr(self, q_inv_a: FloatArray) -> FloatArray:
-        q = np.maximum(q_inv_a, 1e-4)
+        # the parasitic term stands for window roughness and slit scatter: it levels off inside the beam
+        q = np.maximum(q_inv_a, 2e-3)
         return self.flat_per_sr + self.porod_per_sr / q**4
 
 
