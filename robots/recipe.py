@@ -146,9 +146,10 @@ class Recipe:
 
 # -- the solver ------------------------------------------------------------------------------------
 
-#: Headroom kept below the tolerance inside the optimiser, so that its own feasibility
-#: tolerance (1e-7 on rows of order one) cannot push the exact result over the limit.
-_SOLVER_MARGIN = 1e-6
+#: Relative headroom kept below the tolerance inside the optimiser, so that its own
+#: feasibility tolerance cannot push the exact result over the limit.
+_SOLVER_MARGIN = 1e-4
+_SOLVER_FLOOR = 1e-7
 #: A diluted intermediate is made so that the volume then taken from it is about this
 #: many times the smallest transfer, leaving the re-solve room to move.
 _DILUTION_HEADROOM = 2.0
@@ -235,7 +236,23 @@ class _Problem:
         )
         if not res.success:  # pragma: no cover - the LP is always feasible (any convex combination)
             raise RuntimeError(f"closest-composition LP failed: {res.message}")
-        return float(res.x[-1]), np.clip(res.x[:n], 0.0, None)
+        distance = float(res.x[-1])
+        # The L∞ optimum leaves the other components free up to that distance; of those
+        # mixtures report the one with the least of what the target must not hold, so that
+        # an unwanted component is reported only when it is forced in.
+        unwanted = (self.t == 0).astype(float)
+        slack = distance * (1 + 1e-9) + 1e-12
+        res2 = linprog(
+            unwanted @ self.w,
+            A_ub=np.vstack([self.w, -self.w]),
+            b_ub=np.concatenate([self.t + slack, slack - self.t]),
+            A_eq=np.ones((1, n)),
+            b_eq=[1.0],
+            bounds=[(0, None)] * n,
+            method="highs",
+        )
+        x = res2.x if res2.success else res.x[:n]
+        return distance, np.clip(x, 0.0, None)
 
     def solve(
         self,
@@ -258,14 +275,15 @@ class _Problem:
             return None
         volume = total_volume_ul
         ub = np.array([min(1.0, s.available_ul / volume) if respect_stock else 1.0 for s in self.sources])
-        # variables: u (n), z (n, binary: source used), e (1: max |a_c·u|, in mg/mL)
-        n_var = 2 * n + 1
+        # variables: u (n), z (n binaries "source used", only with a minimum volume), e (max |a_c·u|)
+        nz = n if min_volume_ul is not None else 0
+        n_var = n + nz + 1
         # e is in mg/mL, so HiGHS's absolute gap (1e-6) is ~1e-9 in mass fraction; a large
         # cost instead would let it trade bound violations for objective. The per-source
         # cost only breaks ties: fewer sources, fewer transfers.
         cost = np.zeros(n_var)
         cost[-1] = 1.0
-        cost[n : 2 * n] = 1e-7
+        cost[n : n + nz] = 1e-7
         rows: list[np.ndarray] = []
         lo: list[float] = []
         hi: list[float] = []
@@ -282,23 +300,24 @@ class _Problem:
                 row[-1] = -1.0
                 add(row, -np.inf, 0.0)
                 if tolerance is not None:
-                    tol = max(tolerance - _SOLVER_MARGIN, 0.5 * tolerance)
+                    # below ~1e-7 the optimiser cannot tell; its choice of sources is then
+                    # made exact by `_polish` and checked against the real tolerance below
+                    tol = max(tolerance * (1 - _SOLVER_MARGIN), _SOLVER_FLOOR)
                     row = np.zeros(n_var)
-                    row[:n] = sign * self.a[k] - tol * self.rho
+                    row[:n] = 1000.0 * (sign * self.a[k] - tol * self.rho)
                     add(row, -np.inf, 0.0)
         row = np.zeros(n_var)
         row[:n] = 1.0
         add(row, 1.0, 1.0)
-        for i in range(n):  # u_i <= ub_i z_i ; u_i >= lb z_i
+        for i in range(nz):  # u_i <= ub_i z_i ; u_i >= lb z_i: zero, or at least the smallest transfer
             row = np.zeros(n_var)
             row[i], row[n + i] = 1.0, -ub[i]
             add(row, -np.inf, 0.0)
-            if min_volume_ul is not None:
-                row = np.zeros(n_var)
-                row[i], row[n + i] = 1.0, -min_volume_ul / volume
-                add(row, 0.0, np.inf)
-        integrality = np.concatenate([np.zeros(n), np.ones(n), [0]])
-        bounds = Bounds(np.zeros(n_var), np.concatenate([ub, np.ones(n), [np.inf]]))
+            row = np.zeros(n_var)
+            row[i], row[n + i] = 1.0, -(min_volume_ul or 0.0) / volume
+            add(row, 0.0, np.inf)
+        integrality = np.concatenate([np.zeros(n), np.ones(nz), [0]])
+        bounds = Bounds(np.zeros(n_var), np.concatenate([ub, np.ones(nz), [np.inf]]))
         res = milp(
             cost,
             integrality=integrality,
@@ -307,10 +326,21 @@ class _Problem:
         )
         if res.x is None or res.status != 0:
             return None
-        used = res.x[n : 2 * n] > 0.5
-        u = np.where(used, np.clip(res.x[:n], 0.0, None), 0.0)
-        if min_volume_ul is None:
-            u[u < 1e-12] = 0.0
+        used = res.x[n : n + nz] > 0.5 if nz else res.x[:n] > 1e-12
+        return self._finish(res.x[:n], used, volume, tolerance=tolerance, min_volume_ul=min_volume_ul, ub=ub)
+
+    def _finish(
+        self,
+        u: np.ndarray,
+        used: np.ndarray,
+        volume: float,
+        *,
+        tolerance: float | None,
+        min_volume_ul: float | None,
+        ub: np.ndarray,
+    ) -> _Solution | None:
+        """Volumes from the optimiser's fractions: cleaned, made exact where possible, and checked."""
+        u = np.where(used, np.clip(u, 0.0, None), 0.0)
         u /= u.sum()
         v = u * volume
         if min_volume_ul is not None and np.any(v > 0):
@@ -318,6 +348,38 @@ class _Problem:
             # take the difference from the largest volume, so the total stays exact
             v = np.where(v > 0, np.maximum(v, min_volume_ul), 0.0)
             v[int(np.argmax(v))] -= v.sum() - volume
+        volumes = tuple(float(x) for x in v)
+        solution = _Solution(volumes, self.deviation(volumes))
+        polished = self._polish(used, volume, min_volume_ul=min_volume_ul, upper_ul=ub * volume)
+        if polished is not None and polished.deviation < solution.deviation:
+            solution = polished
+        if tolerance is not None and solution.deviation > tolerance:
+            return None  # the exact result is what counts, not the solver's view of it
+        return solution
+
+    def _polish(
+        self, used: np.ndarray, volume: float, *, min_volume_ul: float | None, upper_ul: np.ndarray
+    ) -> _Solution | None:
+        """Solve the mass balance on the sources the optimiser chose, to machine precision.
+
+        The optimiser meets its constraints to ~1e-7; when the target is exactly reachable
+        with the chosen sources, the linear system gives the exact volumes instead.
+        """
+        idx = np.flatnonzero(used)
+        if idx.size == 0:
+            return None
+        a = np.vstack([self.w[:, idx], np.ones(idx.size)])
+        b = np.concatenate([self.t, [1.0]])
+        x, *_ = np.linalg.lstsq(a, b, rcond=None)
+        if np.any(x < 0) or np.max(np.abs(a @ x - b)) > 1e-12:
+            return None
+        per_mg = x / self.rho[idx]  # µL of each source per mg of mixture
+        v = np.zeros(len(self.sources))
+        v[idx] = volume * per_mg / per_mg.sum()
+        if min_volume_ul is not None and np.any(v[idx] < min_volume_ul):
+            return None
+        if np.any(v > upper_ul * (1 + 1e-12)):
+            return None
         volumes = tuple(float(x) for x in v)
         return _Solution(volumes, self.deviation(volumes))
 
