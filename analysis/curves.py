@@ -1,0 +1,89 @@
+"""The reduced curve: I(q) with its uncertainty and resolution, the value every analysis step passes on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tandem.analysis.failures import AnalysisError, FailureCode
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, eq=False)
+class Curve:
+    """I(q) on an absolute-like scale.
+
+    `q_inv_a` in 1/Å, increasing; `intensity_per_cm` and `sigma_per_cm` in 1/cm
+    (differential cross-section per unit volume, 1-σ counting uncertainty);
+    `dq_inv_a` is the 1-σ q resolution of each point, the width a model must be
+    smeared with to be compared with it.
+    """
+
+    q_inv_a: FloatArray
+    intensity_per_cm: FloatArray
+    sigma_per_cm: FloatArray
+    dq_inv_a: FloatArray
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        arrays = {
+            "q_inv_a": self.q_inv_a,
+            "intensity_per_cm": self.intensity_per_cm,
+            "sigma_per_cm": self.sigma_per_cm,
+            "dq_inv_a": self.dq_inv_a,
+        }
+        shapes = {name: np.shape(a) for name, a in arrays.items()}
+        if len(set(shapes.values())) != 1 or len(shapes["q_inv_a"]) != 1:
+            raise AnalysisError(
+                FailureCode.BAD_FRAME, f"a curve needs four 1-D arrays of one length, got {shapes}"
+            )
+        for name, a in arrays.items():
+            object.__setattr__(self, name, np.asarray(a, dtype=np.float64))
+        q = self.q_inv_a
+        if q.size and (not np.all(np.isfinite(q)) or np.any(np.diff(q) <= 0) or q[0] <= 0):
+            raise AnalysisError(FailureCode.BAD_FRAME, "q must be finite, positive and strictly increasing")
+
+    def __len__(self) -> int:
+        return int(self.q_inv_a.size)
+
+    def select(self, keep: npt.NDArray[np.bool_]) -> Curve:
+        return Curve(
+            self.q_inv_a[keep],
+            self.intensity_per_cm[keep],
+            self.sigma_per_cm[keep],
+            self.dq_inv_a[keep],
+            self.metadata,
+        )
+
+    def q_range(self, q_min_inv_a: float, q_max_inv_a: float) -> Curve:
+        return self.select((self.q_inv_a >= q_min_inv_a) & (self.q_inv_a <= q_max_inv_a))
+
+    def minus(self, other: Curve, factor: float = 1.0) -> Curve:
+        """This curve less `factor` × `other` on the same q points (uncertainties add in quadrature)."""
+        if other.q_inv_a.shape != self.q_inv_a.shape or not np.allclose(
+            other.q_inv_a, self.q_inv_a, rtol=1e-9, atol=0
+        ):
+            raise AnalysisError(
+                FailureCode.BAD_NORMALISATION,
+                "curves to subtract must share q points: reduce both with the same geometry and binning",
+            )
+        return Curve(
+            self.q_inv_a,
+            self.intensity_per_cm - factor * other.intensity_per_cm,
+            np.hypot(self.sigma_per_cm, factor * other.sigma_per_cm),
+            self.dq_inv_a,
+            self.metadata,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "q_inv_a": self.q_inv_a.tolist(),
+            "intensity_per_cm": self.intensity_per_cm.tolist(),
+            "sigma_per_cm": self.sigma_per_cm.tolist(),
+            "dq_inv_a": self.dq_inv_a.tolist(),
+        }

@@ -1,0 +1,425 @@
+"""Model fits: candidate sasmodels models fitted with the instrument's resolution, chosen by BIC.
+
+Every candidate is fitted on the same curve with the same Gaussian pinhole
+resolution (the curve's `dq_inv_a`, the 1-σ width the reduction computed from
+the geometry). SLDs are not known to analysis, so each model is fitted with a
+unit contrast (`sld` − `sld_solvent` = 1e-6/Å²) and `scale` absorbs
+volume fraction × contrast². Starting values come from the features (Guinier
+radius, peak position, Porod exponent) and a small grid of shapes; `scale` and
+`background` enter linearly and are solved exactly at every start, so the
+non-linear search begins close. Bounded evaluations keep a fit fast; one that
+does not converge is reported as such, not used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sasmodels.core import load_model
+from sasmodels.direct_model import call_kernel
+from sasmodels.resolution import Pinhole1D
+from scipy.optimize import least_squares
+
+from tandem.analysis.curves import Curve
+from tandem.analysis.failures import AnalysisError, FailureCode
+from tandem.analysis.features import Features
+
+FloatArray = npt.NDArray[np.float64]
+Starts = Callable[[Features, Curve], list[dict[str, float]]]
+
+
+@dataclass(frozen=True)
+class FitParameter:
+    """A free shape parameter, fitted in log space when `log` (lengths: positive, scale-free steps)."""
+
+    name: str
+    lower: float
+    upper: float
+    log: bool = True
+    #: for lengths: cap the upper bound at this many 1/q_min. Longer objects look alike over the measured
+    #: range, and some kernels (cylinder orientation averages) cost in proportion to q·length.
+    max_times_inverse_q_min: float | None = None
+
+
+@dataclass(frozen=True)
+class CandidateModel:
+    """One structural hypothesis: a sasmodels model, what is free, what is fixed, and where to start."""
+
+    name: str
+    sasmodel: str
+    free: tuple[FitParameter, ...]
+    starts: Starts
+    fixed: Mapping[str, float] = field(default_factory=dict)
+    #: model evaluation points per data point: sharp (Bragg) peaks need the model sampled finer than the
+    #: data to be smeared correctly; smooth curves do not, and sampling costs time
+    oversample: int = 1
+
+
+def _rg_or(features: Features, default: float) -> float:
+    rg = features.guinier_rg_a
+    return rg.value if rg.valid else default
+
+
+def _peak_d_or(features: Features, curve: Curve) -> float:
+    if features.peak_d_spacing_a.valid:
+        return features.peak_d_spacing_a.value
+    return 2 * math.pi / float(np.sqrt(curve.q_inv_a[0] * curve.q_inv_a[-1]))
+
+
+def _sizes(curve: Curve, n: int) -> list[float]:
+    """Lengths the measured q range can see, from ~1/q_max to ~1/q_min, log-spaced."""
+    return [float(x) for x in np.geomspace(3.0 / curve.q_inv_a[-1], 1.0 / curve.q_inv_a[0], n)]
+
+
+def _sphere_starts(features: Features, curve: Curve) -> list[dict[str, float]]:
+    # Rg² = 3R²/5 for a sphere
+    rg = _rg_or(features, 0.0)
+    radii = ([rg * math.sqrt(5 / 3)] if rg > 0 else []) + _sizes(curve, 6)
+    return [{"radius": r, "radius_pd": pd} for r in radii for pd in (0.05, 0.15)]
+
+
+def _cylinder_starts(features: Features, curve: Curve) -> list[dict[str, float]]:
+    # Rods have a second length scale that Rg alone does not fix: a grid of radii and aspect ratios.
+    return [
+        {"radius": r, "length": 2 * aspect * r}
+        for r in _sizes(curve, 6)
+        for aspect in (1.0, 3.0, 10.0, 30.0)
+        if 2 * aspect * r < 20 / curve.q_inv_a[0]
+    ]
+
+
+def _lamellar_starts(features: Features, curve: Curve) -> list[dict[str, float]]:
+    d = _peak_d_or(features, curve)
+    # sigma_d of the paracrystal is relative: σ_D / <D>
+    return [{"d_spacing": d, "thickness": f * d, "sigma_d": s} for f in (0.15, 0.3, 0.5) for s in (0.03, 0.1)]
+
+
+def _polymer_starts(features: Features, curve: Curve) -> list[dict[str, float]]:
+    rg = _rg_or(features, 0.0)
+    exponents = [2.0, 1.7]
+    if features.porod_exponent.valid and 1.2 < features.porod_exponent.value < 3.0:
+        exponents.insert(0, features.porod_exponent.value)
+    sizes = ([rg] if rg > 0 else []) + _sizes(curve, 5)
+    return [{"rg": r, "porod_exp": p} for r in sizes for p in exponents]
+
+
+UNIT_CONTRAST = {"sld": 1.0, "sld_solvent": 0.0}
+
+SPHERE = CandidateModel(
+    "sphere",
+    "sphere",
+    (FitParameter("radius", 3.0, 2000.0), FitParameter("radius_pd", 0.0, 0.4, log=False)),
+    _sphere_starts,
+    {**UNIT_CONTRAST, "radius_pd_n": 35, "radius_pd_nsigma": 3},
+    oversample=2,
+)
+CYLINDER = CandidateModel(
+    "cylinder",
+    "cylinder",
+    (FitParameter("radius", 3.0, 1000.0), FitParameter("length", 6.0, 20000.0, max_times_inverse_q_min=10.0)),
+    _cylinder_starts,
+    UNIT_CONTRAST,
+)
+LAMELLAR = CandidateModel(
+    "lamellar",
+    "lamellar_stack_paracrystal",
+    (
+        FitParameter("d_spacing", 10.0, 2000.0),
+        FitParameter("thickness", 5.0, 1000.0),
+        FitParameter("sigma_d", 0.0, 0.4, log=False),
+    ),
+    _lamellar_starts,
+    {**UNIT_CONTRAST, "Nlayers": 20},
+    oversample=3,
+)
+POLYMER = CandidateModel(
+    "polymer",
+    "polymer_excl_volume",
+    (FitParameter("rg", 3.0, 5000.0), FitParameter("porod_exp", 1.0, 3.5, log=False)),
+    _polymer_starts,
+)
+
+DEFAULT_CANDIDATES: tuple[CandidateModel, ...] = (SPHERE, CYLINDER, LAMELLAR, POLYMER)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    candidates: tuple[CandidateModel, ...] = DEFAULT_CANDIDATES
+    #: cap on model evaluations per candidate, so a hopeless fit costs a bounded time
+    max_evaluations: int = 150
+    criterion: str = "bic"
+    #: how many of the best starting points are polished by the local optimiser
+    local_starts: int = 3
+    #: relative change of χ² and of the parameters at which a fit has converged
+    tolerance: float = 1e-6
+    #: candidates are fitted in parallel threads (the sasmodels kernels release the GIL)
+    workers: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "candidates": {c.name: c.sasmodel for c in self.candidates},
+            "max_evaluations": self.max_evaluations,
+            "criterion": self.criterion,
+            "local_starts": self.local_starts,
+            "tolerance": self.tolerance,
+        }
+
+
+@dataclass(frozen=True)
+class ModelFit:
+    """The outcome for one candidate. `parameters` maps each fitted name to (value, 1-σ)."""
+
+    model: str
+    sasmodel: str
+    converged: bool
+    parameters: Mapping[str, tuple[float, float]]
+    chi2_reduced: float
+    n_points: int
+    n_free: int
+    aic: float
+    bic: float
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "sasmodel": self.sasmodel,
+            "converged": self.converged,
+            "parameters": {k: [v, s] for k, (v, s) in self.parameters.items()},
+            "chi2_reduced": self.chi2_reduced,
+            "n_points": self.n_points,
+            "n_free": self.n_free,
+            "aic": self.aic,
+            "bic": self.bic,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """All candidates' fits; `best` is the converged fit with the lowest criterion."""
+
+    fits: tuple[ModelFit, ...]
+    best: ModelFit
+    criterion: str
+    #: relative support of each converged model, exp(−Δ/2) normalised (Akaike/Schwarz weights)
+    weights: Mapping[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "best_model": self.best.model,
+            "criterion": self.criterion,
+            "weights": dict(self.weights),
+            "fits": [f.to_dict() for f in self.fits],
+        }
+
+
+@lru_cache(maxsize=32)
+def _kernel_model(name: str) -> Any:
+    return load_model(name)
+
+
+class _Problem:
+    """One candidate on one curve: maps a parameter vector [log scale, background, shape...] to residuals."""
+
+    def __init__(self, candidate: CandidateModel, curve: Curve, resolution: Pinhole1D) -> None:
+        self.candidate = candidate
+        self.curve = curve
+        self.resolution = resolution
+        self.kernel = _kernel_model(candidate.sasmodel).make_kernel([resolution.q_calc])
+        self.evaluations = 0
+
+    def shape_vector(self, values: Mapping[str, float]) -> FloatArray:
+        out = []
+        for p in self.candidate.free:
+            v = float(np.clip(values[p.name], p.lower, p.upper))
+            out.append(math.log(max(v, 1e-12)) if p.log else v)
+        return np.asarray(out)
+
+    def shape_values(self, shape: FloatArray) -> dict[str, float]:
+        return {
+            p.name: (math.exp(x) if p.log else float(x))
+            for p, x in zip(self.candidate.free, shape, strict=True)
+        }
+
+    def model(self, scale: float, background: float, shape: FloatArray) -> FloatArray:
+        self.evaluations += 1
+        pars = {**self.candidate.fixed, **self.shape_values(shape), "scale": scale, "background": background}
+        theory = call_kernel(self.kernel, pars)
+        return np.asarray(self.resolution.apply(theory), dtype=np.float64)
+
+    def residuals(self, x: FloatArray) -> FloatArray:
+        c = self.curve
+        return (self.model(math.exp(x[0]), float(x[1]), x[2:]) - c.intensity_per_cm) / c.sigma_per_cm
+
+    def linear_start(self, shape: FloatArray) -> tuple[FloatArray, float]:
+        """Best (scale, background) for a fixed shape by weighted linear least squares; returns x and χ²."""
+        c = self.curve
+        unit = self.model(1.0, 0.0, shape)
+        w = 1.0 / c.sigma_per_cm
+        design = np.column_stack([unit * w, w])
+        (scale, background), *_ = np.linalg.lstsq(design, c.intensity_per_cm * w, rcond=None)
+        if not (np.isfinite(scale) and scale > 0):
+            scale = max(float(np.median(c.intensity_per_cm / np.maximum(unit, 1e-300))), 1e-12)
+            background = 0.0
+        x = np.concatenate([[math.log(scale), background], shape])
+        r = self.residuals(x)
+        return x, float(r @ r)
+
+    def bounds(self) -> tuple[FloatArray, FloatArray]:
+        span = float(np.abs(self.curve.intensity_per_cm).max()) or 1.0
+        q_min = float(self.curve.q_inv_a[0])
+        uppers = [
+            p.upper if p.max_times_inverse_q_min is None else min(p.upper, p.max_times_inverse_q_min / q_min)
+            for p in self.candidate.free
+        ]
+        lo = [-np.inf, -span] + [math.log(p.lower) if p.log else p.lower for p in self.candidate.free]
+        hi = [np.inf, span] + [
+            math.log(u) if p.log else u for p, u in zip(self.candidate.free, uppers, strict=True)
+        ]
+        return np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+
+
+def _resolution(curve: Curve, oversample: int) -> Pinhole1D:
+    q = curve.q_inv_a
+    if oversample > 1 and q.size > 1:
+        # Fill between data points geometrically; Pinhole1D adds the points beyond the ends itself.
+        fine = np.exp(
+            np.interp(np.linspace(0, q.size - 1, (q.size - 1) * oversample + 1), np.arange(q.size), np.log(q))
+        )
+        base = Pinhole1D(q, curve.dq_inv_a)
+        q_calc = np.union1d(fine, base.q_calc)
+        return Pinhole1D(q, curve.dq_inv_a, q_calc=q_calc)
+    return Pinhole1D(q, curve.dq_inv_a)
+
+
+def fit_candidate(
+    candidate: CandidateModel,
+    curve: Curve,
+    features: Features,
+    settings: FitSettings | None = None,
+) -> ModelFit:
+    """Fit one candidate; a failure to converge is a `ModelFit` with `converged=False` and the reason."""
+    s = settings or FitSettings()
+    problem = _Problem(candidate, curve, _resolution(curve, candidate.oversample))
+    n = len(curve)
+    k = 2 + len(candidate.free)
+    nan_fit = {p.name: (math.nan, math.nan) for p in candidate.free}
+    if n <= k:
+        return ModelFit(
+            candidate.name,
+            candidate.sasmodel,
+            False,
+            nan_fit,
+            math.nan,
+            n,
+            k,
+            math.inf,
+            math.inf,
+            f"{n} points cannot constrain {k} parameters",
+        )
+    starts = sorted(
+        (problem.linear_start(problem.shape_vector(v)) for v in candidate.starts(features, curve)),
+        key=lambda item: item[1],
+    )
+    lo, hi = problem.bounds()
+    margin = np.where(np.isfinite(hi - lo), 1e-6 * (hi - lo), 0.0)
+    result = None
+    failure = ""
+    # Form-factor oscillations make χ² rugged: polish the few most promising starts, keep the best.
+    for x_start, _ in starts[: s.local_starts]:
+        x0 = np.clip(x_start, lo + margin, hi - margin)
+        try:
+            trial = least_squares(
+                problem.residuals,
+                x0,
+                bounds=(lo, hi),
+                x_scale="jac",
+                max_nfev=s.max_evaluations,
+                method="trf",
+                ftol=s.tolerance,
+                xtol=s.tolerance,
+            )
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
+            failure = f"the optimiser failed: {exc}"
+            continue
+        if result is None or (trial.status > 0 and (result.status <= 0 or trial.cost < result.cost)):
+            result = trial
+    if result is None:
+        return ModelFit(
+            candidate.name, candidate.sasmodel, False, nan_fit, math.nan, n, k, math.inf, math.inf, failure
+        )
+    chi2 = float(result.fun @ result.fun)
+    chi2_red = chi2 / (n - k)
+    names = ["scale", "background", *(p.name for p in candidate.free)]
+    logs = [True, False, *(p.log for p in candidate.free)]
+    try:
+        jac = result.jac
+        cov = np.linalg.pinv(jac.T @ jac) * max(chi2_red, 1.0)
+        sig = np.sqrt(np.clip(np.diag(cov), 0, None))
+    except np.linalg.LinAlgError:
+        sig = np.full(len(names), math.nan)
+    params = {}
+    for name, is_log, x, sx in zip(names, logs, result.x, sig, strict=True):
+        value = math.exp(x) if is_log else float(x)
+        params[name] = (value, value * float(sx) if is_log else float(sx))
+    converged = bool(result.status > 0) and np.isfinite(chi2)
+    message = "" if converged else f"no convergence in {s.max_evaluations} evaluations: {result.message}"
+    return ModelFit(
+        candidate.name,
+        candidate.sasmodel,
+        converged,
+        params,
+        chi2_red,
+        n,
+        k,
+        chi2 + 2 * k,
+        chi2 + k * math.log(n),
+        message,
+    )
+
+
+def fit_models(curve: Curve, features: Features, settings: FitSettings | None = None) -> FitReport:
+    """Fit every candidate and choose the best by the information criterion.
+
+    Raises `AnalysisError(FIT_NOT_CONVERGED)` when no candidate converged.
+    """
+    s = settings or FitSettings()
+    if s.criterion not in ("aic", "bic"):
+        raise AnalysisError(FailureCode.INTERNAL, f"criterion is 'aic' or 'bic', got {s.criterion!r}")
+    usable = curve.select(np.isfinite(curve.intensity_per_cm) & (curve.sigma_per_cm > 0))
+    if len(usable) < 10:
+        raise AnalysisError(
+            FailureCode.TOO_FEW_POINTS, f"{len(usable)} usable points; model fits need at least 10"
+        )
+    if s.workers > 1:
+        with ThreadPoolExecutor(max_workers=s.workers) as pool:
+            fits = tuple(pool.map(lambda c: fit_candidate(c, usable, features, s), s.candidates))
+    else:
+        fits = tuple(fit_candidate(c, usable, features, s) for c in s.candidates)
+    good = [f for f in fits if f.converged]
+    if not good:
+        reasons = "; ".join(f"{f.model}: {f.message}" for f in fits)
+        raise AnalysisError(FailureCode.FIT_NOT_CONVERGED, f"no candidate model converged ({reasons})")
+    score: Callable[[ModelFit], float] = (lambda f: f.bic) if s.criterion == "bic" else (lambda f: f.aic)
+    best = min(good, key=score)
+    deltas = {f.model: score(f) - score(best) for f in good}
+    raw = {m: math.exp(-0.5 * d) for m, d in deltas.items()}
+    total = sum(raw.values())
+    return FitReport(fits, best, s.criterion, {m: v / total for m, v in raw.items()})
+
+
+def model_curve(fit: ModelFit, candidates: Sequence[CandidateModel], curve: Curve) -> FloatArray:
+    """The fitted model, smeared, at the curve's q points (for plots and residuals)."""
+    candidate = next(c for c in candidates if c.name == fit.model)
+    problem = _Problem(candidate, curve, _resolution(curve, candidate.oversample))
+    values = {k: v for k, (v, _) in fit.parameters.items()}
+    shape = problem.shape_vector(values)
+    return problem.model(values["scale"], values["background"], shape)
