@@ -96,8 +96,8 @@ class DetectorModel:
     dark_counts_per_s: float
     #: fraction of scattered quanta that are counted
     efficiency: float
-    #: beam-stop leakage: fraction of the scattered intensity behind the stop that is still counted
-    beamstop_leakage: float = 1e-7
+    #: fraction of the scattered intensity behind the beam stop that is still counted (0: a tight stop)
+    beamstop_leakage: float = 0.0
 
 
 @dataclass(frozen=True)
