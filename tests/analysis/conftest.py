@@ -152,3 +152,25 @@ def phase_intensity() -> Callable[[str, np.ndarray], np.ndarray]:
         return values.reshape(np.shape(q)) if order.size else values
 
     return intensity
+
+
+@pytest.fixture
+def make_curve(rng: np.random.Generator) -> Callable[..., Curve]:
+    """Any sasmodels model as a noisy, smeared curve: make_curve(model, pars, q_min=..., q_max=...)."""
+
+    def make(
+        name: str,
+        pars: Mapping[str, float],
+        *,
+        relative_error: float = 0.01,
+        q_min: float = 0.004,
+        q_max: float = 0.5,
+        n: int = 150,
+    ) -> Curve:
+        q = np.geomspace(q_min, q_max, n)
+        dq = 0.015 * q
+        intensity = model_intensity(name, pars, q, dq)
+        sigma = relative_error * intensity
+        return Curve(q, intensity + rng.normal(0.0, sigma), sigma, dq)
+
+    return make
