@@ -295,6 +295,12 @@ class EmbeddedTiledServer:
 
     `start()` returns once the server answers; `stop()` asks it to shut down, waits,
     and kills it if it does not. Leaving the `with` block stops it also on an error.
+
+    The server lives in its own session, so Ctrl-C in the terminal reaches only its
+    owner, which can close its runs before it stops the store. With
+    `die_with_parent` (Linux; used by test fixtures) the kernel also stops the server
+    when the owning process dies, however it dies; without it the server outlives a
+    killed owner, and `find_running_server(directory)` finds it again.
     """
 
     def __init__(
@@ -379,6 +385,15 @@ class EmbeddedTiledServer:
                         f"port {port} on {self.host} is taken; choose another port or 0 for any free one"
                     ) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def wait(self, timeout_s: float | None = None) -> int | None:
+        """Block until the server process exits (or `timeout_s` passes); its exit status, or None."""
+        if self._process is None:
+            return None
+        try:
+            return self._process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
 
     def stop(self) -> None:
         """Ask the server to shut down (SIGTERM), wait, then kill it if it still runs."""

@@ -318,3 +318,56 @@ def test_the_raw_node_is_created_once(tiled_client: Container) -> None:
 def test_the_writer_refuses_a_nonsense_batch_size(tiled_client: Container) -> None:
     with pytest.raises(ValueError, match="batch_size"):
         subscribe_tiled_writer(RunEngine({}), tiled_client, batch_size=0)
+
+
+def test_tandem_runs_lists_a_campaign(
+    run_engine: RunEngine,
+    camera: Camera,
+    tiled_server: Any,
+    unique_campaign_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from tandem.cli import app
+
+    good = run(run_engine, measure(camera, n_frames=2, campaign_id=unique_campaign_id, station="sans"))
+    with pytest.raises(TimeoutError):
+        run_engine(measure(camera, fail_after=0, campaign_id=unique_campaign_id, station="saxs"))
+    for name, value in tiled_server.endpoint.environ().items():
+        monkeypatch.setenv(name, value)
+    runner = CliRunner()
+
+    listed = runner.invoke(app, ["runs", "--campaign", unique_campaign_id], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    assert "2 run(s)" in listed.output
+    assert good[:8] in listed.output
+    assert "stopped answering" in listed.output
+
+    only_sans = runner.invoke(
+        app, ["runs", "-c", unique_campaign_id, "--station", "sans"], env={"COLUMNS": "200"}
+    )
+    assert "1 run(s)" in only_sans.output
+    by_directory = runner.invoke(
+        app, ["runs", "-c", unique_campaign_id, "--directory", str(tiled_server.directory)]
+    )
+    assert "2 run(s)" in by_directory.output
+
+    refused = runner.invoke(app, ["runs", "--status", "crashed"])
+    assert refused.exit_code == 1
+    assert "unknown exit status 'crashed'" in refused.output
+
+
+def test_tandem_runs_says_where_to_find_a_store(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from tandem.cli import app
+
+    monkeypatch.delenv("TANDEM_TILED_URI", raising=False)
+    monkeypatch.delenv("TANDEM_TILED_API_KEY", raising=False)
+    unset = CliRunner().invoke(app, ["runs"])
+    assert unset.exit_code == 1
+    assert "set TANDEM_TILED_URI and TANDEM_TILED_API_KEY" in unset.output
+    nowhere = CliRunner().invoke(app, ["runs", "--directory", str(tmp_path)])
+    assert nowhere.exit_code == 1
+    assert "no Tiled server is running" in nowhere.output

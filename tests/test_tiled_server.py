@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -206,3 +210,42 @@ def test_errors_are_tandem_errors() -> None:
     assert issubclass(TiledServerError, TandemError)
     assert issubclass(TiledAuthenticationError, TiledServerError)
     assert issubclass(InvalidTiledSettingsError, ValueError)
+
+
+@pytest.mark.slow
+def test_tandem_serve_prints_how_to_attach_and_stops_cleanly(tmp_path: Path) -> None:
+    tandem = Path(sys.executable).with_name("tandem")
+    command = [str(tandem), "serve", "--directory", str(tmp_path / "store")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout is not None
+        lines: dict[str, str] = {}
+        for line in process.stdout:
+            if "=" in line and line.strip().startswith("export "):
+                name, value = line.strip().removeprefix("export ").split("=", 1)
+                lines[name] = value
+            if "Ctrl-C" in line:
+                break
+        endpoint = attach(lines[URI_ENV], lines[API_KEY_ENV])
+        running = find_running_server(tmp_path / "store")
+        assert running == endpoint
+        server_pid = json.loads((tmp_path / "store" / "server.json").read_text())["pid"]
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+        assert "stopping the Tiled server" in process.stdout.read()
+        assert _gone(server_pid)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_tandem_serve_refuses_a_bad_key_before_starting(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tandem.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--directory", str(tmp_path), "--api-key", "not-a-key!"])
+    assert result.exit_code == 1
+    assert "letters and digits" in result.output
+    assert list(tmp_path.iterdir()) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tandem.cli import catalog as _catalog  # noqa: F401  (registers `serve`, `runs`)
 from tandem.cli.app import app
 
 

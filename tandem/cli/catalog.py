@@ -1,0 +1,172 @@
+"""`tandem serve` (the embedded data store) and `tandem runs` (what is in it)."""
+
+from __future__ import annotations
+
+import datetime
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from tandem.cli.app import app
+from tandem.errors import TandemError
+
+DEFAULT_DIRECTORY = Path("tandem-data")
+
+
+def _fail(error: Exception) -> typer.Exit:
+    typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=1)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@app.command("serve")
+def serve(
+    *,
+    directory: Annotated[
+        Path,
+        typer.Option(
+            "--directory",
+            "-d",
+            envvar="TANDEM_TILED_DIRECTORY",
+            help="Folder holding the catalog, the data files and the API key; created if missing, "
+            "reused if present (a campaign resumes from it).",
+        ),
+    ] = DEFAULT_DIRECTORY,
+    port: Annotated[
+        int, typer.Option("--port", "-p", min=0, max=65535, help="Port on 127.0.0.1; 0 picks a free one.")
+    ] = 0,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="TANDEM_TILED_API_KEY",
+            help="API key clients must present (letters and digits). Default: the key kept in "
+            "DIRECTORY, generated on first use.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run the embedded Tiled data store in the foreground until Ctrl-C.
+
+    Prints the URL and API key, and the two environment variables with which other
+    tandem processes (analysis workers, the agent daemon, an IPython session) attach.
+    """
+    from tandem.tiled_server import API_KEY_ENV, URI_ENV, EmbeddedTiledServer
+
+    try:
+        server = EmbeddedTiledServer(directory, api_key=api_key, port=port)
+        endpoint = server.start()
+    except TandemError as error:
+        raise _fail(error) from error
+    # SIGINT too: a shell starts background jobs with SIGINT ignored, and we want both to stop us cleanly
+    previous = {sig: signal.signal(sig, _raise_keyboard_interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        typer.echo(f"Tiled serving {server.directory}")
+        typer.echo(f"  URL:      {endpoint.url}")
+        typer.echo(f"  API key:  {endpoint.api_key}")
+        typer.echo(f"  browser:  {endpoint.url}/?api_key={endpoint.api_key}")
+        typer.echo("Attach other processes with:")
+        typer.echo(f"  export {URI_ENV}={endpoint.url}")
+        typer.echo(f"  export {API_KEY_ENV}={endpoint.api_key}")
+        typer.echo("Press Ctrl-C to stop.")
+        status = server.wait()
+        typer.secho(f"the Tiled server exited on its own (status {status}); see {server.log_path}", err=True)
+        raise typer.Exit(code=1)
+    except KeyboardInterrupt:
+        typer.echo("stopping the Tiled server")
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@app.command("runs")
+def runs(
+    *,
+    campaign: Annotated[
+        str | None, typer.Option("--campaign", "-c", help="Only runs of this campaign id.")
+    ] = None,
+    station: Annotated[
+        str | None, typer.Option("--station", "-s", help="Only runs of this station (saxs, sans).")
+    ] = None,
+    sample: Annotated[str | None, typer.Option("--sample", help="Only runs of this sample uid.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only runs that ended so: success, fail or abort.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="Show at most this many runs.")] = 50,
+    oldest_first: Annotated[
+        bool, typer.Option("--oldest-first", help="Oldest first (default: newest first).")
+    ] = False,
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--directory",
+            "-d",
+            help="Attach to the `tandem serve` running on this folder (default: TANDEM_TILED_URI and "
+            "TANDEM_TILED_API_KEY from the environment).",
+        ),
+    ] = None,
+) -> None:
+    """List raw runs in the data store, newest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tandem.catalog import Catalog
+    from tandem.tiled_server import TiledSettings, attach, find_running_server
+
+    try:
+        if directory is not None:
+            endpoint = find_running_server(directory)
+            if endpoint is None:
+                raise _fail(
+                    TandemError(f"no Tiled server is running on {directory}; start one with `tandem serve`")
+                )
+        else:
+            settings = TiledSettings()
+            if settings.uri is None or settings.api_key is None:
+                raise _fail(
+                    TandemError(
+                        "no data store to read: set TANDEM_TILED_URI and TANDEM_TILED_API_KEY "
+                        "(`tandem serve` prints them) or pass --directory"
+                    )
+                )
+            endpoint = attach(settings.uri, settings.api_key.get_secret_value())
+        catalog = Catalog.connect(endpoint)
+        found = catalog.runs(
+            campaign_id=campaign,
+            station=station,
+            sample_uid=sample,
+            exit_status=status,
+            newest_first=not oldest_first,
+            limit=limit,
+        )
+    except (TandemError, ValueError) as error:
+        raise _fail(error) from error
+
+    table = Table(title=f"{len(found)} run(s) in {endpoint.url}", title_justify="left")
+    for column in ("uid", "started", "plan", "station", "campaign", "sample", "events", "status"):
+        table.add_column(column, no_wrap=column in ("uid", "started"))
+    colours = {"success": "green", "fail": "red", "abort": "yellow"}
+    for run in found:
+        ended = run.exit_status.value if run.exit_status else "open"
+        status_text = f"[{colours.get(ended, 'cyan')}]{ended}[/]"
+        if run.reason:
+            status_text += f": {run.reason}"
+        started = datetime.datetime.fromtimestamp(run.time).isoformat(sep=" ", timespec="seconds")
+        table.add_row(
+            run.uid[:8],
+            started,
+            run.plan_name or "",
+            run.station or "",
+            run.campaign_id or "",
+            (run.sample_uid or "")[:8],
+            str(sum(run.num_events.values())),
+            status_text,
+        )
+    Console().print(table)
