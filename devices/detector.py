@@ -18,7 +18,7 @@ from ophyd import Device, EpicsSignal, EpicsSignalRO
 from ophyd.areadetector.base import EpicsSignalWithRBV
 from ophyd.status import Status
 
-from tandem.devices.signals import ImageSignal, SoftSignal, wait_until
+from tandem.devices.signals import ImageSignal, SoftImageSignal, SoftSignal, wait_until
 from tandem.geometry import DetectorGeometry
 
 
@@ -42,7 +42,7 @@ class AreaDetector(Device):
     detector_state = Cpt(SoftSignal, value=int(DetectorState.IDLE), kind="omitted")
     status_message = Cpt(SoftSignal, value="", kind="omitted")
     array_counter = Cpt(SoftSignal, value=0, kind="normal")
-    image = Cpt(SoftSignal, value=np.zeros((1, 1), dtype=np.int32), kind="normal")
+    image = Cpt(SoftImageSignal, value=np.zeros((1, 1), dtype=np.int32), kind="normal")
 
     n_pixels_x = Cpt(SoftSignal, value=1, kind="config")
     n_pixels_y = Cpt(SoftSignal, value=1, kind="config")

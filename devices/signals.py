@@ -14,9 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from epics.ca import ChannelAccessException, ChannelAccessGetFailure
 from ophyd import EpicsSignalRO, Signal
 from ophyd.status import Status
-from ophyd.utils.errors import LimitError
+from ophyd.utils.errors import DisconnectedError, LimitError
 
 from tandem.errors import TandemError
 
@@ -27,6 +28,15 @@ class DeviceTimeoutError(TandemError, TimeoutError):
 
 class DeviceFault(TandemError, RuntimeError):  # noqa: N818 - the name says what the hardware reports
     """A device reported that an action failed (for example a detector in its error state)."""
+
+
+#: What ophyd and pyepics raise when a device has stopped answering (an IOC gone).
+NO_ANSWER_ERRORS: tuple[type[Exception], ...] = (
+    DisconnectedError,
+    TimeoutError,
+    ChannelAccessException,
+    ChannelAccessGetFailure,
+)
 
 
 class SoftSignal(Signal):
@@ -74,6 +84,19 @@ class SoftSignal(Signal):
         low, high = self._limits
         if not low <= value <= high:
             raise LimitError(f"{self.name}: {value!r} is outside the limits [{low}, {high}]")
+
+
+class SoftImageSignal(SoftSignal):
+    """A soft 2-D frame that describes itself as an array of its shape (as `ImageSignal` does)."""
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        desc = super().describe()
+        value = np.asarray(self.get())
+        key = desc[self.name]
+        key["shape"] = list(value.shape)
+        key["dtype"] = "array"
+        key["dtype_numpy"] = value.dtype.str
+        return desc
 
 
 class ImageSignal(EpicsSignalRO):

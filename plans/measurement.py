@@ -34,9 +34,9 @@ from typing import Any, TypeVar
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 from bluesky.utils import FailedStatus, Msg
-from ophyd.utils.errors import DisconnectedError, OpException
+from ophyd.utils.errors import OpException
 
-from tandem.devices.signals import DeviceFault, DeviceTimeoutError
+from tandem.devices.signals import NO_ANSWER_ERRORS, DeviceFault, DeviceTimeoutError
 from tandem.devices.station import Station
 from tandem.errors import TandemError
 from tandem.geometry import DetectorGeometry
@@ -83,7 +83,7 @@ def check_scan(station: Station, scan: ScanParameters) -> None:
     """Refuse `scan` if `station` cannot run it (`ScanLimitError`); reads limits, moves nothing."""
     try:
         station.check(scan)
-    except (TimeoutError, DisconnectedError) as exc:
+    except NO_ANSWER_ERRORS as exc:
         raise DeviceTimeoutError(f"station {station.name!r}: cannot read its limits ({exc})") from exc
 
 
@@ -108,13 +108,15 @@ def translate_failures(plan: MsgGenerator[T], station: Station) -> MsgGenerator[
         cause = exc.__cause__
         if isinstance(cause, TandemError):
             raise cause from exc
-        if isinstance(cause, TimeoutError):
+        if isinstance(cause, NO_ANSWER_ERRORS):
             raise DeviceTimeoutError(f"station {station.name!r}: {cause}") from exc
         raise DeviceFault(f"station {station.name!r}: {cause or exc}") from exc
     except DeviceTimeoutError:
         raise
-    except (DisconnectedError, TimeoutError) as exc:
-        raise DeviceTimeoutError(f"station {station.name!r}: a device stopped answering ({exc})") from exc
+    except NO_ANSWER_ERRORS as exc:
+        raise DeviceTimeoutError(
+            f"station {station.name!r}: a device stopped answering ({type(exc).__name__}: {exc})"
+        ) from exc
     except OpException as exc:
         raise DeviceFault(f"station {station.name!r}: {exc}") from exc
 

@@ -62,7 +62,8 @@ class _Detector(PVGroup):
         name="StatusMessage_RBV", value="idle", read_only=True, max_length=400, report_as_string=True
     )
     counter = pvproperty(name="ArrayCounter_RBV", value=0, read_only=True)
-    image = pvproperty(name="image1:ArrayData", value=np.zeros(1, dtype=np.int32), read_only=True)
+    # sized for the station's frame in BeamlineIOC._configure_pvs
+    image = pvproperty(name="image1:ArrayData", value=[0, 0], dtype=ChannelType.LONG, read_only=True)
     size_x = pvproperty(name="ArraySizeX_RBV", value=1, read_only=True)
     size_y = pvproperty(name="ArraySizeY_RBV", value=1, read_only=True)
     pixel_size = pvproperty(name="PixelSize_RBV", value=1.0, units="mm", read_only=True, precision=4)
@@ -126,7 +127,7 @@ class _Temperature(PVGroup):
     setpoint = pvproperty(name="Setpoint", value=25.0, units="degC", precision=2)
     setpoint_rbv = pvproperty(name="Setpoint_RBV", value=25.0, units="degC", read_only=True, precision=2)
     readback = pvproperty(name="Temperature_RBV", value=25.0, units="degC", read_only=True, precision=2)
-    ramp_rate = pvproperty(name="RampRate", value=10.0, units="degC/min", lower_ctrl_limit=0.01)
+    ramp_rate = pvproperty(name="RampRate", value=10.0, units="degC/min")
     ramp_rate_rbv = pvproperty(name="RampRate_RBV", value=10.0, units="degC/min", read_only=True)
     tolerance = pvproperty(name="Tolerance", value=0.1, units="degC")
     tolerance_rbv = pvproperty(name="Tolerance_RBV", value=0.1, units="degC", read_only=True)
@@ -330,8 +331,8 @@ class BeamlineIOC(PVGroup):
             remaining = target_c - current
             if remaining == 0:
                 return
-            step_s = min(_RAMP_STEP_S, abs(remaining) / rate_c_per_s)
-            last = step_s * rate_c_per_s >= abs(remaining)
+            last = abs(remaining) <= rate_c_per_s * _RAMP_STEP_S
+            step_s = abs(remaining) / rate_c_per_s if last else _RAMP_STEP_S
             if last:  # the sample equilibrates before the controller reports the setpoint reached
                 step_s += self.model.temperature_settle_s
             await self._hardware_sleep(step_s)

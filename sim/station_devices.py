@@ -323,13 +323,16 @@ class SimStationDriver:
             while generation == self._ramp_generation:
                 current = float(temp.readback.get())
                 remaining = target - current
-                if abs(remaining) < 1e-9:
+                if remaining == 0:
                     return
                 rate_c_per_s = float(temp.ramp_rate_c_per_min.get()) / 60.0
-                step_s = min(RAMP_STEP_S, abs(remaining) / rate_c_per_s)
+                last = abs(remaining) <= rate_c_per_s * RAMP_STEP_S
+                step_s = abs(remaining) / rate_c_per_s if last else RAMP_STEP_S
+                if last:  # the sample equilibrates before the controller reports the setpoint reached
+                    step_s += self.model.temperature_settle_s
                 self.clock.spend(step_s, "temperature")
                 temp.readback.put(
-                    current + math.copysign(min(abs(remaining), rate_c_per_s * step_s), remaining)
+                    target if last else current + math.copysign(rate_c_per_s * step_s, remaining)
                 )
 
         self._submit(ramp, f"ramp to {target:g} °C")
