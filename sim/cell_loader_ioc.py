@@ -17,6 +17,7 @@ liquid ever arrives, the sensor never trips).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from typing import Any
 
@@ -187,4 +188,6 @@ class CellLoaderIOC(PVGroup):
         await self.busy.write(0)
 
     async def _sleep(self, hardware_s: float) -> None:
-        await asyncio.sleep(hardware_s * float(self.time_scale.value))
+        """Let `hardware_s` of hardware time pass; a stop request cuts it short."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_requested.wait(), hardware_s * float(self.time_scale.value))
