@@ -1,0 +1,202 @@
+"""The life cycle of an agent's GP: fit rarely, condition often, fall back safely.
+
+`IncrementalGP` holds the training rows and decides, each time a model is
+needed, between
+
+* a **full refit** of the hyperparameters (first model, new outputs, or the data
+  grew by `refit_growth` since the last fit), warm-started from the last fit;
+* **conditioning** the cached model on the rows added since (a Cholesky
+  extension, O(n²) per row).
+
+A refit that fails keeps the last good hyperparameters (or defaults, the first
+time), says so in `last_event`, and logs a warning: a decision is never blocked
+by a bad fit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from tandem.agents.errors import ModelFitError
+from tandem.agents.gp import DTYPE, CachedGP, KernelHyperparameters, fit_hyperparameters
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RefitPolicy:
+    #: refit when the number of observations has grown by this factor since the last fit
+    growth: float = 1.25
+    #: ... but never with fewer than this many new observations
+    min_new: int = 4
+    #: hyperparameters are fitted on at most this many observations (the posterior uses all)
+    max_fit_points: int = 400
+    max_iterations: int = 200
+
+
+def default_hyperparameters(
+    dim: int, num_outputs: int, num_tasks: int, learned_noise: bool
+) -> KernelHyperparameters:
+    """Safe values to start from when no fit has succeeded yet."""
+    return KernelHyperparameters(
+        lengthscales=np.full((num_outputs, dim), 0.3),
+        outputscales=np.ones(num_outputs),
+        means=np.zeros(num_outputs),
+        noise=np.full(num_outputs, 0.1) if learned_noise else None,
+        task_covariance=None
+        if not num_tasks
+        else np.tile(0.9 * np.ones((num_tasks, num_tasks)) + 0.1 * np.eye(num_tasks), (num_outputs, 1, 1)),
+    )
+
+
+class IncrementalGP:
+    def __init__(
+        self,
+        dim: int,
+        *,
+        num_tasks: int = 0,
+        learned_noise: bool = False,
+        policy: RefitPolicy | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.dim = dim
+        self.num_tasks = num_tasks
+        self.learned_noise = learned_noise
+        self.policy = policy or RefitPolicy()
+        self.seed = seed
+        self.x = torch.empty(0, dim + (1 if num_tasks else 0), dtype=DTYPE)
+        self.y = torch.empty(0, 0, dtype=DTYPE)
+        self.yvar: torch.Tensor | None = None
+        self.hyperparameters: KernelHyperparameters | None = None
+        self.n_at_fit = 0
+        self._model: CachedGP | None = None
+        self.last_event: dict[str, Any] = {}
+        self._stale_outputs = True
+
+    @property
+    def n(self) -> int:
+        return int(self.x.shape[0])
+
+    def add(self, x: torch.Tensor, y: torch.Tensor, yvar: torch.Tensor | None = None) -> None:
+        if self.n and y.shape[-1] != self.y.shape[-1]:
+            raise ValueError("new rows must have the same outputs; use replace_outputs when they change")
+        self.x = torch.cat([self.x, x.to(DTYPE)])
+        self.y = torch.cat([self.y.reshape(-1, y.shape[-1]), y.to(DTYPE)])
+        if yvar is not None:
+            prev = self.yvar if self.yvar is not None else torch.empty(0, y.shape[-1], dtype=DTYPE)
+            self.yvar = torch.cat([prev, yvar.to(DTYPE)])
+
+    def replace_outputs(self, x: torch.Tensor, y: torch.Tensor, yvar: torch.Tensor | None = None) -> None:
+        """All outputs changed (a new phase label, a new objective scaling): the next model is refitted."""
+        self.x = x.to(DTYPE)
+        self.y = y.to(DTYPE)
+        self.yvar = None if yvar is None else yvar.to(DTYPE)
+        self._stale_outputs = True
+        self._model = None
+
+    def _needs_refit(self) -> bool:
+        if self.hyperparameters is None or self._stale_outputs:
+            return True
+        grown = self.n >= self.policy.growth * self.n_at_fit
+        return grown and self.n - self.n_at_fit >= self.policy.min_new
+
+    def model(self) -> CachedGP:
+        """The model of every row added so far (refitted or conditioned as the policy says)."""
+        if self.n == 0:
+            raise ModelFitError("no observations to model yet")
+        if self._model is not None and self._model.num_train == self.n and not self._stale_outputs:
+            self.last_event = {"refit": False, "conditioned": 0, "fallback": None}
+            return self._model
+        if self._needs_refit():
+            self._model = self._refit()
+        elif self._model is None:
+            # restored hyperparameters: factorise every row, no refit
+            t0 = time.perf_counter()
+            self._model = CachedGP(self.hyperparameters, self.x, self.y, self.yvar)  # type: ignore[arg-type]
+            self.last_event = {
+                "refit": False,
+                "conditioned": 0,
+                "fallback": None,
+                "factorise_s": time.perf_counter() - t0,
+            }
+        else:
+            assert self._model is not None
+            t0 = time.perf_counter()
+            k = self._model.num_train
+            yvar = None if self.yvar is None else self.yvar[k:]
+            self._model = self._model.condition(self.x[k:], self.y[k:], yvar)
+            self.last_event = {
+                "refit": False,
+                "conditioned": self.n - k,
+                "fallback": None,
+                "condition_s": time.perf_counter() - t0,
+            }
+        return self._model
+
+    def _refit(self) -> CachedGP:
+        t0 = time.perf_counter()
+        m = self.y.shape[-1]
+        fallback = None
+        prev = self.hyperparameters
+        if prev is not None and (prev.num_outputs != m):
+            prev = None
+        try:
+            hp = fit_hyperparameters(
+                self.x,
+                self.y,
+                self.yvar,
+                num_tasks=self.num_tasks,
+                init=prev,
+                max_points=self.policy.max_fit_points,
+                # a warm start is near its optimum already
+                max_iterations=self.policy.max_iterations
+                if prev is None
+                else self.policy.max_iterations // 4,
+                seed=self.seed + self.n,
+            )
+            model = CachedGP(hp, self.x, self.y, self.yvar)
+        except ModelFitError as exc:
+            hp = prev or default_hyperparameters(self.dim, m, self.num_tasks, self.learned_noise)
+            fallback = (
+                f"{exc}; kept the last good hyperparameters (fitted on {self.n_at_fit} observations)"
+                if prev is not None
+                else f"{exc}; using default hyperparameters"
+            )
+            logger.warning("model fit failed at n=%d: %s", self.n, fallback)
+            model = CachedGP(hp, self.x, self.y, self.yvar)
+        self.hyperparameters = hp
+        self.n_at_fit = self.n
+        self._stale_outputs = False
+        self.last_event = {
+            "refit": True,
+            "conditioned": 0,
+            "fallback": fallback,
+            "fit_s": time.perf_counter() - t0,
+        }
+        return model
+
+    def use_hyperparameters(self, hp: KernelHyperparameters, n_at_fit: int) -> None:
+        """Restore: take these hyperparameters as the last fit, made when there were `n_at_fit` rows."""
+        self.hyperparameters = hp
+        self.n_at_fit = n_at_fit
+        self._stale_outputs = False
+        self._model = None
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "hyperparameters": None if self.hyperparameters is None else self.hyperparameters.to_dict(),
+            "n_at_fit": self.n_at_fit,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        if state.get("hyperparameters") is not None:
+            self.use_hyperparameters(
+                KernelHyperparameters.from_dict(state["hyperparameters"]), int(state.get("n_at_fit", 0))
+            )
