@@ -275,7 +275,9 @@ def _server_config(directory: Path, host: str, port: int) -> dict[str, Any]:
         "catalog": {
             "uri": f"sqlite:///{directory / CATALOG_FILE}",
             "writable_storage": [str(directory / DATA_DIR), f"duckdb:///{directory / TABLES_FILE}"],
-            "init_if_not_exists": True,
+            # Tiled checks for an existing catalog in a subprocess that imports all of Tiled
+            # again: seconds on every start. Only a new directory needs it.
+            "init_if_not_exists": not (directory / CATALOG_FILE).exists(),
         },
         # Authentication is on: no anonymous access; the single-user key comes from
         # TILED_SINGLE_USER_API_KEY in the server's environment, never from this file.
