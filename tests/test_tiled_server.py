@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
 from tandem.errors import TandemError
@@ -249,3 +251,19 @@ def test_tandem_serve_refuses_a_bad_key_before_starting(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "letters and digits" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+@given(
+    host=st.sampled_from(["127.0.0.1", "localhost", "tiled.example.org"]),
+    port=st.integers(1, 65535),
+    suffix=st.sampled_from(["", "/", "/api/v1", "/api/v1/", "/api/v1?api_key=abc"]),
+    scheme=st.sampled_from(["http", "https"]),
+)
+def test_any_spelling_of_a_server_uri_gives_one_base_url(
+    host: str, port: int, suffix: str, scheme: str
+) -> None:
+    settings = TiledSettings(uri=f"{scheme}://{host}:{port}{suffix}")
+    assert settings.uri == f"{scheme}://{host}:{port}"
+    endpoint = TiledEndpoint(settings.uri, "key1")
+    assert endpoint.api_uri == f"{scheme}://{host}:{port}/api/v1"
+    assert TiledSettings(uri=endpoint.api_uri).uri == settings.uri
