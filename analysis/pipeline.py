@@ -1,0 +1,445 @@
+"""The analysis pipeline: raw run in Tiled → reduced curve, features, fits, label → analysed node in Tiled.
+
+`Analyzer.analyze(run_uid)` does one run; `Analyzer.catch_up()` every closed run
+without a complete analysed node; `Analyzer.follow()` keeps doing that as runs
+arrive (the `tandem analyze --follow` worker); `AnalysisCallback` does it in the
+RunEngine's process after each run. Whatever goes wrong with one run's data
+becomes a failed analysed node with the reason — the worker carries on.
+
+What a run must hold (the station plans write it, see `tandem.plans.measurement`):
+the detector geometry in the start document, frames in the `primary` stream
+with the incident and transmitted monitor counts of each exposure, and
+either an `empty_cell` stream or an earlier `measure_empty_cell` run of the same
+station and geometry. What it cannot hold — the detector efficiency, the
+monitor ratio of the open beam, the cell's path length, the counter depth — is
+the station's `StationCalibration` (from the start document's ``calibration``
+if the plan recorded one, else from the settings).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+import tandem
+from tandem.analysis.curves import Curve
+from tandem.analysis.failures import AnalysisError, FailureCode
+from tandem.analysis.features import FeatureSettings, extract_features
+from tandem.analysis.fitting import FitSettings, fit_models
+from tandem.analysis.labels import LabelInput, LabelSettings, assign_labels
+from tandem.analysis.reduction import Exposure, ReductionSettings, geometry_from_metadata, reduce_exposure
+from tandem.analysis.store import AnalysisRecord, AnalysisStore
+from tandem.catalog import Catalog, ExitStatus, RawRun, RunDataError
+from tandem.errors import TandemError
+from tandem.observations import AnalysisStatus
+from tandem.stations import SANS, SAXS, Probe
+
+if TYPE_CHECKING:
+    from tiled.client.container import Container
+
+logger = logging.getLogger(__name__)
+
+#: stamped on every analysed node, with the parameters
+ANALYSIS_VERSION = f"tandem-analysis {tandem.__version__}"
+#: plans whose runs are inputs to others' analysis, not samples
+REFERENCE_PLANS = ("measure_transmission", "measure_empty_cell")
+EMPTY_CELL_STREAM = "empty_cell"
+SAMPLE_STREAM = "primary"
+
+
+class InvalidCalibrationError(TandemError, ValueError):
+    """A station calibration that no instrument could have."""
+
+
+@dataclass(frozen=True)
+class StationCalibration:
+    """What turns a station's counts into 1/cm and is not in each run.
+
+    `open_beam_ratio` is transmitted/incident monitor counts with nothing in the
+    beam (the diode's or attenuator's fraction), so that a measured ratio divided
+    by it is the transmission; `detector_efficiency` is the fraction of
+    scattered quanta counted; `path_length_mm` the sample thickness in the cell;
+    `saturation_counts` the counter depth (None: no ceiling);
+    `empty_cell_transmission` is used when an empty-cell measurement did not
+    record its own monitor ratio.
+    """
+
+    detector_efficiency: float = 1.0
+    open_beam_ratio: float = 1.0
+    path_length_mm: float = 1.0
+    saturation_counts: float | None = None
+    empty_cell_transmission: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("detector_efficiency", "open_beam_ratio", "path_length_mm"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise InvalidCalibrationError(f"calibration: {name} must be a positive number, got {value!r}")
+        if self.detector_efficiency > 1:
+            raise InvalidCalibrationError(f"detector efficiency is at most 1, got {self.detector_efficiency}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "detector_efficiency": self.detector_efficiency,
+            "open_beam_ratio": self.open_beam_ratio,
+            "path_length_mm": self.path_length_mm,
+            "saturation_counts": self.saturation_counts,
+            "empty_cell_transmission": self.empty_cell_transmission,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StationCalibration:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidCalibrationError(
+                f"unknown calibration keys {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return cls(**dict(data))
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    reduction: ReductionSettings = field(default_factory=ReductionSettings)
+    features: FeatureSettings = field(default_factory=FeatureSettings)
+    fitting: FitSettings = field(default_factory=FitSettings)
+    labels: LabelSettings = field(default_factory=LabelSettings)
+    calibrations: Mapping[str, StationCalibration] = field(default_factory=dict)
+    #: components that are a station's solvent: not coordinates of composition space
+    solvent_names: tuple[str, ...] = ("H2O", "D2O")
+    #: whether to fit models (the slowest step) at all
+    fit: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reduction": self.reduction.to_dict(),
+            "features": {k: getattr(self.features, k) for k in self.features.__dataclass_fields__},
+            "fitting": self.fitting.to_dict(),
+            "labels": self.labels.to_dict(),
+            "solvent_names": list(self.solvent_names),
+        }
+
+
+def _monitor_field(keys: Mapping[str, Any], suffix: str) -> str | None:
+    matches = [k for k in keys if k.endswith(suffix)]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _stream_exposure(
+    run: RawRun, stream: str, calibration: StationCalibration, fixed_transmission: float | None = None
+) -> Exposure:
+    """The frames of `stream`, summed, with their monitor counts and transmission."""
+    try:
+        frames = run.frames(stream)
+        keys = run.data_keys(stream)
+    except RunDataError as exc:
+        raise AnalysisError(FailureCode.MISSING_DATA, str(exc)) from None
+    incident_key = _monitor_field(keys, "incident_counts")
+    transmitted_key = _monitor_field(keys, "transmitted_counts")
+    if incident_key is None:
+        raise AnalysisError(
+            FailureCode.MISSING_DATA, f"stream {stream!r} of run {run.uid} records no incident monitor counts"
+        )
+    incident = float(np.sum(run.read(incident_key, stream)))
+    if fixed_transmission is not None:
+        transmission = fixed_transmission
+    else:
+        if transmitted_key is None:
+            raise AnalysisError(
+                FailureCode.MISSING_DATA, f"stream {stream!r} of run {run.uid} records no transmitted counts"
+            )
+        transmitted = float(np.sum(run.read(transmitted_key, stream)))
+        ratio = transmitted / incident if incident > 0 else math.nan
+        transmission = ratio / calibration.open_beam_ratio
+    exposure_s = float(run.scan.exposure_s) * frames.shape[0] if "scan" in run.start else math.nan
+    return Exposure(
+        counts=frames,
+        exposure_s=exposure_s if math.isfinite(exposure_s) else 1.0,
+        # the counts hold the detector's efficiency: fold it into the normalisation
+        incident_counts=incident * calibration.detector_efficiency,
+        transmission=transmission,
+        saturation_counts=calibration.saturation_counts,
+    )
+
+
+def _composition(run: RawRun, solvents: tuple[str, ...]) -> dict[str, float]:
+    realized = run.realized or run.target or {}
+    fractions = realized.get("mass_fraction", realized)
+    solvent = run.start.get("solvent")
+    skip = set(solvents) | ({solvent} if isinstance(solvent, str) else set())
+    out: dict[str, float] = {}
+    for name, value in (fractions or {}).items():
+        if name in skip:
+            continue
+        try:
+            out[str(name)] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _probe(run: RawRun) -> str | None:
+    probe = run.start.get("probe")
+    if isinstance(probe, str) and probe in {p.value for p in Probe}:
+        return probe
+    return {SAXS: Probe.XRAY.value, SANS: Probe.NEUTRON.value}.get(run.station or "")
+
+
+class Analyzer:
+    """Analyses raw runs of one Tiled catalog into analysed nodes of the same catalog."""
+
+    def __init__(self, client: Container, settings: AnalysisSettings | None = None) -> None:
+        self.settings = settings or AnalysisSettings()
+        self.catalog = Catalog(client)
+        self.store = AnalysisStore(client)
+        # curves of OK records by run uid (records are immutable but for their labels): labelling a
+        # campaign needs them all, and reading them back from Tiled for every run would cost O(N) requests
+        self._curves: dict[str, LabelInput] = {}
+        self._lock = threading.Lock()
+
+    # -- one run ---------------------------------------------------------------------------------
+
+    def analyze(self, run_uid: str, *, force: bool = False) -> AnalysisRecord:
+        """Analyse one run (unless it already has a complete node and not `force`); return its record."""
+        with self._lock:
+            if not force:
+                existing = self.store.get(run_uid, with_curve=False)
+                if existing is not None:
+                    return existing
+            run = self.catalog.run(run_uid)
+            record = self._analyze(run)
+            if record.ok and record.curve is not None:
+                record = self._label(record)
+            self.store.put(record)
+            return record
+
+    def _base_record(self, run: RawRun) -> AnalysisRecord:
+        try:
+            exposure_s = float(run.scan.exposure_s) * int(run.scan.n_frames)
+        except RunDataError:
+            exposure_s = math.nan
+        finished = run.stop.get("finished_at_s") if run.stop else None
+        return AnalysisRecord(
+            run_uid=run.uid,
+            status=AnalysisStatus.OK,
+            analysis_version=ANALYSIS_VERSION,
+            parameters=self.settings.to_dict(),
+            sample_uid=run.sample_uid,
+            campaign_id=run.campaign_id,
+            decision_uid=run.decision_uid,
+            station=run.station,
+            probe=_probe(run),
+            composition=_composition(run, self.settings.solvent_names),
+            exposure_s=exposure_s,
+            finished_at_s=float(finished) if isinstance(finished, int | float) else None,
+        )
+
+    def _analyze(self, run: RawRun) -> AnalysisRecord:
+        base = self._base_record(run)
+        try:
+            if run.exit_status is not ExitStatus.SUCCESS:
+                status = run.exit_status.value if run.exit_status else "still open"
+                raise AnalysisError(
+                    FailureCode.MISSING_DATA,
+                    f"the run did not succeed ({status}): {run.reason or 'no reason given'}",
+                )
+            calibration = self._calibration(run)
+            base = replace(base, parameters={**base.parameters, "calibration": calibration.to_dict()})
+            curve = self.reduce(run, calibration)
+            features = extract_features(curve, self.settings.features)
+            fits: dict[str, Any] = {}
+            if self.settings.fit:
+                fits = fit_models(curve, features, self.settings.fitting).to_dict()
+            return replace(base, curve=curve, features=features.to_dict(), fits=fits)
+        except AnalysisError as exc:
+            return replace(
+                base, status=AnalysisStatus.FAILED, failure_code=exc.code.value, failure_reason=exc.message
+            )
+        except (RunDataError, TandemError) as exc:
+            return replace(
+                base,
+                status=AnalysisStatus.FAILED,
+                failure_code=FailureCode.MISSING_DATA.value,
+                failure_reason=str(exc),
+            )
+        except Exception as exc:  # a bug must not stop the worker: record it and go on
+            logger.exception("analysis of run %s failed unexpectedly", run.uid)
+            return replace(
+                base,
+                status=AnalysisStatus.FAILED,
+                failure_code=FailureCode.INTERNAL.value,
+                failure_reason=f"{type(exc).__name__}: {exc}",
+            )
+
+    def _calibration(self, run: RawRun) -> StationCalibration:
+        recorded = run.start.get("calibration")
+        if isinstance(recorded, Mapping):
+            return StationCalibration.from_dict(recorded)
+        station = run.station or ""
+        if station in self.settings.calibrations:
+            return self.settings.calibrations[station]
+        raise AnalysisError(
+            FailureCode.MISSING_DATA,
+            f"no calibration for station {station!r}: the run records none and the analysis settings know "
+            f"{', '.join(sorted(self.settings.calibrations)) or 'no station'}",
+        )
+
+    def reduce(self, run: RawRun, calibration: StationCalibration) -> Curve:
+        """The run's I(q) in 1/cm, less its empty cell when one is found."""
+        geometry = geometry_from_metadata(run.start.get("geometry"))
+        sample = _stream_exposure(run, SAMPLE_STREAM, calibration)
+        empty = self._empty_cell(run, geometry.to_dict(), calibration)
+        curve = reduce_exposure(
+            sample,
+            geometry,
+            thickness_mm=calibration.path_length_mm,
+            empty_cell=empty,
+            settings=self.settings.reduction,
+        )
+        return Curve(
+            curve.q_inv_a,
+            curve.intensity_per_cm,
+            curve.sigma_per_cm,
+            curve.dq_inv_a,
+            {**curve.metadata, "transmission": sample.transmission},
+        )
+
+    def _empty_cell(
+        self, run: RawRun, geometry: Mapping[str, Any], calibration: StationCalibration
+    ) -> Exposure | None:
+        source: RawRun | None = run if EMPTY_CELL_STREAM in run.streams else None
+        if source is None and run.station:
+            for candidate in self.catalog.runs(
+                station=run.station, plan_name="measure_empty_cell", exit_status=ExitStatus.SUCCESS, limit=20
+            ):
+                if candidate.time <= run.time and candidate.start.get("geometry") == dict(geometry):
+                    source = candidate
+                    break
+        if source is None:
+            return None
+        stream = EMPTY_CELL_STREAM
+        keys = source.data_keys(stream)
+        fixed = None
+        if _monitor_field(keys, "transmitted_counts") is None:
+            fixed = calibration.empty_cell_transmission
+        return _stream_exposure(source, stream, calibration, fixed)
+
+    # -- labels ----------------------------------------------------------------------------------
+
+    def _label(self, record: AnalysisRecord) -> AnalysisRecord:
+        """Label the campaign with this record in it; relabel earlier records whose label moved."""
+        if not record.campaign_id or record.curve is None:
+            return record
+        items = self._campaign_inputs(record.campaign_id)
+        items[record.run_uid] = LabelInput(
+            record.run_uid, record.probe or "", record.composition, record.curve
+        )
+        previous = {uid: label for uid, label in self._labels(record.campaign_id).items() if label}
+        result = assign_labels(list(items.values()), previous, self.settings.labels)
+        moved = {
+            uid: (label, result.probabilities[uid])
+            for uid, label in result.labels.items()
+            if uid != record.run_uid and previous.get(uid) != label
+        }
+        if moved:
+            self.store.set_labels(moved)
+        self._curves[record.run_uid] = items[record.run_uid]
+        return replace(
+            record,
+            label=result.labels[record.run_uid],
+            label_probabilities=result.probabilities[record.run_uid],
+        )
+
+    def _campaign_inputs(self, campaign_id: str) -> dict[str, LabelInput]:
+        out: dict[str, LabelInput] = {}
+        known = self.store.records(campaign_id=campaign_id, status=AnalysisStatus.OK, with_curve=False)
+        for rec in known:
+            cached = self._curves.get(rec.run_uid)
+            if cached is None:
+                full = self.store.get(rec.run_uid)
+                if full is None or full.curve is None:
+                    continue
+                cached = LabelInput(rec.run_uid, rec.probe or "", rec.composition, full.curve)
+                self._curves[rec.run_uid] = cached
+            out[rec.run_uid] = cached
+        return out
+
+    def _labels(self, campaign_id: str) -> dict[str, str | None]:
+        return {
+            r.run_uid: r.label
+            for r in self.store.records(campaign_id=campaign_id, status=AnalysisStatus.OK, with_curve=False)
+        }
+
+    # -- many runs -------------------------------------------------------------------------------
+
+    def pending(self) -> list[str]:
+        """Closed sample runs without a complete analysed node, oldest first."""
+        done = self.store.done_uids()
+        out = []
+        for run in self.catalog.runs(newest_first=False):
+            if run.uid in done or not run.is_closed or run.plan_name in REFERENCE_PLANS:
+                continue
+            out.append(run.uid)
+        return out
+
+    def catch_up(self, *, on_done: Callable[[AnalysisRecord], None] | None = None) -> int:
+        """Analyse every pending run; return how many were analysed."""
+        n = 0
+        for uid in self.pending():
+            record = self.analyze(uid)
+            n += 1
+            if on_done is not None:
+                on_done(record)
+        return n
+
+    def follow(
+        self,
+        *,
+        poll_interval_s: float = 0.5,
+        stop: threading.Event | None = None,
+        on_done: Callable[[AnalysisRecord], None] | None = None,
+    ) -> None:
+        """Catch up, then keep analysing new runs as they close, until `stop` is set."""
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            if self.catch_up(on_done=on_done) == 0:
+                stop.wait(poll_interval_s)
+
+
+class AnalysisCallback:
+    """A RunEngine callback that analyses each run when it closes (subscribe it after the Tiled writer).
+
+    Errors are logged, never raised: a failing analysis must not fail the measurement.
+    """
+
+    def __init__(self, analyzer: Analyzer, on_done: Callable[[AnalysisRecord], None] | None = None) -> None:
+        self.analyzer = analyzer
+        self.on_done = on_done
+        self._skip: set[str] = set()
+
+    def __call__(self, name: str, doc: Mapping[str, Any]) -> None:
+        if name == "start" and doc.get("plan_name") in REFERENCE_PLANS:
+            self._skip.add(str(doc["uid"]))
+        if name != "stop":
+            return
+        uid = str(doc.get("run_start"))
+        if uid in self._skip:
+            self._skip.discard(uid)
+            return
+        try:
+            started = time.perf_counter()
+            record = self.analyzer.analyze(uid)
+            logger.info(
+                "analysed run %s in %.2f s: %s", uid, time.perf_counter() - started, record.status.value
+            )
+            if self.on_done is not None:
+                self.on_done(record)
+        except Exception:
+            logger.exception("could not analyse run %s", uid)

@@ -1,0 +1,309 @@
+"""Analysed results in Tiled: one node per raw run, keyed by the raw run's uid.
+
+Layout (a sibling of `raw`, see `tandem.catalog`)::
+
+    analysed/
+      <raw run uid>/        metadata: links (run, sample, campaign, decision), status and reason,
+                            features, fits, label, analysis version and parameters
+        q_inv_a             arrays of the reduced curve (absent for a failed analysis)
+        intensity_per_cm
+        sigma_per_cm
+        dq_inv_a
+
+Keying by the raw run uid is what makes analysis idempotent: analysing a run
+again replaces its node, never adds a second. A node is written in two steps —
+created with ``complete: false``, arrays added, then marked complete — so a
+process killed half-way leaves a node that readers ignore and the next writer
+replaces: every run ends up analysed exactly once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from tiled.queries import Key
+
+from tandem.analysis.curves import Curve
+from tandem.observations import AnalysisStatus, Observation
+from tandem.stations import Probe
+
+if TYPE_CHECKING:
+    from tiled.client.container import Container
+
+#: the container of analysed results at the root of the catalog
+ANALYSED = "analysed"
+ARRAYS = ("q_inv_a", "intensity_per_cm", "sigma_per_cm", "dq_inv_a")
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, eq=False)
+class AnalysisRecord:
+    """Everything analysis says about one raw run. `curve` is None when the analysis failed."""
+
+    run_uid: str
+    status: AnalysisStatus
+    analysis_version: str
+    parameters: Mapping[str, Any]
+    sample_uid: str | None = None
+    campaign_id: str | None = None
+    decision_uid: str | None = None
+    station: str | None = None
+    probe: str | None = None
+    #: realized mass fractions of the non-solvent components
+    composition: Mapping[str, float] = field(default_factory=dict)
+    exposure_s: float = math.nan
+    features: Mapping[str, Any] = field(default_factory=dict)
+    fits: Mapping[str, Any] = field(default_factory=dict)
+    label: str | None = None
+    label_probabilities: Mapping[str, float] = field(default_factory=dict)
+    failure_code: str | None = None
+    failure_reason: str | None = None
+    finished_at_s: float | None = None
+    analysed_at: float = field(default_factory=time.time)
+    curve: Curve | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is AnalysisStatus.OK
+
+    def metadata(self) -> dict[str, Any]:
+        return _json_safe(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "run_uid": self.run_uid,
+                "status": self.status.value,
+                "analysis_version": self.analysis_version,
+                "parameters": dict(self.parameters),
+                "sample_uid": self.sample_uid,
+                "campaign_id": self.campaign_id,
+                "decision_uid": self.decision_uid,
+                "station": self.station,
+                "probe": self.probe,
+                "composition": dict(self.composition),
+                "exposure_s": self.exposure_s,
+                "features": dict(self.features),
+                "fits": dict(self.fits),
+                "label": self.label,
+                "label_probabilities": dict(self.label_probabilities),
+                "failure_code": self.failure_code,
+                "failure_reason": self.failure_reason,
+                "finished_at_s": self.finished_at_s,
+                "analysed_at": self.analysed_at,
+            }
+        )
+
+    @classmethod
+    def from_node(cls, metadata: Mapping[str, Any], curve: Curve | None) -> AnalysisRecord:
+        m = _from_json(metadata)
+        return cls(
+            run_uid=str(m["run_uid"]),
+            status=AnalysisStatus(m["status"]),
+            analysis_version=str(m.get("analysis_version", "")),
+            parameters=dict(m.get("parameters") or {}),
+            sample_uid=m.get("sample_uid"),
+            campaign_id=m.get("campaign_id"),
+            decision_uid=m.get("decision_uid"),
+            station=m.get("station"),
+            probe=m.get("probe"),
+            composition={str(k): float(v) for k, v in (m.get("composition") or {}).items()},
+            exposure_s=_float(m.get("exposure_s")),
+            features=dict(m.get("features") or {}),
+            fits=dict(m.get("fits") or {}),
+            label=m.get("label"),
+            label_probabilities={str(k): float(v) for k, v in (m.get("label_probabilities") or {}).items()},
+            failure_code=m.get("failure_code"),
+            failure_reason=m.get("failure_reason"),
+            finished_at_s=m.get("finished_at_s"),
+            analysed_at=_float(m.get("analysed_at")),
+            curve=curve,
+        )
+
+    def scalar_features(self) -> dict[str, float]:
+        """`name` and `name_sigma` for every feature (NaN where not valid), plus the best model's parameters
+        as `fit_<name>` and its reduced χ²."""
+        out: dict[str, float] = {}
+        for name, est in self.features.items():
+            if not isinstance(est, Mapping):
+                continue
+            valid = bool(est.get("valid"))
+            out[name] = _float(est.get("value")) if valid else math.nan
+            out[f"{name}_sigma"] = _float(est.get("sigma")) if valid else math.nan
+        best = _best_fit(self.fits)
+        if best is not None:
+            for name, (value, sigma) in (best.get("parameters") or {}).items():
+                out[f"fit_{name}"] = _float(value)
+                out[f"fit_{name}_sigma"] = _float(sigma)
+            out["fit_chi2_reduced"] = _float(best.get("chi2_reduced"))
+        return out
+
+    def to_observation(self) -> Observation:
+        """What agents read: a failed analysis becomes a failed observation, never data."""
+        return Observation(
+            sample_uid=self.sample_uid or "",
+            run_uid=self.run_uid,
+            campaign_id=self.campaign_id or "",
+            station=self.station or "",
+            probe=Probe(self.probe) if self.probe else Probe.XRAY,
+            composition=dict(self.composition),
+            status=self.status,
+            exposure_s=self.exposure_s,
+            label=self.label if self.ok else None,
+            label_probabilities=dict(self.label_probabilities) if self.ok else {},
+            features=self.scalar_features() if self.ok else {},
+            decision_uid=self.decision_uid,
+            finished_at_s=self.finished_at_s,
+            failure_reason=None if self.ok else f"{self.failure_code}: {self.failure_reason}",
+        )
+
+
+def _best_fit(fits: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    best = fits.get("best_model")
+    for fit in fits.get("fits") or []:
+        if isinstance(fit, Mapping) and fit.get("model") == best:
+            return fit
+    return None
+
+
+def _float(value: Any) -> float:
+    try:
+        return math.nan if value is None else float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and ±inf have no JSON form: store them as None (read back as NaN where a number is expected)."""
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _from_json(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _from_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_from_json(v) for v in value]
+    return value
+
+
+def analysed_node(client: Container) -> Container:
+    """The `analysed` container at the root of the catalog, created if missing."""
+    if ANALYSED in client:
+        return client[ANALYSED]
+    try:
+        return client.create_container(
+            ANALYSED, metadata={"description": "analysed results, keyed by raw run uid"}
+        )
+    except Exception:
+        # another process may have created it between our look and our write
+        if ANALYSED in client:
+            return client[ANALYSED]
+        raise
+
+
+class AnalysisStore:
+    """Read and write analysed nodes."""
+
+    def __init__(self, client: Container) -> None:
+        self._client = client
+        self._node = analysed_node(client)
+
+    def put(self, record: AnalysisRecord) -> None:
+        """Write `record` as the one node of its run (replacing any earlier or half-written node)."""
+        key = record.run_uid
+        if key in self._node:
+            self._node.delete_contents(key, recursive=True, external_only=False)
+        metadata = record.metadata() | {"complete": False}
+        container = self._node.create_container(key, metadata=metadata)
+        if record.curve is not None:
+            for name in ARRAYS:
+                container.write_array(np.asarray(getattr(record.curve, name), dtype=np.float64), key=name)
+        container.update_metadata(metadata={"complete": True})
+
+    def is_done(self, run_uid: str) -> bool:
+        """Whether the run has a complete analysed node (ok or failed)."""
+        node = self._lookup(run_uid)
+        return node is not None and bool(node.metadata.get("complete"))
+
+    def get(self, run_uid: str, *, with_curve: bool = True) -> AnalysisRecord | None:
+        node = self._lookup(run_uid)
+        if node is None or not node.metadata.get("complete"):
+            return None
+        return self._record(node, with_curve)
+
+    def records(
+        self,
+        *,
+        campaign_id: str | None = None,
+        station: str | None = None,
+        status: AnalysisStatus | None = None,
+        with_curve: bool = True,
+    ) -> list[AnalysisRecord]:
+        """Complete records, oldest analysis first."""
+        node = self._node.search(Key("complete") == True)  # noqa: E712 - a Tiled query, not a comparison
+        if campaign_id is not None:
+            node = node.search(Key("campaign_id") == campaign_id)
+        if station is not None:
+            node = node.search(Key("station") == station)
+        if status is not None:
+            node = node.search(Key("status") == status.value)
+        out = [self._record(child, with_curve) for child in _values(node)]
+        return sorted(out, key=lambda r: r.analysed_at)
+
+    def done_uids(self) -> set[str]:
+        return set(self._node.search(Key("complete") == True).keys())  # noqa: E712
+
+    def set_labels(self, labels: Mapping[str, tuple[str, Mapping[str, float]]]) -> int:
+        """Update the label (and probabilities) of existing nodes; returns how many changed."""
+        changed = 0
+        for uid, (label, probabilities) in labels.items():
+            node = self._lookup(uid)
+            if node is None:
+                continue
+            if node.metadata.get("label") == label and node.metadata.get("label_probabilities") == dict(
+                probabilities
+            ):
+                continue
+            node.update_metadata(
+                metadata={"label": label, "label_probabilities": _json_safe(dict(probabilities))}
+            )
+            changed += 1
+        return changed
+
+    def observations(self, campaign_id: str) -> list[Observation]:
+        return [r.to_observation() for r in self.records(campaign_id=campaign_id, with_curve=False)]
+
+    def _lookup(self, run_uid: str) -> Any:
+        try:
+            return self._node[run_uid]
+        except KeyError:
+            return None
+
+    @staticmethod
+    def _record(node: Any, with_curve: bool) -> AnalysisRecord:
+        curve = None
+        if with_curve and all(name in node for name in ARRAYS):
+            q, i, sigma, dq = (np.asarray(node[name].read(), dtype=np.float64) for name in ARRAYS)
+            curve = Curve(q, i, sigma, dq)
+        return AnalysisRecord.from_node(node.metadata, curve)
+
+
+def _values(node: Any) -> Iterator[Any]:
+    yield from node.values()
+
+
+def with_label(
+    record: AnalysisRecord, label: str | None, probabilities: Mapping[str, float]
+) -> AnalysisRecord:
+    return replace(record, label=label, label_probabilities=dict(probabilities))

@@ -1,0 +1,122 @@
+"""The pipeline on a real Tiled server: raw twin runs in, one analysed node per run out, failures recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from tiled.client.container import Container
+
+from tandem.analysis.pipeline import AnalysisCallback, AnalysisSettings, Analyzer
+from tandem.analysis.store import AnalysisStore
+from tandem.cli.analyze import twin_calibrations
+from tandem.observations import AnalysisStatus
+from tandem.sim.instruments import instrument_for
+from tandem.stations import Probe
+
+pytestmark = pytest.mark.slow
+
+MICELLES = {"SDS": 0.05, "PPG": 0.0, "NaCl": 0.0}
+
+
+@pytest.fixture
+def analyzer(tiled_client: Container) -> Analyzer:
+    return Analyzer(tiled_client, AnalysisSettings(calibrations=twin_calibrations()))
+
+
+def test_a_run_becomes_one_analysed_node(
+    analyzer: Analyzer, tiled_client: Container, twin_run: Callable[..., str], unique_campaign_id: str
+) -> None:
+    uid = twin_run(tiled_client, "saxs", MICELLES, campaign_id=unique_campaign_id, exposure_s=10.0)
+    record = analyzer.analyze(uid)
+    assert record.ok, record.failure_reason
+    assert record.curve is not None
+    assert record.label == "phase-1"
+    assert record.fits["best_model"]
+    assert record.composition == pytest.approx(MICELLES)
+    stored = AnalysisStore(tiled_client).get(uid)
+    assert stored is not None
+    assert stored.curve is not None
+    np.testing.assert_allclose(stored.curve.intensity_per_cm, record.curve.intensity_per_cm)
+    assert stored.analysis_version == record.analysis_version
+    assert stored.parameters["calibration"]["path_length_mm"] == 1.5
+    raw = analyzer.catalog.run(uid)
+    assert stored.sample_uid == raw.sample_uid
+    assert stored.campaign_id == unique_campaign_id
+
+    # idempotent: again, and forced again, still one node
+    first_time = stored.analysed_at
+    assert analyzer.analyze(uid).analysed_at == first_time
+    analyzer.analyze(uid, force=True)
+    node = tiled_client["analysed"]
+    assert sum(1 for key in node if key == uid) == 1
+    assert len(AnalysisStore(tiled_client).records(campaign_id=unique_campaign_id)) == 1
+
+    obs = stored.to_observation()
+    assert obs.ok
+    assert obs.probe is Probe.XRAY
+    assert obs.label == "phase-1"
+    assert obs.run_uid == uid
+    assert np.isfinite(obs.features["fit_chi2_reduced"])
+
+
+@pytest.mark.parametrize(
+    ("spoil", "code"),
+    [
+        ({"counts": "zeros"}, "empty_frame"),
+        ({"counts": "saturated"}, "saturated_frame"),
+        ({"transmitted_factor": 0.0}, "bad_transmission"),
+        ({"transmitted_factor": 5.0}, "bad_transmission"),
+        ({"geometry": False}, "missing_geometry"),
+        ({"exit_status": "fail"}, "missing_data"),
+    ],
+)
+def test_bad_runs_become_failure_records(  # noqa: PLR0917 - fixtures and parameters
+    analyzer: Analyzer,
+    tiled_client: Container,
+    twin_run: Callable[..., str],
+    unique_campaign_id: str,
+    spoil: dict[str, object],
+    code: str,
+) -> None:
+    kwargs = dict(spoil)
+    shape = instrument_for("saxs").configuration().geometry.shape
+    if kwargs.get("counts") == "zeros":
+        kwargs["counts"] = np.zeros(shape, dtype=np.uint32)
+    elif kwargs.get("counts") == "saturated":
+        kwargs["counts"] = np.full(shape, 2**20 - 1, dtype=np.uint32)
+    uid = twin_run(tiled_client, "saxs", MICELLES, campaign_id=unique_campaign_id, exposure_s=1.0, **kwargs)
+    record = analyzer.analyze(uid)
+    assert record.status is AnalysisStatus.FAILED
+    assert record.failure_code == code, record.failure_reason
+    assert record.failure_reason
+    stored = AnalysisStore(tiled_client).get(uid)
+    assert stored is not None
+    assert stored.status is AnalysisStatus.FAILED
+    obs = stored.to_observation()
+    assert not obs.ok
+    assert obs.label is None
+    assert obs.features == {}
+    assert code in (obs.failure_reason or "")
+
+
+def test_catch_up_and_callback(
+    analyzer: Analyzer, tiled_client: Container, twin_run: Callable[..., str], unique_campaign_id: str
+) -> None:
+    uids = [
+        twin_run(tiled_client, "sans", MICELLES, campaign_id=unique_campaign_id, exposure_s=600.0, seed=i)
+        for i in range(2)
+    ]
+    assert set(uids) <= set(analyzer.pending())
+    analyzer.catch_up()
+    assert not set(uids) & set(analyzer.pending())
+    done = []
+    callback = AnalysisCallback(analyzer, on_done=done.append)
+    uid = twin_run(tiled_client, "sans", MICELLES, campaign_id=unique_campaign_id, exposure_s=600.0, seed=9)
+    callback("start", {"uid": uid, "plan_name": "sample_plan"})
+    callback("stop", {"run_start": uid, "exit_status": "success"})
+    assert [r.run_uid for r in done] == [uid]
+    labels = {r.label for r in AnalysisStore(tiled_client).records(campaign_id=unique_campaign_id)}
+    assert labels == {"phase-1"}
+    assert {r.probe for r in done} == {"neutron"}
