@@ -353,23 +353,39 @@ class Catalog:
         station: str | None = None,
         plan_name: str | None = None,
         exit_status: ExitStatus | str | None = None,
+        started_after: float | None = None,
         newest_first: bool = True,
         limit: int | None = None,
     ) -> list[RawRun]:
-        """Runs matching every given criterion, newest first (or oldest first), at most `limit`."""
+        """Runs matching every given criterion, newest first (or oldest first), at most `limit`.
+
+        `started_after` (seconds since the epoch, exclusive) lets a follower ask only
+        for runs newer than the last one it handled.
+        """
+        return list(
+            self.iter_runs(
+                sample_uid=sample_uid,
+                campaign_id=campaign_id,
+                decision_uid=decision_uid,
+                station=station,
+                plan_name=plan_name,
+                exit_status=exit_status,
+                started_after=started_after,
+                newest_first=newest_first,
+                limit=limit,
+            )
+        )
+
+    def iter_runs(
+        self, *, newest_first: bool = True, limit: int | None = None, **criteria: Any
+    ) -> Iterator[RawRun]:
+        """Like `runs`, but fetched page by page as the caller iterates (for large catalogs)."""
         if limit is not None and limit < 0:
             raise InvalidRunQueryError(f"limit must be a number of runs >= 0, got {limit}")
-        node = self._search(
-            sample_uid=sample_uid,
-            campaign_id=campaign_id,
-            decision_uid=decision_uid,
-            station=station,
-            plan_name=plan_name,
-            exit_status=exit_status,
-        )
-        node = node.sort(("start.time", -1 if newest_first else 1))
+        node = self._search(**criteria).sort(("start.time", -1 if newest_first else 1))
         values: Iterator[Any] = iter(node.values())
-        return [RawRun(n) for n in (values if limit is None else islice(values, limit))]
+        for item in values if limit is None else islice(values, limit):
+            yield RawRun(item)
 
     def count(self, **criteria: Any) -> int:
         """How many runs match (same criteria as `runs`)."""
@@ -405,12 +421,19 @@ class Catalog:
     def _search(self, **criteria: Any) -> Container:
         node = self._raw
         exit_status = criteria.pop("exit_status", None)
+        started_after = criteria.pop("started_after", None)
         unknown = sorted(set(criteria) - set(SEARCHABLE_KEYS))
         if unknown:
             raise InvalidRunQueryError(
                 f"cannot search runs by {', '.join(unknown)}; "
-                f"searchable: {', '.join(SEARCHABLE_KEYS)}, exit_status"
+                f"searchable: {', '.join(SEARCHABLE_KEYS)}, exit_status, started_after"
             )
+        if started_after is not None:
+            if isinstance(started_after, bool) or not isinstance(started_after, int | float):
+                raise InvalidRunQueryError(
+                    f"started_after must be a time in seconds since the epoch, got {started_after!r}"
+                )
+            node = node.search(Key("start.time") > float(started_after))
         for key, value in criteria.items():
             if value is None:
                 continue

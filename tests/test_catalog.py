@@ -371,3 +371,18 @@ def test_tandem_runs_says_where_to_find_a_store(tmp_path: Any, monkeypatch: pyte
     nowhere = CliRunner().invoke(app, ["runs", "--directory", str(tmp_path)])
     assert nowhere.exit_code == 1
     assert "no Tiled server is running" in nowhere.output
+
+
+def test_a_follower_asks_only_for_newer_runs(
+    run_engine: RunEngine, camera: Camera, catalog: Catalog, unique_campaign_id: str
+) -> None:
+    first = run(run_engine, measure(camera, n_frames=1, campaign_id=unique_campaign_id))
+    seen = catalog.run(first).time
+    second = run(run_engine, measure(camera, n_frames=1, campaign_id=unique_campaign_id))
+    newer = catalog.runs(campaign_id=unique_campaign_id, started_after=seen, newest_first=False)
+    assert [r.uid for r in newer] == [second]
+    assert catalog.count(campaign_id=unique_campaign_id, started_after=catalog.run(second).time) == 0
+    lazily = catalog.iter_runs(campaign_id=unique_campaign_id, newest_first=False)
+    assert next(lazily).uid == first
+    with pytest.raises(InvalidRunQueryError, match="started_after must be a time"):
+        catalog.runs(started_after="yesterday")  # type: ignore[arg-type]
