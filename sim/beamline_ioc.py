@@ -59,7 +59,7 @@ class _Detector(PVGroup):
         name="DetectorState_RBV", value=_IDLE, read_only=True, doc="0 idle, 1 acquire, 2 error"
     )
     message = pvproperty(
-        name="StatusMessage_RBV", value="idle", read_only=True, max_length=400, report_as_string=True
+        name="StatusMessage_RBV", value="idle", dtype=ChannelType.CHAR, read_only=True, max_length=400
     )
     counter = pvproperty(name="ArrayCounter_RBV", value=0, read_only=True)
     # sized for the station's frame in BeamlineIOC._configure_pvs
@@ -153,12 +153,13 @@ class _Temperature(PVGroup):
 
 
 class _Sample(PVGroup):
-    uid = pvproperty(name="Uid", value="", max_length=100, report_as_string=True)
+    # char waveforms, not DBR_STRING: a JSON composition is longer than 40 characters
+    uid = pvproperty(name="Uid", value="", dtype=ChannelType.CHAR, max_length=100)
     composition = pvproperty(
         name="Composition",
         value="",
+        dtype=ChannelType.CHAR,
         max_length=8000,
-        report_as_string=True,
         doc="JSON mass fractions of the cell's contents; empty: the empty cell",
     )
 

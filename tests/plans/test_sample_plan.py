@@ -1,0 +1,193 @@
+"""The composite sample plan: prepare → load → measure → rinse, on both stations and both backends."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import epics
+import numpy as np
+import pytest
+from bluesky import RunEngine
+from fixtures_stations import EpicsStation
+
+from tandem.devices.limits import (
+    ExposureOutOfRangeError,
+    TemperatureOutOfRangeError,
+    UnknownConfigurationError,
+)
+from tandem.devices.signals import DeviceTimeoutError
+from tandem.devices.station import Station
+from tandem.plans.sample import sample_plan
+from tandem.robots.cell_loader import CellLoader
+from tandem.robots.deck_file import load_deck_file
+from tandem.robots.liquid_handler import LiquidHandler
+from tandem.sim.clock import StationClock
+from tandem.sim.instruments import instrument_for
+from tandem.sim.ioc import RunningIOC
+from tandem.sim.liquid_handler import SimulatedLiquidHandler
+from tandem.sim.station_devices import SimStationDriver
+from tandem.stations import SANS, SAXS
+
+pytestmark = pytest.mark.slow
+DECKS = Path(__file__).resolve().parents[2] / "examples" / "campaigns"
+TARGET = {SAXS: ({"SDS": 0.05, "NaCl": 0.01}, "H2O"), SANS: ({"SDS": 0.05, "PPG": 0.02}, "D2O")}
+Docs = list[tuple[str, dict[str, Any]]]
+
+
+@pytest.fixture
+def loader(cell_loader_ioc: RunningIOC) -> Iterator[CellLoader]:
+    for suffix, value in (("Sim:SampleLineDry", 0), ("Sim:RinseLineDry", 0), ("Sim:TimeScale", 0.001)):
+        epics.caput(cell_loader_ioc.pv(suffix), value, wait=True, timeout=10)
+    device = CellLoader(cell_loader_ioc.prefix, name="cell_loader")
+    device.wait_for_connection(timeout=10)
+    yield device
+
+
+def lab(name: str) -> tuple[LiquidHandler, StationClock]:
+    deck = load_deck_file(DECKS / f"{name}_deck.yaml")
+    clock = StationClock(name)
+    return LiquidHandler(SimulatedLiquidHandler(deck.pipettes, clock, seed=3), deck, name=f"{name}_lh"), clock
+
+
+def run(station: Station, lh: LiquidHandler, loader: CellLoader, **kwargs: Any) -> tuple[Docs, Any]:
+    docs: Docs = []
+    RE = RunEngine({})
+    RE.subscribe(lambda name, doc: docs.append((name, doc)))
+    target, balance = TARGET[station.name]
+    plan = sample_plan(
+        station,
+        lh,
+        loader,
+        target,
+        kwargs.pop("exposure_s", 2.0),
+        balance=balance,
+        campaign_id="c-1",
+        decision_uid="d-1",
+        dry_s=1.0,
+        **kwargs,
+    )
+    try:
+        RE(plan)
+    except Exception as exc:
+        return docs, exc
+    return docs, None
+
+
+def streams(docs: Docs) -> dict[str, list[dict[str, Any]]]:
+    names = {d["uid"]: d["name"] for n, d in docs if n == "descriptor"}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for n, d in docs:
+        if n == "event":
+            out.setdefault(names[d["descriptor"]], []).append(d)
+    return out
+
+
+def check_sample_run(docs: Docs, station: Station) -> None:
+    start = next(d for n, d in docs if n == "start")
+    stop = next(d for n, d in docs if n == "stop")
+    assert stop["exit_status"] == "success", stop["reason"]
+    assert start["campaign_id"] == "c-1"
+    assert start["decision_uid"] == "d-1"
+    assert start["station"] == station.name
+    assert start["probe"] == station.probe.value
+    assert start["sample_uid"] == start["sample"]["sample_uid"]
+    target = start["target"]["mass_fraction"]
+    realized = start["realized"]["mass_fraction"]
+    assert target.keys() == realized.keys()
+    assert realized != target  # the robot's pipetting errors are on record
+    assert start["scan"] == {"exposure_s": 2.0, "configuration": "long", "temperature_c": 30.0, "n_frames": 2}
+    geometry = instrument_for(station.name).configurations["long"].geometry
+    assert start["geometry"] == geometry.to_dict()
+    by_stream = streams(docs)
+    assert {k: len(v) for k, v in by_stream.items()} == {
+        "preparation": 1,
+        "empty_cell": 2,
+        "load": 1,
+        "transmission": 1,
+        "primary": 2,
+        "rinse": 1,
+    }
+    image = f"{station.name}_detector_image"
+    empty = np.asarray(by_stream["empty_cell"][0]["data"][image])
+    frame = np.asarray(by_stream["primary"][0]["data"][image])
+    assert frame.shape == empty.shape == geometry.shape
+    assert frame.sum() > empty.sum() > 0  # the sample scatters on top of the cell
+    transmission = by_stream["transmission"][0]["data"]
+    assert transmission[f"{station.name}_monitor_transmitted_counts"] > 0
+
+
+@pytest.mark.parametrize("name", [SAXS, SANS])
+def test_one_sample_per_station_on_the_twin(
+    sim_station: Callable[..., tuple[Station, SimStationDriver]], loader: CellLoader, name: str
+) -> None:
+    station, driver = sim_station(name)
+    lh, lab_clock = lab(name)
+    docs, error = run(station, lh, loader, configuration="long", temperature_c=30.0, n_frames=2)
+    assert error is None
+    check_sample_run(docs, station)
+    assert station.sample.composition.get() == ""  # rinsed: the cell is empty again
+    assert driver.clock.busy_s("expose") > 4 * 2.0  # station time was spent on the exposures
+    assert lab_clock.now_s > 0  # and on the pipetting
+
+
+@pytest.mark.parametrize("name", [SAXS, SANS])
+def test_the_same_plan_on_the_epics_backend(
+    epics_station: Callable[..., EpicsStation], loader: CellLoader, name: str
+) -> None:
+    station = epics_station(name, time_scale=0.0).station
+    lh, _ = lab(name)
+    docs, error = run(station, lh, loader, configuration="long", temperature_c=30.0, n_frames=2)
+    assert error is None
+    check_sample_run(docs, station)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"exposure_s": 1e6}, ExposureOutOfRangeError),
+        ({"temperature_c": 150.0}, TemperatureOutOfRangeError),
+        ({"configuration": "ultra-long"}, UnknownConfigurationError),
+    ],
+)
+def test_limits_are_refused_before_the_run_starts(
+    sim_station: Callable[..., tuple[Station, SimStationDriver]],
+    loader: CellLoader,
+    kwargs: dict[str, Any],
+    error: type[Exception],
+) -> None:
+    station, driver = sim_station(SANS)
+    lh, lab_clock = lab(SANS)
+    docs, raised = run(station, lh, loader, **kwargs)
+    assert isinstance(raised, error)
+    assert docs == []  # no document
+    assert driver.clock.timeline == ()  # no station motion
+    assert lab_clock.timeline == ()  # no pipetting
+    assert station.shutter.setpoint.get() == 0
+
+
+def test_a_killed_ioc_fails_the_run_with_a_timeout_and_the_cell_is_rinsed(
+    epics_station: Callable[..., EpicsStation], loader: CellLoader
+) -> None:
+    running = epics_station(SANS, time_scale=0.0, readout_timeout_s=2.0, move_timeout_s=5.0)
+    lh, _ = lab(SANS)
+    docs: Docs = []
+
+    def kill_after_first_sample_frame(name: str, doc: dict[str, Any]) -> None:
+        docs.append((name, doc))
+        if name == "event" and "primary" in streams(docs):
+            os.kill(running.ioc.pid, signal.SIGKILL)
+
+    RE = RunEngine({})
+    RE.subscribe(kill_after_first_sample_frame)
+    target, balance = TARGET[SANS]
+    with pytest.raises(DeviceTimeoutError, match="'sans'"):
+        RE(sample_plan(running.station, lh, loader, target, 1.0, balance=balance, n_frames=3, dry_s=1.0))
+    stop = next(d for n, d in docs if n == "stop")
+    assert stop["exit_status"] == "fail"
+    assert "sans" in stop["reason"]
+    assert len(streams(docs)["primary"]) == 1
+    assert len(streams(docs)["rinse"]) == 1  # the loader still rinsed the cell
