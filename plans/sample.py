@@ -80,7 +80,7 @@ def sample_plan(
     load_timeout_s: float = 120.0,
     md: dict[str, Any] | None = None,
 ) -> MsgGenerator[str]:
-    """Make `target` (mass fractions; `balance` takes the rest), measure it on `station`; return the run uid."""
+    """Make `target` (mass fractions, `balance` the rest), measure it on `station`; return the run uid."""
     lh, loader = _liquid_handler(liquid_handler), _cell_loader(cell_loader)
     scan = scan_parameters(station, exposure_s, configuration, temperature_c, n_frames)
     check_scan(station, scan)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +39,12 @@ Docs = list[tuple[str, dict[str, Any]]]
 
 
 @pytest.fixture
-def loader(cell_loader_ioc: RunningIOC) -> Iterator[CellLoader]:
+def loader(cell_loader_ioc: RunningIOC) -> CellLoader:
     for suffix, value in (("Sim:SampleLineDry", 0), ("Sim:RinseLineDry", 0), ("Sim:TimeScale", 0.001)):
         epics.caput(cell_loader_ioc.pv(suffix), value, wait=True, timeout=10)
     device = CellLoader(cell_loader_ioc.prefix, name="cell_loader")
     device.wait_for_connection(timeout=10)
-    yield device
+    return device
 
 
 def lab(name: str) -> tuple[LiquidHandler, StationClock]:
