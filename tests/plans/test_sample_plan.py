@@ -14,6 +14,7 @@ import pytest
 from bluesky import RunEngine
 from fixtures_stations import EpicsStation
 
+from tandem.catalog import Catalog, ExitStatus, subscribe_tiled_writer
 from tandem.devices.limits import (
     ExposureOutOfRangeError,
     TemperatureOutOfRangeError,
@@ -191,3 +192,98 @@ def test_a_killed_ioc_fails_the_run_with_a_timeout_and_the_cell_is_rinsed(
     assert "sans" in stop["reason"]
     assert len(streams(docs)["primary"]) == 1
     assert len(streams(docs)["rinse"]) == 1  # the loader still rinsed the cell
+
+
+# -- acceptance: the run lands in Tiled -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [SAXS, SANS])
+def test_the_sample_run_reads_back_from_tiled(
+    sim_station: Callable[..., tuple[Station, SimStationDriver]],
+    loader: CellLoader,
+    tiled_client: Any,
+    unique_campaign_id: str,
+    name: str,
+) -> None:
+    station, _ = sim_station(name)
+    lh, _ = lab(name)
+    RE = RunEngine({})
+    subscribe_tiled_writer(RE, tiled_client)
+    target, balance = TARGET[name]
+    uid = RE(
+        sample_plan(
+            station,
+            lh,
+            loader,
+            target,
+            2.0,
+            balance=balance,
+            configuration="long",
+            temperature_c=30.0,
+            n_frames=2,
+            campaign_id=unique_campaign_id,
+            decision_uid="d-42",
+            dry_s=1.0,
+        )
+    )[0]
+    catalog = Catalog(tiled_client)
+    (run_,) = catalog.runs(campaign_id=unique_campaign_id, station=name)
+    assert run_.uid == uid
+    assert run_.succeeded
+    assert run_.decision_uid == "d-42"
+    assert run_.sample_uid == run_.start["sample"]["sample_uid"]
+    assert run_.realized is not None
+    assert run_.realized["mass_fraction"].keys() == run_.target["mass_fraction"].keys()  # type: ignore[index]
+    assert run_.scan.to_dict() == {
+        "exposure_s": 2.0,
+        "configuration": "long",
+        "temperature_c": 30.0,
+        "n_frames": 2,
+    }
+    geometry = instrument_for(name).configurations["long"].geometry
+    assert run_.geometry == geometry
+    frames = run_.frames("primary")
+    empty = run_.frames("empty_cell")
+    assert frames.shape == (2, *geometry.shape)
+    assert empty.shape == (2, *geometry.shape)
+    assert frames.sum() > empty.sum() > 0
+    incident = run_.read(f"{name}_monitor_incident_counts", stream="transmission")
+    assert incident.shape == (1,)
+    assert incident[0] > 0
+
+
+def test_a_failed_run_is_recorded_in_tiled_as_failed(
+    epics_station: Callable[..., EpicsStation],
+    loader: CellLoader,
+    tiled_client: Any,
+    unique_campaign_id: str,
+) -> None:
+    running = epics_station(SANS, time_scale=0.0, readout_timeout_s=2.0, move_timeout_s=5.0)
+    lh, _ = lab(SANS)
+    RE = RunEngine({})
+    subscribe_tiled_writer(RE, tiled_client)
+
+    def kill_on_first_frame(name: str, doc: dict[str, Any]) -> None:
+        if name == "descriptor" and doc["name"] == "primary":
+            os.kill(running.ioc.pid, signal.SIGKILL)
+
+    RE.subscribe(kill_on_first_frame)
+    target, balance = TARGET[SANS]
+    with pytest.raises(DeviceTimeoutError):
+        RE(
+            sample_plan(
+                running.station,
+                lh,
+                loader,
+                target,
+                1.0,
+                balance=balance,
+                n_frames=2,
+                campaign_id=unique_campaign_id,
+                dry_s=1.0,
+            )
+        )
+    (run_,) = Catalog(tiled_client).runs(campaign_id=unique_campaign_id)
+    assert run_.exit_status == ExitStatus.FAIL
+    assert "stopped answering" in run_.reason or "no answer" in run_.reason
+    assert run_.realized is not None  # the sample's record survives the failure
