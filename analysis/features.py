@@ -212,7 +212,7 @@ def porod(curve: Curve, settings: FeatureSettings | None = None) -> Estimate:  #
 
 
 def peak(curve: Curve, settings: FeatureSettings | None = None) -> tuple[Estimate, Estimate]:
-    """Position (1/Å) of the most prominent local maximum of I(q) and the d-spacing 2π/q (Å).
+    """Position (1/Å) of the sharpest prominent local maximum of I(q) and the d-spacing 2π/q (Å).
 
     A peak counts only if it stands clear of the noise; its position comes from a parabola fitted to
     ln I around the maximum, which gives the uncertainty as well.
@@ -232,7 +232,11 @@ def peak(curve: Curve, settings: FeatureSettings | None = None) -> tuple[Estimat
     if found.size == 0:
         note = "no local maximum of I(q) stands out of the noise"
         return Estimate.invalid(note), Estimate.invalid(note)
-    best = int(np.argmax(props["prominences"]))
+    # Prefer sharp peaks: a Bragg reflection is narrow in log q, a form-factor maximum broad; among
+    # peaks of one sharpness the more prominent wins.
+    log_step = float(np.median(np.diff(np.log(c.q_inv_a))))
+    relative_width = np.maximum(props["widths"] * log_step, log_step)
+    best = int(np.argmax(props["prominences"] / relative_width))
     top = int(found[best])
     half_width = max(2, round(float(props["widths"][best]) / 2))
     lo, hi = max(0, top - half_width), min(len(c), top + half_width + 1)

@@ -111,6 +111,59 @@ def _polymer_starts(features: Features, curve: Curve) -> list[dict[str, float]]:
 
 
 UNIT_CONTRAST = {"sld": 1.0, "sld_solvent": 0.0}
+#: core-shell structures: the core's contrast is the unit, the shell's is fitted relative to it (signed)
+UNIT_CORE = {"sld_core": 1.0, "sld_solvent": 0.0}
+SHELL_RATIOS = (-2.0, -0.7, 1.5)
+
+
+def _core_shell_sphere_starts(features: Features, curve: Curve) -> list[dict[str, float]]:
+    return [
+        {"radius": r, "thickness": t, "sld_shell": ratio, "radius_pd": 0.1}
+        for r in _sizes(curve, 6)
+        for t in (4.0, 8.0)
+        for ratio in SHELL_RATIOS
+    ]
+
+
+def _core_shell_cylinder_starts(features: Features, curve: Curve) -> list[dict[str, float]]:
+    return [
+        {"radius": r, "thickness": t, "length": 2 * aspect * r, "sld_shell": ratio}
+        for r in _sizes(curve, 5)
+        for t in (6.0,)
+        for aspect in (3.0, 30.0)
+        for ratio in SHELL_RATIOS
+        if 2 * aspect * r < 20 / curve.q_inv_a[0]
+    ]
+
+
+def _bilayer_stack_starts(features: Features, curve: Curve) -> list[dict[str, float]]:
+    d = _peak_d_or(features, curve)
+    spacings = [d] if features.peak_d_spacing_a.valid else _sizes(curve, 5)
+    return [
+        {
+            "d_spacing": dd,
+            "length_tail": tail,
+            "length_head": 6.0,
+            "sld_head": ratio,
+            "Caille_parameter": eta,
+            "Nlayers": n_layers,
+        }
+        for dd in spacings
+        for tail in (8.0, 14.0)
+        for ratio in (-1.0, 1.5)
+        for eta in (0.1, 0.3)
+        for n_layers in (6.0, 15.0)
+    ]
+
+
+def _fractal_starts(features: Features, curve: Curve) -> list[dict[str, float]]:
+    return [
+        {"radius": r, "fractal_dim_mass": dim, "cutoff_length": cut}
+        for r in _sizes(curve, 4)
+        for dim in (1.8, 2.5)
+        for cut in (3.0 / float(curve.q_inv_a[0]), 30.0 / float(curve.q_inv_a[0]))
+    ]
+
 
 SPHERE = CandidateModel(
     "sphere",
@@ -146,14 +199,76 @@ POLYMER = CandidateModel(
     _polymer_starts,
 )
 
-DEFAULT_CANDIDATES: tuple[CandidateModel, ...] = (SPHERE, CYLINDER, LAMELLAR, POLYMER)
+CORE_SHELL_SPHERE = CandidateModel(
+    "sphere",
+    "core_shell_sphere",
+    (
+        FitParameter("radius", 3.0, 1000.0),
+        FitParameter("thickness", 1.0, 100.0),
+        FitParameter("sld_shell", -20.0, 20.0, log=False),
+        FitParameter("radius_pd", 0.0, 0.4, log=False),
+    ),
+    _core_shell_sphere_starts,
+    {**UNIT_CORE, "radius_pd_n": 25, "radius_pd_nsigma": 3},
+    oversample=2,
+)
+CORE_SHELL_CYLINDER = CandidateModel(
+    "cylinder",
+    "core_shell_cylinder",
+    (
+        FitParameter("radius", 3.0, 500.0),
+        FitParameter("thickness", 1.0, 100.0),
+        FitParameter("length", 6.0, 20000.0, max_times_inverse_q_min=20.0),
+        FitParameter("sld_shell", -20.0, 20.0, log=False),
+    ),
+    _core_shell_cylinder_starts,
+    UNIT_CORE,
+)
+BILAYER_STACK = CandidateModel(
+    "lamellar",
+    "lamellar_hg_stack_caille",
+    (
+        FitParameter("d_spacing", 10.0, 3000.0),
+        FitParameter("length_tail", 2.0, 50.0),
+        FitParameter("length_head", 1.0, 30.0),
+        FitParameter("sld_head", -20.0, 20.0, log=False),
+        FitParameter("Caille_parameter", 0.0, 0.8, log=False),
+    ),
+    _bilayer_stack_starts,
+    # the tails carry the unit contrast; the number of layers is an integer, fixed per start
+    {"sld": 1.0, "sld_solvent": 0.0},
+    oversample=3,
+)
+FRACTAL = CandidateModel(
+    "fractal",
+    "mass_fractal",
+    (
+        FitParameter("radius", 2.0, 1000.0),
+        FitParameter("fractal_dim_mass", 1.0, 3.0, log=False),
+        FitParameter("cutoff_length", 10.0, 1e5),
+    ),
+    _fractal_starts,
+)
+
+#: Homogeneous particles and a paracrystalline stack: fewer parameters, for systems without core-shell
+#: structure (and for testing the machinery on models it can fit exactly).
+HOMOGENEOUS_CANDIDATES: tuple[CandidateModel, ...] = (SPHERE, CYLINDER, LAMELLAR, POLYMER)
+#: The structures of the formulation systems tandem targets: surfactant micelles (core of tails, shell of
+#: heads) as spheres and rods, head/tail bilayer stacks, polymer coils and polymer-rich fractal clusters.
+DEFAULT_CANDIDATES: tuple[CandidateModel, ...] = (
+    CORE_SHELL_SPHERE,
+    CORE_SHELL_CYLINDER,
+    BILAYER_STACK,
+    POLYMER,
+    FRACTAL,
+)
 
 
 @dataclass(frozen=True)
 class FitSettings:
     candidates: tuple[CandidateModel, ...] = DEFAULT_CANDIDATES
     #: cap on model evaluations per candidate, so a hopeless fit costs a bounded time
-    max_evaluations: int = 150
+    max_evaluations: int = 100
     criterion: str = "bic"
     #: how many of the best starting points are polished by the local optimiser
     local_starts: int = 3
@@ -235,6 +350,8 @@ class _Problem:
         self.resolution = resolution
         self.kernel = _kernel_model(candidate.sasmodel).make_kernel([resolution.q_calc])
         self.evaluations = 0
+        #: parameters a start fixes that are not free (an integer number of layers, say)
+        self.extra: dict[str, float] = {}
 
     def shape_vector(self, values: Mapping[str, float]) -> FloatArray:
         out = []
@@ -251,7 +368,13 @@ class _Problem:
 
     def model(self, scale: float, background: float, shape: FloatArray) -> FloatArray:
         self.evaluations += 1
-        pars = {**self.candidate.fixed, **self.shape_values(shape), "scale": scale, "background": background}
+        pars = {
+            **self.candidate.fixed,
+            **self.extra,
+            **self.shape_values(shape),
+            "scale": scale,
+            "background": background,
+        }
         theory = call_kernel(self.kernel, pars)
         return np.asarray(self.resolution.apply(theory), dtype=np.float64)
 
@@ -325,16 +448,21 @@ def fit_candidate(
             math.inf,
             f"{n} points cannot constrain {k} parameters",
         )
-    starts = sorted(
-        (problem.linear_start(problem.shape_vector(v)) for v in candidate.starts(features, curve)),
-        key=lambda item: item[1],
-    )
+    free_names = {p.name for p in candidate.free}
+    scored = []
+    for values in candidate.starts(features, curve):
+        problem.extra = {k: float(v) for k, v in values.items() if k not in free_names}
+        x_start, chi2_start = problem.linear_start(problem.shape_vector(values))
+        scored.append((chi2_start, x_start, problem.extra))
+    scored.sort(key=lambda item: item[0])
     lo, hi = problem.bounds()
     margin = np.where(np.isfinite(hi - lo), 1e-6 * (hi - lo), 0.0)
     result = None
+    best_extra: dict[str, float] = {}
     failure = ""
     # Form-factor oscillations make χ² rugged: polish the few most promising starts, keep the best.
-    for x_start, _ in starts[: s.local_starts]:
+    for _, x_start, extra in scored[: s.local_starts]:
+        problem.extra = extra
         x0 = np.clip(x_start, lo + margin, hi - margin)
         try:
             trial = least_squares(
@@ -352,6 +480,7 @@ def fit_candidate(
             continue
         if result is None or (trial.status > 0 and (result.status <= 0 or trial.cost < result.cost)):
             result = trial
+            best_extra = extra
     if result is None:
         return ModelFit(
             candidate.name, candidate.sasmodel, False, nan_fit, math.nan, n, k, math.inf, math.inf, failure
@@ -370,6 +499,8 @@ def fit_candidate(
     for name, is_log, x, sx in zip(names, logs, result.x, sig, strict=True):
         value = math.exp(x) if is_log else float(x)
         params[name] = (value, value * float(sx) if is_log else float(sx))
+    for name, value in best_extra.items():
+        params[name] = (value, 0.0)  # fixed by its start, not fitted
     converged = bool(result.status > 0) and np.isfinite(chi2)
     message = "" if converged else f"no convergence in {s.max_evaluations} evaluations: {result.message}"
     return ModelFit(
@@ -384,6 +515,30 @@ def fit_candidate(
         chi2 + k * math.log(n),
         message,
     )
+
+
+def _fit_safely(
+    candidate: CandidateModel, curve: Curve, features: Features, settings: FitSettings
+) -> ModelFit:
+    """One candidate's fit; a model that cannot even be evaluated (bad parameters for its kernel) is a
+    non-converged fit with the reason, so one broken candidate does not sink the others."""
+    try:
+        return fit_candidate(candidate, curve, features, settings)
+    except (TypeError, ValueError, KeyError, ArithmeticError, np.linalg.LinAlgError) as exc:
+        nan_fit = {p.name: (math.nan, math.nan) for p in candidate.free}
+        k = 2 + len(candidate.free)
+        return ModelFit(
+            candidate.name,
+            candidate.sasmodel,
+            False,
+            nan_fit,
+            math.nan,
+            len(curve),
+            k,
+            math.inf,
+            math.inf,
+            f"the model could not be evaluated: {type(exc).__name__}: {exc}",
+        )
 
 
 def fit_models(curve: Curve, features: Features, settings: FitSettings | None = None) -> FitReport:
@@ -401,9 +556,9 @@ def fit_models(curve: Curve, features: Features, settings: FitSettings | None = 
         )
     if s.workers > 1:
         with ThreadPoolExecutor(max_workers=s.workers) as pool:
-            fits = tuple(pool.map(lambda c: fit_candidate(c, usable, features, s), s.candidates))
+            fits = tuple(pool.map(lambda c: _fit_safely(c, usable, features, s), s.candidates))
     else:
-        fits = tuple(fit_candidate(c, usable, features, s) for c in s.candidates)
+        fits = tuple(_fit_safely(c, usable, features, s) for c in s.candidates)
     good = [f for f in fits if f.converged]
     if not good:
         reasons = "; ".join(f"{f.model}: {f.message}" for f in fits)
@@ -421,5 +576,7 @@ def model_curve(fit: ModelFit, candidates: Sequence[CandidateModel], curve: Curv
     candidate = next(c for c in candidates if c.name == fit.model)
     problem = _Problem(candidate, curve, _resolution(curve, candidate.oversample))
     values = {k: v for k, (v, _) in fit.parameters.items()}
+    free = {p.name for p in candidate.free} | {"scale", "background"}
+    problem.extra = {k: v for k, v in values.items() if k not in free}
     shape = problem.shape_vector(values)
     return problem.model(values["scale"], values["background"], shape)

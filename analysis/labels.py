@@ -60,7 +60,7 @@ class LabelSettings:
     #: log-q windows whose mean ln I make a curve's slope profile
     windows: int = 12
     #: runs whose compositions differ by at most this (max abs mass-fraction difference) are one site
-    composition_tolerance: float = 0.002
+    composition_tolerance: float = 0.005
     max_phases: int = 10
     #: a split must beat this silhouette to be believed ...
     min_silhouette: float = 0.6

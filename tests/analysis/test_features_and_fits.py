@@ -11,7 +11,10 @@ import pytest
 from tandem.analysis.curves import Curve
 from tandem.analysis.failures import AnalysisError, FailureCode
 from tandem.analysis.features import extract_features, guinier, peak, porod
-from tandem.analysis.fitting import FitSettings, fit_models
+from tandem.analysis.fitting import HOMOGENEOUS_CANDIDATES, FitSettings, fit_models
+
+#: these curves are made with the homogeneous models: fit with those (the twin's tests use the defaults)
+HOMOGENEOUS = FitSettings(candidates=HOMOGENEOUS_CANDIDATES)
 
 CurveMaker = Callable[..., Curve]
 
@@ -69,7 +72,7 @@ def test_features_of_too_short_a_curve_are_invalid_not_errors() -> None:
 @pytest.mark.parametrize("phase", ["sphere", "cylinder", "lamellar", "polymer"])
 def test_model_selection_on_distinct_phases(noisy_curve: CurveMaker, phase: str) -> None:
     curve = noisy_curve(phase)
-    report = fit_models(curve, extract_features(curve))
+    report = fit_models(curve, extract_features(curve), HOMOGENEOUS)
     assert report.best.model == phase
     assert report.best.converged
     assert report.best.chi2_reduced < 3.0
@@ -78,14 +81,14 @@ def test_model_selection_on_distinct_phases(noisy_curve: CurveMaker, phase: str)
 
 def test_recovered_structure_parameters(noisy_curve: CurveMaker) -> None:
     sphere = noisy_curve("sphere")
-    radius, sigma = fit_models(sphere, extract_features(sphere)).best.parameters["radius"]
+    radius, sigma = fit_models(sphere, extract_features(sphere), HOMOGENEOUS).best.parameters["radius"]
     assert radius == pytest.approx(40.0, rel=0.02)
     assert abs(radius - 40.0) < 5 * sigma + 0.2
     lamellar = noisy_curve("lamellar")
-    d, _ = fit_models(lamellar, extract_features(lamellar)).best.parameters["d_spacing"]
+    d, _ = fit_models(lamellar, extract_features(lamellar), HOMOGENEOUS).best.parameters["d_spacing"]
     assert d == pytest.approx(120.0, rel=0.02)
     cylinder = noisy_curve("cylinder")
-    best = fit_models(cylinder, extract_features(cylinder)).best.parameters
+    best = fit_models(cylinder, extract_features(cylinder), HOMOGENEOUS).best.parameters
     assert best["radius"][0] == pytest.approx(20.0, rel=0.03)
     assert best["length"][0] == pytest.approx(300.0, rel=0.05)
 
@@ -93,7 +96,9 @@ def test_recovered_structure_parameters(noisy_curve: CurveMaker) -> None:
 def test_a_fit_that_cannot_converge_is_a_typed_failure(noisy_curve: CurveMaker) -> None:
     curve = noisy_curve("sphere")
     with pytest.raises(AnalysisError) as info:
-        fit_models(curve, extract_features(curve), FitSettings(max_evaluations=1))
+        fit_models(
+            curve, extract_features(curve), FitSettings(candidates=HOMOGENEOUS_CANDIDATES, max_evaluations=1)
+        )
     assert info.value.code is FailureCode.FIT_NOT_CONVERGED
     assert "sphere" in info.value.message
 

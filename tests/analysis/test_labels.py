@@ -145,7 +145,7 @@ def test_neutron_only_difference_splits_a_xray_cluster(make_curve: CurveMaker) -
     """Twelve compositions look alike to X-rays; SANS sees two kinds (a component matched for X-rays)."""
     items = []
     for i in range(12):
-        comp = {"polymer": 0.005 * i}
+        comp = {"polymer": 0.01 * i}
         x = i / 12
         xray = make_curve(
             "sphere",
