@@ -38,7 +38,7 @@ class PipettingTimes:
     move_s: float = 3.0
     aspirate_overhead_s: float = 2.0
     dispense_overhead_s: float = 2.0
-    flow_rate_ul_per_s: float = 40.0
+    flow_rate_ul_per_s: float = 100.0
 
     def aspirate_s(self, volume_ul: float) -> float:
         return self.move_s + self.aspirate_overhead_s + volume_ul / self.flow_rate_ul_per_s
