@@ -905,32 +905,33 @@ class _Checker:
         for sid, station in stations.items():
             solvent = station.solvent.name
             stocks = {s.name: s.composition.mass_fractions for s in station.deck.stocks}
-            bad = 0
+            unreachable = []
             for vertex in vertices:
                 target = {**vertex, solvent: max(0.0, 1.0 - math.fsum(vertex.values()))}
-                corner = ", ".join(f"{n}={w:.4g}" for n, w in vertex.items())
                 closest = closest_mixture(stocks, target)
                 if closest.distance > tolerance:
-                    bad += 1
-                    if bad <= MAX_CORNERS_REPORTED:
-                        why, hint = explain_unreachable(stocks, target, closest, solvent=solvent)
-                        self.add(
-                            ("stations", sid, "deck"),
-                            f"no mixture of the stocks at {sid!r} makes the corner ({corner}) "
-                            f"of the space: {why}",
-                            hint,
-                        )
-                    continue
-                self._recipe(sid, station, components, vertex, corner)
-            if bad > MAX_CORNERS_REPORTED:
+                    unreachable.append((closest.distance, vertex, target, closest))
+                else:
+                    self._recipe(sid, station, components, vertex)
+            # the corners missed by the most first: they say what the stocks lack
+            unreachable.sort(key=lambda item: -item[0])
+            for _distance, vertex, target, closest in unreachable[:MAX_CORNERS_REPORTED]:
+                why, hint = explain_unreachable(stocks, target, closest, solvent=solvent)
                 self.add(
                     ("stations", sid, "deck"),
-                    f"... and {bad - MAX_CORNERS_REPORTED} more corners of the space "
+                    f"no mixture of the stocks at {sid!r} makes the corner ({_corner(vertex)}) "
+                    f"of the space: {why}",
+                    hint,
+                )
+            if len(unreachable) > MAX_CORNERS_REPORTED:
+                self.add(
+                    ("stations", sid, "deck"),
+                    f"... and {len(unreachable) - MAX_CORNERS_REPORTED} more corners of the space "
                     f"that {sid!r} cannot make",
                 )
 
     def _recipe(
-        self, sid: str, station: Station, components: Components, vertex: Mapping[str, float], corner: str
+        self, sid: str, station: Station, components: Components, vertex: Mapping[str, float]
     ) -> None:
         """A corner the stocks reach must also be pipettable (volumes, inventory, wells, tips)."""
         comps = Components([*(components[n] for n in vertex), station.solvent])
@@ -947,7 +948,7 @@ class _Checker:
             reasons = "; ".join(r.message for r in getattr(exc, "reasons", ())) or str(exc)
             self.add(
                 ("stations", sid, "deck"),
-                f"the robot at {sid!r} cannot make the corner ({corner}) "
+                f"the robot at {sid!r} cannot make the corner ({_corner(vertex)}) "
                 f"of {station.spec.sample_volume_ul:g} µL: {reasons}",
                 "change the stocks, pipettes or sample_volume_ul, or narrow the bounds",
             )
@@ -1051,6 +1052,10 @@ class _Checker:
                     "return a TruthPoint with a phase name",
                 )
                 return
+
+
+def _corner(vertex: Mapping[str, float]) -> str:
+    return ", ".join(f"{n}={w:.4g}" for n, w in vertex.items())
 
 
 def _describe(component: Component) -> str:

@@ -137,24 +137,35 @@ def explain_unreachable(
     solvent: str | None = None,
 ) -> tuple[str, str]:
     """Why no mixture of `stocks` makes `target`, and what to change: ``(message, hint)``."""
-    worst = closest.worst(target)
-    want = float(target.get(worst, 0.0))
-    got = closest.mixture[worst]
-    richest = max(stocks, key=lambda j: stocks[j].get(worst, 0.0))
-    richest_w = float(stocks[richest].get(worst, 0.0))
-    if want > richest_w:
+    short = {
+        n: (float(target.get(n, 0.0)), max(stocks, key=lambda j: float(stocks[j].get(n, 0.0))))
+        for n in closest.mixture
+    }
+    lacking = [n for n, (want, j) in short.items() if want > float(stocks[j].get(n, 0.0)) + 1e-9]
+    if lacking:
+        worst = max(lacking, key=lambda n: short[n][0] - float(stocks[short[n][1]].get(n, 0.0)))
+        want, richest = short[worst]
         return (
             f"it needs {worst} at mass fraction {want:.4g}, but the richest stock in {worst}, "
-            f"{richest!r}, holds only {richest_w:.4g}",
+            f"{richest!r}, holds only {float(stocks[richest].get(worst, 0.0)):.4g}",
             f"add a stock with more than {want:.4g} {worst} or lower the bounds of {worst}",
         )
-    if want == 0.0 and got > 0.0:
-        carriers = sorted(j for j in closest.shares if stocks[j].get(worst, 0.0) > 0)
+    # a component the target lacks, brought in by the stocks it needs: the LP shares the miss
+    # between it and the others, so anything carried in at half the distance is the cause
+    unwanted = [
+        n for n, w in closest.mixture.items() if target.get(n, 0.0) == 0.0 and w >= 0.5 * closest.distance
+    ]
+    if unwanted:
+        worst = max(unwanted, key=lambda n: closest.mixture[n])
+        got = closest.mixture[worst]
+        carriers = sorted(j for j in stocks if stocks[j].get(worst, 0.0) > 0)
         return (
             f"it holds no {worst}, but the stocks that reach it bring {worst} in "
-            f"(at least {got:.4g}, from {', '.join(map(repr, carriers))})",
+            f"(at least {got:.4g}, carried by {', '.join(map(repr, carriers))})",
             f"add stocks free of {worst}, or raise the lower bound of {worst}",
         )
+    worst = closest.worst(target)
+    want, got = float(target.get(worst, 0.0)), closest.mixture[worst]
     # every single component is available, the combination is not: the stocks are too dilute
     needs: dict[str, tuple[float, str]] = {}
     for n, w in target.items():
