@@ -379,8 +379,7 @@ def _plot_phase_map(
     names = list(colours)
     # one code per name, and one more for "no label"; points outside the space stay blank
     code = {name: i for i, name in enumerate(names)}
-    cmap = ListedColormap([*(colours[n] for n in names), _UNLABELLED])
-    cmap.set_bad("white")
+    cmap = ListedColormap([*(colours[n] for n in names), _UNLABELLED]).with_extremes(bad="white")
     fig = Figure(figsize=(3.4 * len(levels) + 1.5, 3.0 * len(rows) + 0.8), layout="constrained")
     axes = fig.subplots(len(rows), len(levels), squeeze=False)
     xs_all = _axis_levels(pm.compositions[:, x])
