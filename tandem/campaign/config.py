@@ -58,6 +58,8 @@ if TYPE_CHECKING:
     from tandem.agents.region import FeasibleRegion, StockCheck
 
 DEFAULT_TRUTH = "tandem.sim.systems:default_system"
+#: Exposures on the default ladder between a station's shortest and longest (both included).
+EXPOSURE_LADDER_STEPS = 4
 #: At most this many unreachable corners are reported per station; the rest are counted.
 MAX_CORNERS_REPORTED = 3
 
@@ -151,6 +153,8 @@ class ExposureSpec(_Strict):
     min: float = Field(gt=0, allow_inf_nan=False)
     max: float = Field(gt=0, allow_inf_nan=False)
     default: float = Field(gt=0, allow_inf_nan=False)
+    #: the exposures an agent may choose from; a geometric ladder from min to max by default
+    choices: list[float] | None = Field(default=None, min_length=1)
 
 
 class ScanSpec(_Strict):
@@ -284,6 +288,16 @@ class Station:
     @property
     def exposure_range_s(self) -> tuple[float, float]:
         return self.spec.scan.exposure_s.min, self.spec.scan.exposure_s.max
+
+    @property
+    def exposure_choices_s(self) -> tuple[float, ...]:
+        """Exposures an agent may pick: the file's `choices`, else min, default, max and a ladder between."""
+        exposure = self.spec.scan.exposure_s
+        if exposure.choices:
+            return tuple(sorted(set(exposure.choices)))
+        ladder = np.geomspace(exposure.min, exposure.max, EXPOSURE_LADDER_STEPS)
+        rounded = {float(f"{x:.3g}") for x in ladder[1:-1]}
+        return tuple(sorted(rounded | {exposure.min, exposure.default, exposure.max}))
 
     def scan_parameters(
         self, exposure_s: float | None = None, configuration: str | None = None
@@ -817,6 +831,13 @@ class _Checker:
                     f"exposure {value:g} s is outside what {instrument.station!r} allows "
                     f"({lo:g} to {hi:g} s)",
                     f"choose a value between {lo:g} and {hi:g}",
+                )
+        for i, choice in enumerate(exposure.choices or ()):
+            if not exposure.min <= choice <= exposure.max:
+                self.add(
+                    (*path, "exposure_s", "choices", i),
+                    f"the choice {choice:g} s lies outside [{exposure.min:g}, {exposure.max:g}] s",
+                    "choose exposures between min and max",
                 )
         if exposure.min > exposure.max:
             self.add(

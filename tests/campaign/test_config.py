@@ -67,6 +67,7 @@ def test_the_demo_campaign_loads_with_decks_instruments_and_defaults() -> None:
     scan = sans.scan_parameters()
     assert (scan.exposure_s, scan.configuration, scan.temperature_c) == (300, "middle", 25)
     assert sans.exposure_range_s == (60, 1800)
+    assert sans.exposure_choices_s == (60, 186, 300, 579, 1800)  # min, default, max, a geometric ladder
     assert campaign.agent.kind is AgentKind.MULTI_PROBE
     assert campaign.stop.max_samples == 60
     assert campaign.twin.time_scale == 0
@@ -333,6 +334,15 @@ def test_a_default_exposure_outside_its_range_and_a_temperature_beyond_limits(fo
     )
     keys = {p.key for p in refused(write(folder, text)).problems}
     assert keys == {"stations.saxs.scan.exposure_s.default", "stations.saxs.scan.temperature_c"}
+
+
+def test_exposure_choices_are_kept_within_the_range(folder: Path) -> None:
+    text = edited("{min: 0.1, max: 10, default: 1}", "{min: 0.1, max: 10, default: 1, choices: [0.5, 2, 20]}")
+    (problem,) = refused(write(folder, text)).problems
+    assert problem.key == "stations.saxs.scan.exposure_s.choices[2]"
+    assert "20 s lies outside [0.1, 10] s" in problem.message
+    good = load_campaign(write(folder, edited("[0.5, 2, 20]", "[2, 0.5]", text)))
+    assert good.stations["saxs"].exposure_choices_s == (0.5, 2)
 
 
 def test_an_unknown_configuration_lists_the_instruments(folder: Path) -> None:
