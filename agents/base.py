@@ -77,6 +77,8 @@ class AgentBase:
         self.observations: list[Observation] = []
         self._screen = Screen(region, requirements)
         self._records: list[DecisionRecord] = []
+        #: stations of the pending points handed to `_propose` (same order as `pending_u`)
+        self.pending_stations: list[str] = []
 
     # -- protocol -----------------------------------------------------------------------------
 
@@ -176,6 +178,7 @@ class AgentBase:
         t0 = time.perf_counter()
         seed = self.decision_seed()
         pending_u = self._pending_unit(pending)
+        self.pending_stations = [s.station for s in pending]
         with torch.random.fork_rng(), compute_threads(len(self.observations)):
             torch.manual_seed(seed)
             proposal = self._propose(station, pending_u, seed)
@@ -256,16 +259,18 @@ class AgentBase:
         return chosen, None, rejected
 
 
-#: Below this many observations one thread is faster: the solves are small and threads only contend.
-SINGLE_THREAD_BELOW = 2000
+#: Torch threads for a decision. One: the solves of a decision are many and memory-bound, and
+#: extra threads mostly contend (measured on 2 cores: 4.2 s with one thread against 33 s with two
+#: at 3,000 observations while other work ran; bench/README.md).
+DECISION_THREADS = 1
 
 
 @contextlib.contextmanager
 def compute_threads(n_observations: int) -> Iterator[None]:
-    """Run a decision on one torch thread while the model is small, then restore the setting."""
+    """Run a decision on `DECISION_THREADS` torch threads, then restore the setting."""
     before = torch.get_num_threads()
-    if n_observations < SINGLE_THREAD_BELOW:
-        torch.set_num_threads(1)
+    if n_observations >= 0:
+        torch.set_num_threads(DECISION_THREADS)
     try:
         yield
     finally:

@@ -295,6 +295,17 @@ class CachedGP(Model):
         var = (self._prior_diag(x) - v.pow(2).sum(-2)).clamp_min(1e-12)
         return mean.T, var.T
 
+    def joint(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior means ``m x b x q`` and covariances ``m x b x q x q`` of ``b`` sets of ``q`` points."""
+        nb, q, dim = x.shape
+        flat = x.reshape(-1, dim).to(DTYPE)
+        v = self._factor.solve(self.kernel(self.train_x, flat))  # m x n x bq
+        mean = self._means[:, None] + (v.transpose(-1, -2) @ self._factor.z).squeeze(-1)
+        v = v.reshape(self.num_outputs, -1, nb, q)
+        k_qq = torch.stack([self.kernel(x[i], x[i]) for i in range(nb)], dim=1)  # m x b x q x q
+        cov = k_qq - torch.einsum("mnbi,mnbj->mbij", v, v)
+        return mean.reshape(self.num_outputs, nb, q), cov
+
     def posterior(
         self,
         X: torch.Tensor,  # noqa: N803 - BoTorch names
@@ -303,19 +314,11 @@ class CachedGP(Model):
         posterior_transform: Any = None,
     ) -> Any:
         batch, q, dim = X.shape[:-2], X.shape[-2], X.shape[-1]
-        flat = X.reshape(-1, dim).to(DTYPE)  # (B q) x D
-        nb = flat.shape[0] // q
-        v = self._factor.solve(self.kernel(self.train_x, flat))  # m x n x Bq
-        mean = self._means[:, None] + (v.transpose(-1, -2) @ self._factor.z).squeeze(-1)  # m x Bq
-        v = v.reshape(self.num_outputs, -1, nb, q)
-        xq = flat.reshape(nb, q, dim)
-        k_qq = torch.stack([self.kernel(xq[i], xq[i]) for i in range(nb)], dim=1)  # m x B x q x q
-        cov = k_qq - torch.einsum("mnbi,mnbj->mbij", v, v)
+        mean, cov = self.joint(X.reshape(-1, q, dim))
         eye = torch.eye(q, dtype=DTYPE)
         if observation_noise is True and self.hyperparameters.noise is not None:
             cov = cov + torch.as_tensor(self.hyperparameters.noise, dtype=DTYPE)[:, None, None, None] * eye
         cov = cov + 1e-10 * eye
-        mean = mean.reshape(self.num_outputs, nb, q)
         outputs = output_indices if output_indices is not None else list(range(self.num_outputs))
         mvns = [MultivariateNormal(mean[o].reshape(*batch, q), cov[o].reshape(*batch, q, q)) for o in outputs]
         dist = mvns[0] if len(mvns) == 1 else MultitaskMultivariateNormal.from_independent_mvns(mvns)
@@ -442,7 +445,8 @@ def fit_hyperparameters(
         yvar = None if yvar is None else yvar[keep]
     x, y = x.to(DTYPE), y.to(DTYPE)
     yvar = None if yvar is None else yvar.to(DTYPE)
-    with torch.random.fork_rng():
+    # callers may be predicting under no_grad; the fit needs gradients regardless
+    with torch.random.fork_rng(), torch.enable_grad():
         torch.manual_seed(seed)
         model = _build_fit_model(x, y, yvar, num_tasks)
         if init is not None and init.num_outputs == m and init.num_tasks == num_tasks:

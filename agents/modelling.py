@@ -38,7 +38,7 @@ class RefitPolicy:
     min_new: int = 4
     #: hyperparameters are fitted on at most this many observations (the posterior uses all)
     max_fit_points: int = 400
-    max_iterations: int = 200
+    max_iterations: int = 100
 
 
 def default_hyperparameters(
@@ -101,7 +101,7 @@ class IncrementalGP:
         self._stale_outputs = True
         self._model = None
 
-    def _needs_refit(self) -> bool:
+    def needs_refit(self) -> bool:
         if self.hyperparameters is None or self._stale_outputs:
             return True
         grown = self.n >= self.policy.growth * self.n_at_fit
@@ -114,7 +114,7 @@ class IncrementalGP:
         if self._model is not None and self._model.num_train == self.n and not self._stale_outputs:
             self.last_event = {"refit": False, "conditioned": 0, "fallback": None}
             return self._model
-        if self._needs_refit():
+        if self.needs_refit():
             self._model = self._refit()
         elif self._model is None:
             # restored hyperparameters: factorise every row, no refit
