@@ -4,17 +4,17 @@
 so bluesky-queueserver lists it as a device and a queued plan names it by its
 namespace name (`"saxs"`), its sub-devices as `saxs.detector` and so on.
 
-`build_station(config)` builds the EPICS backend here. The simulated backend
-lives in the digital twin (`tandem.sim.station_devices`), which real code paths
-never import: the factory loads it by name only when a configuration asks for it.
+`build_epics_station(config)` builds the EPICS backend. The simulated backend
+lives in the digital twin (`tandem.sim.station_devices.build_sim_station`); the
+choice between them is wiring, made above every part (`tandem.campaign.stations`),
+so no real code path depends on the twin, not even by name.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,9 +29,6 @@ from tandem.devices.temperature import EpicsTemperatureController, TemperatureCo
 from tandem.errors import TandemError
 from tandem.stations import Probe
 from tandem.suggestions import ScanParameters
-
-#: The module:callable that builds a simulated station (see `build_station`).
-SIM_BACKEND = "tandem.sim.station_devices:build_sim_station"
 
 #: PV sub-prefixes of the devices under a station's prefix; the beamline IOC serves the same.
 PV_SUFFIXES = {
@@ -111,10 +108,6 @@ class Station:
                 ) from exc
 
 
-class SimStationBuilder(Protocol):
-    def __call__(self, config: StationConfig, /) -> Station: ...
-
-
 def build_epics_station(config: StationConfig) -> Station:
     """The station's devices over Channel Access, connected (or a `DeviceTimeoutError`)."""
     if not config.prefix:
@@ -147,17 +140,3 @@ def build_epics_station(config: StationConfig) -> Station:
     )
     station.wait_for_connection(config.connection_timeout_s)
     return station
-
-
-def build_station(config: StationConfig) -> Station:
-    """Build the station `config` describes, on the backend it names."""
-    if config.backend == "epics":
-        return build_epics_station(config)
-    module_name, _, attr = SIM_BACKEND.partition(":")
-    try:
-        builder: SimStationBuilder = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise StationConfigError(
-            f"station {config.name!r}: the simulated backend {SIM_BACKEND} is not available ({exc})"
-        ) from exc
-    return builder(config)

@@ -385,7 +385,7 @@ def simulated_station(
 
 
 def build_sim_station(config: StationConfig) -> Station:
-    """`tandem.devices.station.build_station` for `backend: sim`.
+    """`tandem.campaign.stations.build_station` for `backend: sim`.
 
     `config.sim` may hold `truth` (module:callable), `seed`, `time_scale` and
     `temperature_c`.

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from tandem.devices.station import Station, StationConfig, build_station
+from tandem.campaign.stations import build_station
+from tandem.devices.station import Station, StationConfig
 from tandem.sim.clock import StationClock
 from tandem.sim.ioc import RunningIOC
 from tandem.sim.station_devices import SimStationDriver, simulated_station, station_model

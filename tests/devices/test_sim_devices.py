@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tandem.campaign.stations import build_station
 from tandem.devices.detector import DetectorState
 from tandem.devices.limits import TemperatureOutOfRangeError, UnknownConfigurationError
 from tandem.devices.shutter import InvalidShutterPositionError
 from tandem.devices.signals import DeviceFault
-from tandem.devices.station import Station, StationConfig, StationConfigError, build_station
+from tandem.devices.station import Station, StationConfig, StationConfigError
 from tandem.sim.instruments import instrument_for
 from tandem.sim.station_devices import Exposure, SimStationDriver, TwinStationModel
 from tandem.stations import SANS, SAXS, Probe
