@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -36,10 +36,11 @@ from tandem.analysis.fitting import FitSettings, fit_models
 from tandem.analysis.labels import LabelInput, LabelSettings, assign_labels
 from tandem.analysis.reduction import Exposure, ReductionSettings, geometry_from_metadata, reduce_exposure
 from tandem.analysis.store import AnalysisRecord, AnalysisStore
-from tandem.catalog import Catalog, ExitStatus, RawRun, RunDataError
+from tandem.catalog import Catalog, ExitStatus, RunDataError
 from tandem.errors import TandemError
 from tandem.observations import AnalysisStatus
 from tandem.stations import SANS, SAXS, Probe
+from tandem.suggestions import ScanParameters
 
 if TYPE_CHECKING:
     from tiled.client.container import Container
@@ -127,27 +128,185 @@ class AnalysisSettings:
         }
 
 
+class RunLike(Protocol):
+    """What analysis reads from a run: `tandem.catalog.RawRun` (from Tiled) or `DocumentRun` (from the
+    documents of a run that just finished, in the RunEngine's process)."""
+
+    @property
+    def uid(self) -> str: ...
+    @property
+    def start(self) -> dict[str, Any]: ...
+    @property
+    def stop(self) -> dict[str, Any] | None: ...
+    @property
+    def time(self) -> float: ...
+    @property
+    def station(self) -> str | None: ...
+    @property
+    def sample_uid(self) -> str | None: ...
+    @property
+    def campaign_id(self) -> str | None: ...
+    @property
+    def decision_uid(self) -> str | None: ...
+    @property
+    def realized(self) -> dict[str, Any] | None: ...
+    @property
+    def target(self) -> dict[str, Any] | None: ...
+    @property
+    def scan(self) -> ScanParameters: ...
+    @property
+    def exit_status(self) -> ExitStatus | None: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def streams(self) -> tuple[str, ...]: ...
+    @property
+    def node(self) -> Any: ...
+
+
+class _Field:
+    def __init__(self, rows: list[Any]) -> None:
+        self._rows = rows
+
+    def read(self) -> np.ndarray:
+        return np.asarray(self._rows)
+
+
+class _Stream:
+    def __init__(self, data_keys: Mapping[str, Any]) -> None:
+        self.metadata = {"data_keys": dict(data_keys)}
+        self.rows: dict[str, list[Any]] = {k: [] for k in data_keys}
+
+    def __getitem__(self, key: str) -> _Field:
+        return _Field(self.rows[key])
+
+
+class DocumentRun:
+    """A run assembled from its Bluesky documents (start, descriptors, events, stop), read like a `RawRun`.
+
+    The in-process callback analyses from these, so that it need not read back from Tiled the frames
+    the RunEngine has just produced.
+    """
+
+    def __init__(self, start: Mapping[str, Any]) -> None:
+        self.start: dict[str, Any] = dict(start)
+        self.stop: dict[str, Any] | None = None
+        self._streams: dict[str, _Stream] = {}
+        self._descriptors: dict[str, str] = {}
+
+    def add(self, name: str, doc: Mapping[str, Any]) -> None:
+        if name == "descriptor":
+            stream = str(doc.get("name", SAMPLE_STREAM))
+            self._descriptors[str(doc["uid"])] = stream
+            self._streams.setdefault(stream, _Stream(doc.get("data_keys") or {}))
+        elif name == "event":
+            self._append(doc["descriptor"], doc["data"])
+        elif name == "event_page":
+            n = len(doc.get("seq_num") or ())
+            for i in range(n):
+                self._append(doc["descriptor"], {k: v[i] for k, v in doc["data"].items()})
+        elif name == "stop":
+            self.stop = dict(doc)
+
+    def _append(self, descriptor: str, data: Mapping[str, Any]) -> None:
+        stream = self._streams[self._descriptors[descriptor]]
+        for key, value in data.items():
+            stream.rows.setdefault(key, []).append(value)
+
+    def _str(self, key: str) -> str | None:
+        value = self.start.get(key)
+        return None if value is None else str(value)
+
+    @property
+    def uid(self) -> str:
+        return str(self.start["uid"])
+
+    @property
+    def time(self) -> float:
+        return float(self.start.get("time", math.nan))
+
+    @property
+    def station(self) -> str | None:
+        return self._str("station")
+
+    @property
+    def sample_uid(self) -> str | None:
+        return self._str("sample_uid")
+
+    @property
+    def campaign_id(self) -> str | None:
+        return self._str("campaign_id")
+
+    @property
+    def decision_uid(self) -> str | None:
+        return self._str("decision_uid")
+
+    @property
+    def realized(self) -> dict[str, Any] | None:
+        value = self.start.get("realized")
+        return dict(value) if isinstance(value, Mapping) else None
+
+    @property
+    def target(self) -> dict[str, Any] | None:
+        value = self.start.get("target")
+        return dict(value) if isinstance(value, Mapping) else None
+
+    @property
+    def scan(self) -> ScanParameters:
+        if "scan" not in self.start:
+            raise RunDataError(f"run {self.uid} recorded no scan parameters")
+        try:
+            return ScanParameters.from_dict(self.start["scan"])
+        except (TandemError, KeyError, TypeError, ValueError) as error:
+            raise RunDataError(f"run {self.uid}: unreadable scan parameters: {error}") from error
+
+    @property
+    def exit_status(self) -> ExitStatus | None:
+        return None if self.stop is None else ExitStatus(self.stop.get("exit_status", ExitStatus.FAIL))
+
+    @property
+    def reason(self) -> str:
+        return "" if self.stop is None else str(self.stop.get("reason", ""))
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        return tuple(self._streams)
+
+    @property
+    def node(self) -> Mapping[str, _Stream]:
+        return self._streams
+
+
 def _monitor_field(keys: Mapping[str, Any], suffix: str) -> str | None:
     matches = [k for k in keys if k.endswith(suffix)]
     return matches[0] if len(matches) == 1 else None
 
 
 def _stream_exposure(
-    run: RawRun, stream: str, calibration: StationCalibration, fixed_transmission: float | None = None
+    run: RunLike, stream: str, calibration: StationCalibration, fixed_transmission: float | None = None
 ) -> Exposure:
     """The frames of `stream`, summed, with their monitor counts and transmission."""
-    try:
-        frames = run.frames(stream)
-        keys = run.data_keys(stream)
-    except RunDataError as exc:
-        raise AnalysisError(FailureCode.MISSING_DATA, str(exc)) from None
+    # One handle on the stream for all its fields: every lookup through the run is an HTTP request.
+    if stream not in run.streams:
+        raise AnalysisError(FailureCode.MISSING_DATA, f"run {run.uid} has no stream {stream!r}")
+    node = run.node[stream]
+    keys: Mapping[str, Any] = node.metadata.get("data_keys") or {}
+    images = [k for k, v in keys.items() if len(v.get("shape") or ()) == 2]
+    if len(images) != 1:
+        raise AnalysisError(
+            FailureCode.MISSING_DATA,
+            f"stream {stream!r} of run {run.uid} holds {len(images)} image fields; analysis needs one",
+        )
     incident_key = _monitor_field(keys, "incident_counts")
     transmitted_key = _monitor_field(keys, "transmitted_counts")
     if incident_key is None:
         raise AnalysisError(
             FailureCode.MISSING_DATA, f"stream {stream!r} of run {run.uid} records no incident monitor counts"
         )
-    incident = float(np.sum(run.read(incident_key, stream)))
+    frames = np.asarray(node[images[0]].read())
+    if frames.ndim == 2:
+        frames = frames[np.newaxis]
+    incident = float(np.sum(node[incident_key].read()))
     if fixed_transmission is not None:
         transmission = fixed_transmission
     else:
@@ -155,7 +314,7 @@ def _stream_exposure(
             raise AnalysisError(
                 FailureCode.MISSING_DATA, f"stream {stream!r} of run {run.uid} records no transmitted counts"
             )
-        transmitted = float(np.sum(run.read(transmitted_key, stream)))
+        transmitted = float(np.sum(node[transmitted_key].read()))
         ratio = transmitted / incident if incident > 0 else math.nan
         transmission = ratio / calibration.open_beam_ratio
     exposure_s = float(run.scan.exposure_s) * frames.shape[0] if "scan" in run.start else math.nan
@@ -169,7 +328,7 @@ def _stream_exposure(
     )
 
 
-def _composition(run: RawRun, solvents: tuple[str, ...]) -> dict[str, float]:
+def _composition(run: RunLike, solvents: tuple[str, ...]) -> dict[str, float]:
     realized = run.realized or run.target or {}
     fractions = realized.get("mass_fraction", realized)
     solvent = run.start.get("solvent")
@@ -185,7 +344,7 @@ def _composition(run: RawRun, solvents: tuple[str, ...]) -> dict[str, float]:
     return out
 
 
-def _probe(run: RawRun) -> str | None:
+def _probe(run: RunLike) -> str | None:
     probe = run.start.get("probe")
     if isinstance(probe, str) and probe in {p.value for p in Probe}:
         return probe
@@ -213,14 +372,21 @@ class Analyzer:
                 existing = self.store.get(run_uid, with_curve=False)
                 if existing is not None:
                     return existing
-            run = self.catalog.run(run_uid)
-            record = self._analyze(run)
-            if record.ok and record.curve is not None:
-                record = self._label(record)
-            self.store.put(record)
-            return record
+            return self._analyze_and_store(self.catalog.run(run_uid))
 
-    def _base_record(self, run: RawRun) -> AnalysisRecord:
+    def analyze_documents(self, run: DocumentRun) -> AnalysisRecord:
+        """Analyse a run from its documents (the in-process path) and store the result."""
+        with self._lock:
+            return self._analyze_and_store(run)
+
+    def _analyze_and_store(self, run: RunLike) -> AnalysisRecord:
+        record = self._analyze(run)
+        if record.ok and record.curve is not None:
+            record = self._label(record)
+        self.store.put(record)
+        return record
+
+    def _base_record(self, run: RunLike) -> AnalysisRecord:
         try:
             exposure_s = float(run.scan.exposure_s) * int(run.scan.n_frames)
         except RunDataError:
@@ -241,7 +407,7 @@ class Analyzer:
             finished_at_s=float(finished) if isinstance(finished, int | float) else None,
         )
 
-    def _analyze(self, run: RawRun) -> AnalysisRecord:
+    def _analyze(self, run: RunLike) -> AnalysisRecord:
         base = self._base_record(run)
         try:
             if run.exit_status is not ExitStatus.SUCCESS:
@@ -278,7 +444,7 @@ class Analyzer:
                 failure_reason=f"{type(exc).__name__}: {exc}",
             )
 
-    def _calibration(self, run: RawRun) -> StationCalibration:
+    def _calibration(self, run: RunLike) -> StationCalibration:
         recorded = run.start.get("calibration")
         if isinstance(recorded, Mapping):
             return StationCalibration.from_dict(recorded)
@@ -291,7 +457,7 @@ class Analyzer:
             f"{', '.join(sorted(self.settings.calibrations)) or 'no station'}",
         )
 
-    def reduce(self, run: RawRun, calibration: StationCalibration) -> Curve:
+    def reduce(self, run: RunLike, calibration: StationCalibration) -> Curve:
         """The run's I(q) in 1/cm, less its empty cell when one is found."""
         geometry = geometry_from_metadata(run.start.get("geometry"))
         sample = _stream_exposure(run, SAMPLE_STREAM, calibration)
@@ -312,9 +478,9 @@ class Analyzer:
         )
 
     def _empty_cell(
-        self, run: RawRun, geometry: Mapping[str, Any], calibration: StationCalibration
+        self, run: RunLike, geometry: Mapping[str, Any], calibration: StationCalibration
     ) -> Exposure | None:
-        source: RawRun | None = run if EMPTY_CELL_STREAM in run.streams else None
+        source: RunLike | None = run if EMPTY_CELL_STREAM in run.streams else None
         if source is None and run.station:
             for candidate in self.catalog.runs(
                 station=run.station, plan_name="measure_empty_cell", exit_status=ExitStatus.SUCCESS, limit=20
@@ -324,12 +490,15 @@ class Analyzer:
                     break
         if source is None:
             return None
-        stream = EMPTY_CELL_STREAM
-        keys = source.data_keys(stream)
-        fixed = None
-        if _monitor_field(keys, "transmitted_counts") is None:
-            fixed = calibration.empty_cell_transmission
-        return _stream_exposure(source, stream, calibration, fixed)
+        try:
+            return _stream_exposure(source, EMPTY_CELL_STREAM, calibration)
+        except AnalysisError:
+            if calibration.empty_cell_transmission is None:
+                raise
+            # an empty cell measured without its own transmission: the calibrated one will do
+            return _stream_exposure(
+                source, EMPTY_CELL_STREAM, calibration, calibration.empty_cell_transmission
+            )
 
     # -- labels ----------------------------------------------------------------------------------
 
@@ -414,32 +583,51 @@ class Analyzer:
 
 
 class AnalysisCallback:
-    """A RunEngine callback that analyses each run when it closes (subscribe it after the Tiled writer).
+    """A RunEngine callback that analyses each run from its own documents when it closes.
 
-    Errors are logged, never raised: a failing analysis must not fail the measurement.
+    The frames are in the event documents, so nothing is read back from Tiled (an empty cell measured
+    in an earlier run is looked up there). Errors are logged, never raised: a failing analysis must not
+    fail the measurement. Runs of reference plans (transmission, empty cell) are not analysed.
     """
 
     def __init__(self, analyzer: Analyzer, on_done: Callable[[AnalysisRecord], None] | None = None) -> None:
         self.analyzer = analyzer
         self.on_done = on_done
-        self._skip: set[str] = set()
+        self._runs: dict[str, DocumentRun] = {}
+        self._run_of_descriptor: dict[str, str] = {}
 
     def __call__(self, name: str, doc: Mapping[str, Any]) -> None:
-        if name == "start" and doc.get("plan_name") in REFERENCE_PLANS:
-            self._skip.add(str(doc["uid"]))
-        if name != "stop":
-            return
-        uid = str(doc.get("run_start"))
-        if uid in self._skip:
-            self._skip.discard(uid)
-            return
         try:
+            self._dispatch(name, doc)
+        except Exception:
+            logger.exception("analysis callback failed on a %s document", name)
+
+    def _dispatch(self, name: str, doc: Mapping[str, Any]) -> None:
+        if name == "start":
+            if doc.get("plan_name") not in REFERENCE_PLANS:
+                self._runs[str(doc["uid"])] = DocumentRun(doc)
+            return
+        if name == "descriptor":
+            run = self._runs.get(str(doc["run_start"]))
+            if run is not None:
+                self._run_of_descriptor[str(doc["uid"])] = run.uid
+                run.add(name, doc)
+            return
+        if name in ("event", "event_page"):
+            uid = self._run_of_descriptor.get(str(doc["descriptor"]))
+            if uid is not None:
+                self._runs[uid].add(name, doc)
+            return
+        if name == "stop":
+            run = self._runs.pop(str(doc["run_start"]), None)
+            if run is None:
+                return
+            self._run_of_descriptor = {d: u for d, u in self._run_of_descriptor.items() if u != run.uid}
+            run.add(name, doc)
             started = time.perf_counter()
-            record = self.analyzer.analyze(uid)
+            record = self.analyzer.analyze_documents(run)
             logger.info(
-                "analysed run %s in %.2f s: %s", uid, time.perf_counter() - started, record.status.value
+                "analysed run %s in %.2f s: %s", run.uid, time.perf_counter() - started, record.status.value
             )
             if self.on_done is not None:
                 self.on_done(record)
-        except Exception:
-            logger.exception("could not analyse run %s", uid)

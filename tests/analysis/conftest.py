@@ -193,12 +193,14 @@ def write_twin_run(
     transmitted_factor: float = 1.0,
     geometry: Mapping[str, Any] | bool | None = True,
     exit_status: str = "success",
+    also: Callable[[str, Any], None] | None = None,
 ) -> str:
     """Write one raw run as the station plans lay it out (start document, `primary` and `empty_cell`
     streams with the image and monitor counts), with frames from the twin, through the Tiled writer.
 
     `counts`, `transmitted_factor`, `geometry` (False: leave it out) and `exit_status` spoil the run on
-    purpose for the bad-input tests.
+    purpose for the bad-input tests. `also` receives every document after the Tiled writer (as a
+    callback subscribed after it would).
     """
     from bluesky_tiled_plugins import TiledWriter
     from event_model import compose_run
@@ -233,7 +235,13 @@ def write_twin_run(
         md["geometry"] = frame.geometry.to_dict()
     elif isinstance(geometry, Mapping):
         md["geometry"] = dict(geometry)
-    writer = TiledWriter(raw_runs_node(client), batch_size=1)
+    tiled_writer = TiledWriter(raw_runs_node(client), batch_size=1)
+
+    def writer(name: str, doc: Any) -> None:
+        tiled_writer(name, doc)
+        if also is not None:
+            also(name, doc)
+
     bundle = compose_run(metadata=md)
     writer("start", bundle.start_doc)
     fraction = instrument.transmission_beam_fraction

@@ -9,7 +9,7 @@ import pytest
 from tiled.client.container import Container
 
 from tandem.analysis.pipeline import AnalysisCallback, AnalysisSettings, Analyzer
-from tandem.analysis.store import AnalysisStore
+from tandem.analysis.store import AnalysisRecord, AnalysisStore
 from tandem.cli.analyze import twin_calibrations
 from tandem.observations import AnalysisStatus
 from tandem.sim.instruments import instrument_for
@@ -111,12 +111,27 @@ def test_catch_up_and_callback(
     assert set(uids) <= set(analyzer.pending())
     analyzer.catch_up()
     assert not set(uids) & set(analyzer.pending())
-    done = []
+    done: list[AnalysisRecord] = []
     callback = AnalysisCallback(analyzer, on_done=done.append)
-    uid = twin_run(tiled_client, "sans", MICELLES, campaign_id=unique_campaign_id, exposure_s=600.0, seed=9)
-    callback("start", {"uid": uid, "plan_name": "sample_plan"})
-    callback("stop", {"run_start": uid, "exit_status": "success"})
+    uid = twin_run(
+        tiled_client,
+        "sans",
+        MICELLES,
+        campaign_id=unique_campaign_id,
+        exposure_s=600.0,
+        seed=9,
+        also=callback,
+    )
     assert [r.run_uid for r in done] == [uid]
+    # from the documents, the same result as from Tiled
+    from_tiled = analyzer.analyze(uid, force=True)
+    assert from_tiled.curve is not None
+    assert done[0].curve is not None
+    np.testing.assert_allclose(done[0].curve.intensity_per_cm, from_tiled.curve.intensity_per_cm)
+    # reference runs are not analysed
+    callback("start", {"uid": "ref", "plan_name": "measure_empty_cell", "time": 0.0})
+    callback("stop", {"run_start": "ref", "exit_status": "success", "uid": "s", "time": 1.0})
+    assert len(done) == 1
     labels = {r.label for r in AnalysisStore(tiled_client).records(campaign_id=unique_campaign_id)}
     assert labels == {"phase-1"}
     assert {r.probe for r in done} == {"neutron"}

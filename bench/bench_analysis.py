@@ -1,0 +1,199 @@
+"""Analysis benchmarks: reduction throughput for 1-Mpixel frames, and raw-run-to-analysed-node latency.
+
+    SAS_DLL_PATH=.venv/sasmodels-kernels .venv/bin/python bench/bench_analysis.py [--frames 400] [--runs 5]
+
+1. Reduction: twin SAXS frames (1043 × 981 pixels, 1.02 Mpixel) reduced to I(q) in 1/cm with an empty
+   cell and every check (`reduce_exposure`), on 1 thread and on 2; pyFAI's own `integrate1d` on the
+   same frames for comparison.
+2. Latency: a single-frame SAXS run written to a real embedded Tiled server by the Bluesky Tiled writer;
+   the time from its stop document to its analysed node being readable from Tiled, as the in-process
+   callback does it (read run, reduce, features, fits, labels, write), with and without model fits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from tandem.analysis.integration import integrator_for
+from tandem.analysis.pipeline import AnalysisCallback, AnalysisSettings, Analyzer
+from tandem.analysis.reduction import Exposure, reduce_exposure
+from tandem.analysis.store import AnalysisStore
+from tandem.catalog import raw_runs_node
+from tandem.cli.analyze import twin_calibrations
+from tandem.sim.detector_image import simulate_empty_cell_frame, simulate_frame
+from tandem.sim.instruments import instrument_for
+from tandem.sim.systems import default_system
+from tandem.tiled_server import EmbeddedTiledServer
+
+MICELLES = {"SDS": 0.084, "PPG": 0.06, "NaCl": 0.0}
+#: seconds the callback spent on the last stop document
+_TIMING = {"callback_s": float("nan")}
+
+
+def bench_reduction(n_frames: int) -> None:
+    instrument = instrument_for("saxs")
+    calibration = twin_calibrations()["saxs"]
+    rng = np.random.default_rng(0)
+    truth = default_system(MICELLES, instrument.probe)
+    frames = [simulate_frame(instrument, None, MICELLES, truth, 10.0, rng) for _ in range(8)]
+    cell = simulate_empty_cell_frame(instrument, None, 10.0, rng)
+    geometry = frames[0].geometry
+    eff = calibration.detector_efficiency
+
+    def exposure(f: object) -> Exposure:
+        return Exposure(f.counts, 10.0, f.monitor_counts * eff, f.transmission, calibration.saturation_counts)  # type: ignore[attr-defined]
+
+    samples = [exposure(f) for f in frames]
+    empty = exposure(cell)
+    t0 = time.perf_counter()
+    integrator_for(geometry)
+    build_s = time.perf_counter() - t0
+
+    def reduce(i: int) -> None:
+        reduce_exposure(samples[i % len(samples)], geometry, thickness_mm=1.5, empty_cell=empty)
+
+    reduce(0)
+    pixels = geometry.n_pixels_x * geometry.n_pixels_y
+    print(
+        f"reduction of {geometry.n_pixels_y}x{geometry.n_pixels_x} frames ({pixels / 1e6:.2f} Mpixel), "
+        "each with its empty cell (2 frames integrated per curve):"
+    )
+    print(f"  integrator build (once per geometry): {build_s * 1e3:.0f} ms")
+    for workers in (1, 2):
+        t0 = time.perf_counter()
+        if workers == 1:
+            for i in range(n_frames):
+                reduce(i)
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(reduce, range(n_frames)))
+        dt = time.perf_counter() - t0
+        print(
+            f"  {workers} thread(s): {n_frames / dt:7.1f} sample frames/s "
+            f"({2 * n_frames / dt:7.1f} frames/s integrated, empty cells included)"
+        )
+    integ = integrator_for(geometry)
+    counts = [np.asarray(f.counts, dtype=np.float64) for f in frames]
+    n = max(n_frames // 10, 10)
+    t0 = time.perf_counter()
+    for i in range(n):
+        integ.sum_counts(counts[i % len(counts)])
+    print(f"  sparse integration alone: {n / (time.perf_counter() - t0):7.1f} frames/s")
+    t0 = time.perf_counter()
+    for i in range(n):
+        integ.pyfai_reference(counts[i % len(counts)])
+    print(
+        f"  pyFAI integrate1d (no split, CSR, cython), for comparison: "
+        f"{n / (time.perf_counter() - t0):7.1f} frames/s"
+    )
+
+
+def _write_run(client: object, campaign_id: str, seed: int, also: AnalysisCallback | None = None) -> str:
+    from bluesky_tiled_plugins import TiledWriter
+    from event_model import compose_run
+
+    instrument = instrument_for("saxs")
+    rng = np.random.default_rng(seed)
+    truth = default_system(MICELLES, instrument.probe)
+    frame = simulate_frame(instrument, None, MICELLES, truth, 10.0, rng)
+    cell = simulate_empty_cell_frame(instrument, None, 10.0, rng)
+    md = {
+        "plan_name": "sample_plan",
+        "station": "saxs",
+        "probe": "xray",
+        "campaign_id": campaign_id,
+        "sample_uid": str(uuid.uuid4()),
+        "scan": {
+            "exposure_s": 10.0,
+            "configuration": frame.configuration,
+            "temperature_c": None,
+            "n_frames": 1,
+        },
+        "geometry": frame.geometry.to_dict(),
+        "realized": {"mass_fraction": {**MICELLES, "H2O": 1 - sum(MICELLES.values())}},
+    }
+    tiled_writer = TiledWriter(raw_runs_node(client), batch_size=1)  # type: ignore[arg-type]
+
+    def writer(name: str, doc: object) -> None:
+        tiled_writer(name, doc)
+        if also is not None:
+            t0 = time.perf_counter()
+            also(name, doc)
+            if name == "stop":
+                _TIMING["callback_s"] = time.perf_counter() - t0
+
+    bundle = compose_run(metadata=md)
+    writer("start", bundle.start_doc)
+    for stream, f in (("primary", frame), ("empty_cell", cell)):
+        keys = {
+            "saxs_detector_image": {"dtype": "array", "shape": list(f.counts.shape), "source": "sim"},
+            "saxs_monitor_incident_counts": {"dtype": "number", "shape": [], "source": "sim"},
+            "saxs_monitor_transmitted_counts": {"dtype": "number", "shape": [], "source": "sim"},
+        }
+        desc = bundle.compose_descriptor(name=stream, data_keys=keys)
+        writer("descriptor", desc.descriptor_doc)
+        data = {
+            "saxs_detector_image": f.counts,
+            "saxs_monitor_incident_counts": f.monitor_counts,
+            "saxs_monitor_transmitted_counts": f.transmission
+            * f.monitor_counts
+            * instrument.transmission_beam_fraction,
+        }
+        writer("event", desc.compose_event(data=data, timestamps=dict.fromkeys(data, time.time())))
+    writer("stop", bundle.compose_stop(exit_status="success"))
+    return str(bundle.start_doc["uid"])
+
+
+def bench_latency(n_runs: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedTiledServer(Path(tmp)) as endpoint:
+        client = endpoint.connect()
+        for fit in (True, False):
+            analyzer = Analyzer(client, AnalysisSettings(calibrations=twin_calibrations(), fit=fit))
+            store = AnalysisStore(client)
+            callback = AnalysisCallback(analyzer)
+            campaign = f"bench-{uuid.uuid4().hex[:8]}"
+            _write_run(client, campaign, 100, also=callback)  # warm-up: kernels, integrator, connections
+            worker, in_process = [], []
+            for i in range(n_runs):
+                # the worker's path: the run is in Tiled, read it back, analyse, write
+                uid = _write_run(client, campaign, i)
+                t0 = time.perf_counter()
+                analyzer.analyze(uid)
+                assert store.get(uid, with_curve=False) is not None
+                worker.append(time.perf_counter() - t0)
+                # the in-process callback's path: from the stop document to the node written
+                uid = _write_run(client, campaign, 1000 + i, also=callback)
+                assert store.get(uid, with_curve=False) is not None
+                in_process.append(_TIMING["callback_s"])
+            label = "with model fits" if fit else "without model fits (--no-fit)"
+            for path, times in (
+                ("worker (reads the run from Tiled)", worker),
+                ("in-process callback", in_process),
+            ):
+                print(
+                    f"raw -> analysed, {label}, {path}: median {statistics.median(times):.2f} s, "
+                    f"max {max(times):.2f} s ({n_runs} single-frame SAXS runs)"
+                )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--frames", type=int, default=400)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    bench_reduction(args.frames)
+    bench_latency(args.runs)
+
+
+if __name__ == "__main__":
+    main()
