@@ -72,6 +72,8 @@ class StationCost:
     rinse); `exposures_s` are the exposures the agent may choose from;
     `reference_exposure_s` is the exposure at which counting noise on a label
     is as large as the label's own ambiguity (shorter: noisier labels).
+    `relative_price` weighs a second of this station against the others' (a
+    facility may price SANS hours above SAXS hours beyond their length).
     The campaign fills these from the instrument models.
     """
 
@@ -81,11 +83,16 @@ class StationCost:
     exposures_s: tuple[float, ...]
     reference_exposure_s: float
     configuration: str = "default"
+    relative_price: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.exposures_s or any(not (e > 0) for e in self.exposures_s):
             raise AgentError(
                 f"station {self.station!r}: exposures must be positive seconds, got {self.exposures_s}"
+            )
+        if not (self.relative_price > 0):
+            raise AgentError(
+                f"station {self.station!r}: relative price must be > 0, got {self.relative_price!r}"
             )
         if not (self.overhead_s >= 0 and self.reference_exposure_s > 0):
             raise AgentError(
@@ -96,9 +103,15 @@ class StationCost:
         object.__setattr__(self, "exposures_s", tuple(sorted(float(e) for e in self.exposures_s)))
 
     def cost_s(self, exposure_s: float) -> float:
+        """Station seconds of one measurement (overhead plus exposure)."""
         return self.overhead_s + exposure_s
 
+    def price(self, exposure_s: float) -> float:
+        """What the agent divides information by: station seconds times the relative price."""
+        return self.cost_s(exposure_s) * self.relative_price
+
     def noise_factor(self, exposure_s: float) -> float:
+        """How much counting noise inflates a label's noise variance at `exposure_s`."""
         return 1.0 + self.reference_exposure_s / exposure_s
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,7 +180,7 @@ class InformationPerSecond(AcquisitionFunction):
         p = class_probabilities(mean[..., 1].T, cov[..., 1, 1].clamp_min(1e-12).T, self.base_samples)
         label_noise = p * self.hit_noise + (1 - p) * self.miss_noise  # b x m
         exposures = torch.as_tensor(self.cost.exposures_s, dtype=DTYPE)
-        factors = 1.0 + self.cost.reference_exposure_s / exposures  # E
+        factors = torch.tensor([self.cost.noise_factor(e) for e in self.cost.exposures_s], dtype=DTYPE)
         noise = label_noise.unsqueeze(-1) * factors  # b x m x E
         cross = cov[..., 0, 1].T.unsqueeze(-1)  # b x m x 1
         var_obs = cov[..., 1, 1].clamp_min(1e-12).T.unsqueeze(-1)
@@ -178,7 +191,7 @@ class InformationPerSecond(AcquisitionFunction):
             [bald(mean_ref, var_after[..., e], self.base_samples) for e in range(len(exposures))], -1
         )
         gain = (u.unsqueeze(-1) - u_after).clamp_min(0.0)  # b x E
-        costs = self.cost.overhead_s + exposures
+        costs = (self.cost.overhead_s + exposures) * self.cost.relative_price
         return {"value": gain / costs, "bald": u, "share": gain / u.clamp_min(1e-12).unsqueeze(-1)}
 
     @t_batch_mode_transform(expected_q=1)  # type: ignore[arg-type]
