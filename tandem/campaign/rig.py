@@ -1,0 +1,186 @@
+"""A station's live rig on the digital twin: devices, robot, cell loader, clock and RunEngine.
+
+`twin_lab` starts what a simulated lab needs (a Channel Access session with one
+cell-loader IOC per station, and an embedded Tiled server) and builds one
+`StationRig` per station of a campaign. The campaign runner, the IPython profile
+and the queue-server startup all get their stations here, so a station is wired
+one way only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from bluesky import RunEngine
+
+from tandem.campaign.config import Campaign
+from tandem.campaign.config import Station as StationSpec
+from tandem.catalog import subscribe_tiled_writer
+from tandem.devices.station import Station
+from tandem.robots.cell_loader import CellLoader
+from tandem.robots.liquid_handler import LiquidHandler
+from tandem.sim.cell_loader_ioc import CellLoaderIOC
+from tandem.sim.clock import StationClock
+from tandem.sim.ioc import CAEnvironment, ca_session, serve_ioc
+from tandem.sim.liquid_handler import SimulatedLiquidHandler
+from tandem.sim.station_devices import TwinStationModel, simulated_station
+from tandem.sim.truth import load_truth
+from tandem.tiled_server import EmbeddedTiledServer, TiledEndpoint
+
+logger = logging.getLogger(__name__)
+
+#: PV prefix of a station's cell loader; the station id is upper-cased into it.
+CELL_LOADER_PREFIX = "TANDEM:{station}:CL:"
+
+
+@dataclass
+class StationRig:
+    """Everything that runs samples at one station. Live objects, not values."""
+
+    id: str
+    spec: StationSpec
+    station: Station
+    clock: StationClock
+    liquid_handler: LiquidHandler
+    cell_loader: CellLoader
+    RE: RunEngine
+
+    def devices(self) -> dict[str, Any]:
+        """The devices by the names plans (and the queue server) know them by."""
+        return {
+            self.id: self.station,
+            f"{self.id}_liquid_handler": self.liquid_handler,
+            f"{self.id}_cell_loader": self.cell_loader,
+        }
+
+
+class _Timekeeper:
+    """Charges the station clock for the cell loader's work, which runs in the IOC on wall time.
+
+    The cell loader is real EPICS hardware to the plans; only the twin knows how
+    long loading and rinsing take at the beamline, so station time is spent here,
+    as the `load` and `rinse` streams happen, keeping the timeline in order.
+    """
+
+    def __init__(self, clock: StationClock, load_s: float, rinse_s: float) -> None:
+        self.clock = clock
+        self.durations = {"load": load_s, "rinse": rinse_s}
+        self._streams: dict[str, str] = {}
+
+    def __call__(self, name: str, doc: Mapping[str, Any]) -> None:
+        if name == "descriptor" and doc.get("name") in self.durations:
+            self._streams[str(doc["uid"])] = str(doc["name"])
+        elif name == "event":
+            stream = self._streams.get(str(doc["descriptor"]))
+            if stream is not None:
+                self.clock.spend(self.durations[stream], stream)
+        elif name == "stop":
+            self._streams.clear()
+
+
+def build_twin_rig(
+    spec: StationSpec,
+    *,
+    truth: str,
+    seed: int,
+    time_scale: float,
+    tiled_client: Any | None,
+    cell_loader_prefix: str,
+    start_s: float = 0.0,
+) -> StationRig:
+    """One station of the twin, its RunEngine writing to `tiled_client` (None: nowhere)."""
+    clock = StationClock(spec.id, time_scale=time_scale, start_s=start_s)
+    model = TwinStationModel(spec.instrument, load_truth(truth))
+    station, _driver = simulated_station(
+        spec.id,
+        spec.probe,
+        model,
+        clock=clock,
+        rng=np.random.default_rng([seed, _station_salt(spec.id)]),
+        temperature_c=spec.spec.scan.temperature_c,
+    )
+    robot = SimulatedLiquidHandler(spec.deck.pipettes, clock, seed=seed + _station_salt(spec.id))
+    liquid_handler = LiquidHandler(robot, spec.deck, name=f"{spec.id}_liquid_handler")
+    cell_loader = CellLoader(cell_loader_prefix, name=f"{spec.id}_cell_loader")
+    cell_loader.wait_for_connection(timeout=10)
+    # no signal handlers: several RunEngines share the process, and the CLI owns Ctrl-C
+    RE = RunEngine({}, context_managers=[])
+    if tiled_client is not None:
+        subscribe_tiled_writer(RE, tiled_client)
+    costs = spec.instrument.time_costs
+    RE.subscribe(_Timekeeper(clock, load_s=costs.sample_load_s, rinse_s=costs.sample_load_s))
+    return StationRig(spec.id, spec, station, clock, liquid_handler, cell_loader, RE)
+
+
+@dataclass
+class TwinLab:
+    """The running services of a simulated lab and the rigs of its stations."""
+
+    campaign: Campaign
+    endpoint: TiledEndpoint | None
+    ca: CAEnvironment
+    rigs: dict[str, StationRig]
+
+    @property
+    def tiled_client(self) -> Any:
+        return None if self.endpoint is None else self.endpoint.connect()
+
+
+@contextlib.contextmanager
+def twin_lab(
+    campaign: Campaign,
+    data_directory: Path | None,
+    *,
+    stations: tuple[str, ...] | None = None,
+    clock_starts_s: Mapping[str, float] | None = None,
+) -> Iterator[TwinLab]:
+    """Start the lab's services, build its rigs, and stop everything on exit, also on failure.
+
+    `data_directory` holds the Tiled catalog (None: no Tiled server, runs go nowhere).
+    """
+    wanted = stations or tuple(campaign.stations)
+    with contextlib.ExitStack() as stack:
+        env = stack.enter_context(ca_session(n_servers=max(2, len(wanted))))
+        endpoint = None
+        client = None
+        if data_directory is not None:
+            endpoint = stack.enter_context(EmbeddedTiledServer(data_directory / "tiled"))
+            client = endpoint.connect()
+        rigs: dict[str, StationRig] = {}
+        for sid, port in zip(wanted, env.server_ports, strict=False):
+            spec = campaign.stations[sid]
+            prefix = CELL_LOADER_PREFIX.format(station=sid.upper())
+            stack.enter_context(
+                serve_ioc(CellLoaderIOC, prefix, env, port, options={"time_scale": campaign.twin.time_scale})
+            )
+            rigs[sid] = build_twin_rig(
+                spec,
+                truth=campaign.twin.truth,
+                seed=campaign.twin.seed,
+                time_scale=campaign.twin.time_scale,
+                tiled_client=client,
+                cell_loader_prefix=prefix,
+                start_s=(clock_starts_s or {}).get(sid, 0.0),
+            )
+        # libca must let go of its circuits before the IOCs stop, or it reports disconnects
+        stack.callback(_finalize_libca)
+        yield TwinLab(campaign, endpoint, env, rigs)
+
+
+def _finalize_libca() -> None:
+    import sys
+
+    epics_ca = sys.modules.get("epics.ca")
+    if epics_ca is not None:
+        epics_ca.finalize_libca()
+
+
+def _station_salt(station_id: str) -> int:
+    """A stable per-station integer, so two stations of one seed draw different noise."""
+    return sum((i + 1) * ord(ch) for i, ch in enumerate(station_id)) % 10_007
