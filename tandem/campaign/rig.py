@@ -110,12 +110,12 @@ def build_twin_rig(
     cell_loader = CellLoader(cell_loader_prefix, name=f"{spec.id}_cell_loader")
     cell_loader.wait_for_connection(timeout=10)
     # no signal handlers: several RunEngines share the process, and the CLI owns Ctrl-C
-    RE = RunEngine({}, context_managers=[])
+    run_engine = RunEngine({}, context_managers=[])
     if tiled_client is not None:
-        subscribe_tiled_writer(RE, tiled_client)
+        subscribe_tiled_writer(run_engine, tiled_client)
     costs = spec.instrument.time_costs
-    RE.subscribe(_Timekeeper(clock, load_s=costs.sample_load_s, rinse_s=costs.sample_load_s))
-    return StationRig(spec.id, spec, station, clock, liquid_handler, cell_loader, RE)
+    run_engine.subscribe(_Timekeeper(clock, load_s=costs.sample_load_s, rinse_s=costs.sample_load_s))
+    return StationRig(spec.id, spec, station, clock, liquid_handler, cell_loader, run_engine)
 
 
 @dataclass
