@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -276,6 +276,10 @@ class FitSettings:
     tolerance: float = 1e-6
     #: candidates are fitted in parallel threads (the sasmodels kernels release the GIL)
     workers: int = 2
+    #: evaluations of the first, quick round (one start per candidate)
+    quick_evaluations: int = 40
+    #: candidates whose quick χ²ᵣ is within this factor of the best get the full fit
+    shortlist_factor: float = 20.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -284,6 +288,8 @@ class FitSettings:
             "criterion": self.criterion,
             "local_starts": self.local_starts,
             "tolerance": self.tolerance,
+            "quick_evaluations": self.quick_evaluations,
+            "shortlist_factor": self.shortlist_factor,
         }
 
 
@@ -541,6 +547,19 @@ def _fit_safely(
         )
 
 
+def _fit_all(
+    candidates: Sequence[CandidateModel],
+    curve: Curve,
+    features: Features,
+    settings: FitSettings,
+    workers: int,
+) -> list[ModelFit]:
+    if workers > 1 and len(candidates) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(lambda c: _fit_safely(c, curve, features, settings), candidates))
+    return [_fit_safely(c, curve, features, settings) for c in candidates]
+
+
 def fit_models(curve: Curve, features: Features, settings: FitSettings | None = None) -> FitReport:
     """Fit every candidate and choose the best by the information criterion.
 
@@ -554,11 +573,35 @@ def fit_models(curve: Curve, features: Features, settings: FitSettings | None = 
         raise AnalysisError(
             FailureCode.TOO_FEW_POINTS, f"{len(usable)} usable points; model fits need at least 10"
         )
-    if s.workers > 1:
-        with ThreadPoolExecutor(max_workers=s.workers) as pool:
-            fits = tuple(pool.map(lambda c: _fit_safely(c, usable, features, s), s.candidates))
-    else:
-        fits = tuple(_fit_safely(c, usable, features, s) for c in s.candidates)
+    # Two rounds: a quick fit of every candidate from its best start, then the full multi-start fit
+    # of those whose χ² is anywhere near the best. Clearly wrong structures (χ² hundreds of times
+    # the best) cannot win and are left at their quick fit, which is most of the time saved.
+    quick = replace(s, local_starts=1, max_evaluations=min(s.quick_evaluations, s.max_evaluations))
+    first = _fit_all(s.candidates, usable, features, quick, s.workers)
+    finite = [f.chi2_reduced for f in first if math.isfinite(f.chi2_reduced)]
+    best_first = min(finite) if finite else math.inf
+    shortlist = [
+        c
+        for c, f in zip(s.candidates, first, strict=True)
+        if math.isfinite(f.chi2_reduced) and f.chi2_reduced <= s.shortlist_factor * max(best_first, 1.0)
+    ]
+    polished = dict(
+        zip((c.name for c in shortlist), _fit_all(shortlist, usable, features, s, s.workers), strict=True)
+    )
+    fits = tuple(
+        polished.get(
+            f.model,
+            replace(
+                f,
+                converged=False,
+                aic=math.inf,
+                bic=math.inf,
+                message=f"left at a quick fit: χ²ᵣ {f.chi2_reduced:.3g} is over {s.shortlist_factor:g}× "
+                f"the best candidate's {best_first:.3g}",
+            ),
+        )
+        for f in first
+    )
     good = [f for f in fits if f.converged]
     if not good:
         reasons = "; ".join(f"{f.model}: {f.message}" for f in fits)
