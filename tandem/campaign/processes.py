@@ -431,8 +431,7 @@ def start_station(
         _wait_until_answering(process, timeout_s)
         if open_environment:
             open_station_environment(process, timeout_s=timeout_s)
-            if autostart:
-                process.api().queue_autostart(True)
+            configure_queue(process, autostart=autostart)
     except BaseException:
         stop_station(station, state_dir=state_dir)
         raise
@@ -510,6 +509,19 @@ def _wait_until_answering(process: StationProcess, timeout_s: float) -> None:
                 f"{timeout_s:g} s (is Redis at {process.redis_addr} reachable?):\n"
                 + _log_tail(process.log_path)
             )
+    finally:
+        api.close()
+
+
+def configure_queue(process: StationProcess, *, autostart: bool = True) -> None:
+    """A failed plan goes to the history and the queue goes on (the RE Manager's default stops the
+    queue and puts the item back at its front: a campaign would stall on one bad sample); with
+    `autostart` the queue runs whatever is added to it."""
+    api = process.api()
+    try:
+        api.queue_mode_set(ignore_failures=True)
+        if autostart:
+            api.queue_autostart(True)
     finally:
         api.close()
 
@@ -618,6 +630,7 @@ __all__ = [
     "StationProcess",
     "StationState",
     "StationStatus",
+    "configure_queue",
     "default_state_dir",
     "ensure_redis",
     "locked_state",
