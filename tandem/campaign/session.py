@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import bluesky.plan_stubs as bps
 import numpy as np
 from bluesky import RunEngine
+from bluesky.utils import SigintHandler
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -505,6 +506,7 @@ def open_station_session(
     calibration: StationCalibration | None = None,
     analyse: bool = True,
     on_analysed: Callable[[AnalysisRecord], None] | None = None,
+    interactive: bool = False,
 ) -> Iterator[StationSession]:
     """Open a session at `station_id` of `campaign`; stop everything it started on exit.
 
@@ -515,7 +517,10 @@ def open_station_session(
     without it the session starts one. On EPICS, `epics` holds the PV prefixes.
     Runs are recorded under `campaign_id` ("manual": not the agent's campaign).
     Measurements are analysed as their runs close, with `calibration` (by default
-    the one of the campaign's instrument model of the station).
+    the one of the campaign's instrument model of the station). `interactive`: a
+    person at the keyboard — Ctrl-C pauses the RunEngine (bluesky's SigintHandler;
+    off otherwise, as several RunEngines may share a process) and each analysed run
+    is described in one line.
     """
     loaded = resolve_campaign(campaign)
     if station_id not in loaded.stations:
@@ -540,6 +545,8 @@ def open_station_session(
             )
             notes.append("liquid handler: the SIMULATED robot backend (no real robot backend exists yet)")
         subscribe_tiled_writer(rig.RE, client)
+        if interactive:
+            rig.RE.context_managers = [SigintHandler]
         session = StationSession(
             campaign=loaded,
             rig=rig,
@@ -556,6 +563,8 @@ def open_station_session(
 
             def analysed(record: AnalysisRecord) -> None:
                 session.records.append(record)
+                if interactive:
+                    print(describe(record))
                 if on_analysed is not None:
                     on_analysed(record)
 
@@ -628,7 +637,8 @@ def _epics_rig(campaign: Campaign, station_id: str, prefixes: EpicsPrefixes) -> 
     liquid_handler = LiquidHandler(robot, spec.deck, name=f"{station_id}_liquid_handler")
     cell_loader = CellLoader(prefixes.cell_loader, name=f"{station_id}_cell_loader")
     cell_loader.wait_for_connection(timeout=10)
-    return StationRig(station_id, spec, station, clock, liquid_handler, cell_loader, RunEngine({}))
+    run_engine = RunEngine({}, context_managers=[])
+    return StationRig(station_id, spec, station, clock, liquid_handler, cell_loader, run_engine)
 
 
 def _plot_curve(record: AnalysisRecord, path: Path) -> Path:
@@ -673,6 +683,14 @@ def _plot_curve(record: AnalysisRecord, path: Path) -> Path:
     return path
 
 
+def describe(record: AnalysisRecord) -> str:
+    """One line about an analysed run, as the session prints it when the run closes."""
+    head = f"analysed run {record.run_uid[:8]}"
+    if not record.ok:
+        return f"{head}: FAILED ({record.failure_code}: {record.failure_reason})"
+    return f"{head}: " + "; ".join(_curve_summary(record)) + " — plot_curve() to see it"
+
+
 def _curve_summary(record: AnalysisRecord) -> list[str]:
     lines = []
     if record.label is not None:
@@ -683,10 +701,14 @@ def _curve_summary(record: AnalysisRecord) -> list[str]:
         chi2 = record.scalar_features().get("fit_chi2_reduced", math.nan)
         lines.append(f"best fit: {str(best).replace('_', ' ')}, χ²ᵣ={chi2:.2g}")
     features = record.scalar_features()
-    for name, unit in (("guinier_rg_a", "Å"), ("peak_d_spacing_a", "Å"), ("porod_exponent", "")):
+    for name, text in (
+        ("guinier_rg_a", "Rg {:.3g} Å"),
+        ("peak_d_spacing_a", "d-spacing {:.3g} Å"),
+        ("porod_exponent", "Porod exponent {:.2f}"),
+    ):
         value = features.get(name, math.nan)
         if math.isfinite(value):
-            lines.append(f"{name}: {value:.3g} {unit}".rstrip())
+            lines.append(text.format(value))
     return lines or ["not labelled yet"]
 
 
@@ -716,6 +738,7 @@ __all__ = [
     "SessionSettings",
     "StationPlans",
     "StationSession",
+    "describe",
     "open_station_session",
     "resolve_campaign",
 ]

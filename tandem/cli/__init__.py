@@ -5,6 +5,7 @@ from __future__ import annotations
 from tandem.cli import analyze as _analyze  # noqa: F401  (registers `analyze`)
 from tandem.cli import catalog as _catalog  # noqa: F401  (registers `serve`, `runs`)
 from tandem.cli import recipe as _recipe  # noqa: F401  (registers `recipe`)
+from tandem.cli import shell as _shell  # noqa: F401  (registers `shell`)
 from tandem.cli import station as _station  # noqa: F401  (registers `station start|status|stop`)
 from tandem.cli.app import app
 

@@ -1,0 +1,53 @@
+"""Open the station the environment names, for the life of this IPython process.
+
+Environment (`tandem shell` sets it from its options):
+
+* ``TANDEM_STATION`` — the station id of the campaign, e.g. ``saxs`` (required)
+* ``TANDEM_SIM`` — ``true``: the digital twin; ``false``: EPICS hardware
+* ``TANDEM_CAMPAIGN`` — the campaign file (stations, decks, scan defaults); the bundled demo by default
+* ``TANDEM_DATA`` — folder of the Tiled store, the plots and the IPython history
+* ``TANDEM_TILED_URI`` and ``TANDEM_TILED_API_KEY`` — attach to a running Tiled server instead
+* ``TANDEM_STATION_PREFIX``, ``TANDEM_CELL_LOADER_PREFIX`` — PV prefixes on EPICS
+
+What the session starts (IOCs, a Tiled server) is stopped when IPython exits.
+"""
+
+
+def _open_station() -> None:
+    import atexit
+    import contextlib
+    import sys
+
+    from IPython import get_ipython
+
+    from tandem.campaign.session import EpicsPrefixes, SessionSettings, open_station_session
+    from tandem.errors import TandemError
+
+    shell = get_ipython()
+    try:
+        settings = SessionSettings.from_environment()
+        stack = contextlib.ExitStack()
+        # registered before anything starts, so a half-opened session is stopped as well
+        atexit.register(stack.close)
+        session = stack.enter_context(
+            open_station_session(
+                settings.station,
+                campaign=settings.campaign,
+                sim=settings.sim,
+                data_directory=settings.data,
+                epics=EpicsPrefixes.for_station(
+                    settings.station, station=settings.station_prefix, cell_loader=settings.cell_loader_prefix
+                ),
+                interactive=True,
+            )
+        )
+    except TandemError as exc:
+        # a configuration error is the user's to fix: say what, without a traceback
+        print(f"tandem: the station session did not open:\n{exc}", file=sys.stderr)
+        return
+    shell.user_ns.update(session.namespace())
+    print(session.banner())
+
+
+_open_station()
+del _open_station
