@@ -23,6 +23,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -562,7 +563,13 @@ class Analyzer:
         """Analyse every pending run; return how many were analysed."""
         n = 0
         for uid in self.pending():
-            record = self.analyze(uid)
+            try:
+                record = self.analyze(uid)
+            except Exception:
+                # the data store itself failed (the run's data problems are records, not exceptions):
+                # leave the run pending, it is tried again on the next pass
+                logger.exception("could not analyse run %s; will retry", uid)
+                continue
             n += 1
             if on_done is not None:
                 on_done(record)
@@ -590,11 +597,26 @@ class AnalysisCallback:
     fail the measurement. Runs of reference plans (transmission, empty cell) are not analysed.
     """
 
-    def __init__(self, analyzer: Analyzer, on_done: Callable[[AnalysisRecord], None] | None = None) -> None:
+    def __init__(
+        self,
+        analyzer: Analyzer,
+        on_done: Callable[[AnalysisRecord], None] | None = None,
+        *,
+        in_background: bool = False,
+    ) -> None:
         self.analyzer = analyzer
         self.on_done = on_done
         self._runs: dict[str, DocumentRun] = {}
         self._run_of_descriptor: dict[str, str] = {}
+        # in the background, the RunEngine goes on to the next run while this one is fitted
+        self._executor = ThreadPoolExecutor(max_workers=1) if in_background else None
+        self._pending: list[Future[None]] = []
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Wait until every run handed to the background has been analysed."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result(timeout=timeout_s)
 
     def __call__(self, name: str, doc: Mapping[str, Any]) -> None:
         try:
@@ -624,10 +646,23 @@ class AnalysisCallback:
                 return
             self._run_of_descriptor = {d: u for d, u in self._run_of_descriptor.items() if u != run.uid}
             run.add(name, doc)
-            started = time.perf_counter()
-            record = self.analyzer.analyze_documents(run)
-            logger.info(
-                "analysed run %s in %.2f s: %s", run.uid, time.perf_counter() - started, record.status.value
-            )
-            if self.on_done is not None:
-                self.on_done(record)
+            if self._executor is None:
+                self._finish(run)
+            else:
+                self._pending = [f for f in self._pending if not f.done()]
+                self._pending.append(self._executor.submit(self._finish_quietly, run))
+
+    def _finish(self, run: DocumentRun) -> None:
+        started = time.perf_counter()
+        record = self.analyzer.analyze_documents(run)
+        logger.info(
+            "analysed run %s in %.2f s: %s", run.uid, time.perf_counter() - started, record.status.value
+        )
+        if self.on_done is not None:
+            self.on_done(record)
+
+    def _finish_quietly(self, run: DocumentRun) -> None:
+        try:
+            self._finish(run)
+        except Exception:
+            logger.exception("could not analyse run %s", run.uid)

@@ -128,6 +128,21 @@ def test_catch_up_and_callback(
     assert from_tiled.curve is not None
     assert done[0].curve is not None
     np.testing.assert_allclose(done[0].curve.intensity_per_cm, from_tiled.curve.intensity_per_cm)
+    # in the background: the documents are taken at once, the analysis lands when flushed
+    background = AnalysisCallback(analyzer, on_done=done.append, in_background=True)
+    uid = twin_run(
+        tiled_client,
+        "sans",
+        MICELLES,
+        campaign_id=unique_campaign_id,
+        exposure_s=600.0,
+        seed=10,
+        also=background,
+    )
+    background.flush(timeout_s=120)
+    assert done[-1].run_uid == uid
+    assert AnalysisStore(tiled_client).is_done(uid)
+    done.pop()
     # reference runs are not analysed
     callback("start", {"uid": "ref", "plan_name": "measure_empty_cell", "time": 0.0})
     callback("stop", {"run_start": "ref", "exit_status": "success", "uid": "s", "time": 1.0})
