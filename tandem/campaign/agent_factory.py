@@ -1,0 +1,109 @@
+"""Build a campaign's agent from its file: the one place agent kinds meet campaign settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tandem.agents.baselines import RandomAgent, SpaceFillingAgent
+from tandem.agents.multi_probe import MultiProbeAgent, MultiProbeSettings, StationCost
+from tandem.agents.optimisation import Objective, OptimisationAgent, OptimisationSettings
+from tandem.agents.phase_mapping import PhaseMappingAgent, PhaseMappingSettings
+from tandem.agents.protocol import Agent
+from tandem.agents.region import FeasibleRegion, StockCheck, stock_check_from
+from tandem.campaign.config import AgentKind, Campaign
+from tandem.campaign.config import Station as StationSpec
+from tandem.composition import Composition
+from tandem.robots.recipe import InfeasibleRecipeError, solve_recipe
+from tandem.stations import Probe
+from tandem.suggestions import ScanParameters
+
+#: station seconds of pipetting a sample, outside the instrument's own costs (measured on the twin)
+PIPETTING_OVERHEAD_S = 90.0
+
+
+def stock_check(campaign: Campaign) -> StockCheck:
+    """Can `station`'s deck make `target` at its sample volume? (the recipe solver, dilution allowed)"""
+    stations = campaign.stations
+
+    def solve(station: str, target: Composition) -> object:
+        spec = stations[station]
+        full = _with_solvent(target, spec)
+        return solve_recipe(
+            spec.deck,
+            full,
+            total_volume_ul=spec.spec.sample_volume_ul,
+            tolerance=campaign.space.tolerance,
+            allow_dilution=True,
+        )
+
+    return stock_check_from(solve, InfeasibleRecipeError)
+
+
+def _with_solvent(target: Composition, spec: StationSpec) -> Composition:
+    if spec.solvent.name in target.components:
+        return target
+    fractions = {n: w for n, w in target.mass_fractions.items() if n != spec.solvent.name}
+    components = [*(target.components[n] for n in fractions), spec.solvent]
+    return Composition.from_mass_fractions(components, fractions, balance=spec.solvent.name)
+
+
+def station_cost(spec: StationSpec, cheapest_per_hour: float) -> StationCost:
+    """What one measurement costs at `spec`, from its instrument's time costs and the file's prices."""
+    costs = spec.instrument.time_costs
+    overhead_s = (
+        PIPETTING_OVERHEAD_S
+        + 2 * costs.sample_load_s  # load, then rinse and dry
+        + costs.transmission_s
+        + 2 * costs.readout_s
+        + 4 * costs.shutter_s
+    )
+    return StationCost(
+        station=spec.id,
+        probe=spec.probe,
+        overhead_s=overhead_s,
+        exposures_s=spec.exposure_choices_s,
+        reference_exposure_s=spec.spec.scan.exposure_s.min,
+        configuration=spec.default_configuration,
+        relative_price=spec.spec.costs.per_station_hour / cheapest_per_hour,
+    )
+
+
+def build_agent(campaign: Campaign, region: FeasibleRegion | None = None) -> Agent:
+    """The agent the campaign file asks for, over the campaign's feasible region."""
+    region = region or campaign.feasible_region(stock_check(campaign))
+    spec = campaign.agent
+    settings: Mapping[str, Any] = spec.settings
+    stations: dict[str, Probe] = {sid: s.probe for sid, s in campaign.stations.items()}
+    scans: dict[str, ScanParameters] = {sid: s.scan_parameters() for sid, s in campaign.stations.items()}
+    kind = AgentKind(spec.kind)
+    if kind is AgentKind.MULTI_PROBE:
+        cheapest = min(s.spec.costs.per_station_hour for s in campaign.stations.values())
+        costs = [station_cost(s, cheapest) for s in campaign.stations.values()]
+        return MultiProbeAgent(region, costs, seed=spec.seed, settings=MultiProbeSettings.from_dict(settings))
+    if kind is AgentKind.PHASE_MAPPING:
+        return PhaseMappingAgent(
+            region,
+            stations=stations,
+            scans=scans,
+            seed=spec.seed,
+            settings=PhaseMappingSettings.from_dict(settings),
+        )
+    if kind is AgentKind.OPTIMISATION:
+        objective_spec = spec.objective
+        assert objective_spec is not None  # the campaign loader refuses an optimisation agent without one
+        objective = Objective(
+            feature=objective_spec.feature,
+            target=objective_spec.target if objective_spec.goal == "target" else None,
+            minimise=objective_spec.goal == "minimise",
+        )
+        return OptimisationAgent(
+            region,
+            objective,
+            stations=stations,
+            scans=scans,
+            seed=spec.seed,
+            settings=OptimisationSettings.from_dict(settings),
+        )
+    baseline = RandomAgent if kind is AgentKind.RANDOM else SpaceFillingAgent
+    return baseline(region, stations=stations, scans=scans, seed=spec.seed)

@@ -1,0 +1,468 @@
+"""The closed loop of a campaign on the digital twin, both stations at once on their virtual clocks.
+
+The loop is a discrete-event simulation of two labs that run in parallel: the
+station whose clock is earliest is the one that is free next. The agent decides
+for it knowing only the results that have *finished* by that station time, and
+with every sample still running on the other station passed as pending. Each
+sample then runs for real — recipe, robot, cell loader over Channel Access,
+detector frames, the Tiled writer, analysis — and its result becomes visible to
+decisions made after its station time of completion.
+
+Everything that matters is in Tiled (raw runs, analysed nodes, the ledger of
+samples, the decision records), so `resume` rebuilds the campaign from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tandem.agents.protocol import Agent
+from tandem.agents.records import write_records
+from tandem.analysis.pipeline import AnalysisCallback, AnalysisSettings, Analyzer, StationCalibration
+from tandem.analysis.store import AnalysisRecord, AnalysisStore
+from tandem.campaign.agent_factory import build_agent
+from tandem.campaign.config import Campaign
+from tandem.campaign.ledger import Ledger, LedgerEntry, SampleStatus
+from tandem.campaign.metrics import phase_map_accuracy
+from tandem.campaign.rig import StationRig, TwinLab, twin_lab
+from tandem.catalog import Catalog
+from tandem.components import Component
+from tandem.composition import Composition
+from tandem.errors import TandemError
+from tandem.observations import Observation
+from tandem.plans.measurement import measure_empty_cell
+from tandem.plans.sample import sample_plan
+from tandem.sim.instruments import Instrument
+from tandem.stations import Probe
+from tandem.suggestions import ScanParameters, Suggestion
+
+logger = logging.getLogger(__name__)
+
+
+class CampaignRunError(TandemError, RuntimeError):
+    """The campaign cannot run or resume (for example, resuming a campaign that is not in the catalog)."""
+
+
+def twin_calibration(instrument: Instrument) -> StationCalibration:
+    """What turns the twin's counts at `instrument` into 1/cm (a facility measures these)."""
+    return StationCalibration(
+        detector_efficiency=instrument.detector.efficiency,
+        open_beam_ratio=instrument.transmission_beam_fraction,
+        path_length_mm=instrument.cell.path_length_mm,
+        saturation_counts=float(instrument.detector.max_counts),
+        empty_cell_transmission=instrument.cell.transmission,
+    )
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot for the live display, after each sample."""
+
+    samples_by_station: Mapping[str, int]
+    failed: int
+    station_time_s: Mapping[str, float]
+    busy_s: Mapping[str, float]
+    accuracy: float | None
+    budget_samples: int | None
+
+    @property
+    def samples(self) -> int:
+        return sum(self.samples_by_station.values())
+
+    @property
+    def beamtime_h(self) -> float:
+        return sum(self.busy_s.values()) / 3600.0
+
+    def utilisation(self, station: str) -> float:
+        horizon = max(self.station_time_s.values(), default=0.0)
+        return self.busy_s.get(station, 0.0) / horizon if horizon > 0 else 0.0
+
+
+@dataclass
+class Outcome:
+    """What a campaign run leaves behind."""
+
+    campaign_id: str
+    entries: list[LedgerEntry]
+    accuracy_history: list[tuple[int, float, float]] = field(default_factory=list)
+    stop_reason: str = ""
+
+
+@dataclass
+class _Result:
+    """A finished sample waiting for its station time to come."""
+
+    entry: LedgerEntry
+    observation: Observation | None
+
+
+class CampaignRunner:
+    """Runs `campaign` on the twin, writing everything under `directory` (Tiled catalog, report)."""
+
+    def __init__(
+        self,
+        campaign: Campaign,
+        directory: Path,
+        *,
+        resume: bool = False,
+        on_progress: Callable[[Progress], None] | None = None,
+        accuracy_every: int = 1,
+    ) -> None:
+        self.campaign = campaign
+        self.directory = Path(directory)
+        self.resume = resume
+        self.on_progress = on_progress
+        self.accuracy_every = max(1, accuracy_every)
+        self._stop_requested = False
+        grid = campaign.grid()
+        self.grid = grid
+        self._truth_labels = _truth_labels(campaign, grid)
+
+    def request_stop(self) -> None:
+        """Finish the sample in progress, then stop (Ctrl-C)."""
+        self._stop_requested = True
+
+    def run(self) -> Outcome:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        catalog_exists = (self.directory / "tiled").exists()
+        if self.resume and not catalog_exists:
+            raise CampaignRunError(f"nothing to resume: {self.directory} holds no campaign catalog")
+        if not self.resume and catalog_exists:
+            raise CampaignRunError(
+                f"{self.directory} holds a campaign already: resume it (--resume) or name a new folder"
+            )
+        with twin_lab(self.campaign, self.directory) as lab:
+            return _Loop(self, lab).run()
+
+
+class _Loop:
+    def __init__(self, runner: CampaignRunner, lab: TwinLab) -> None:
+        self.runner = runner
+        self.campaign = runner.campaign
+        self.lab = lab
+        self.client = lab.tiled_client
+        self.catalog = Catalog(self.client)
+        self.ledger = Ledger(self.client, self.campaign.id, self.campaign.to_dict())
+        calibrations = {sid: twin_calibration(s.instrument) for sid, s in self.campaign.stations.items()}
+        solvents = tuple({s.solvent.name for s in self.campaign.stations.values()})
+        self.analyzer = Analyzer(
+            self.client, AnalysisSettings(calibrations=calibrations, solvent_names=solvents)
+        )
+        self.agent: Agent = build_agent(self.campaign)
+        self.entries: dict[str, LedgerEntry] = {}
+        self.hidden: list[_Result] = []  # finished, but after the deciding station's time
+        self.running: dict[str, Suggestion] = {}
+        self._last_record: dict[str, AnalysisRecord] = {}
+        self._empty_cells: set[tuple[str, str]] = set()
+        self.outcome = Outcome(self.campaign.id, [])
+        for rig in lab.rigs.values():
+            rig.RE.subscribe(AnalysisCallback(self.analyzer, on_done=self._analysed))
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        redo = self._restore() if self.runner.resume else []
+        for entry in redo:
+            self._run_sample(entry)
+        while (reason := self._stop_reason()) is None:
+            rig = self._next_station()
+            if rig is None:
+                reason = "every station has used its beamtime"
+                break
+            self._reveal(rig.clock.now_s)
+            decided = self._decide(rig)
+            if decided is None:
+                reason = f"the agent has nothing to suggest for {rig.id}"
+                break
+            self._run_sample(decided)
+        self._reveal(math.inf)
+        self.outcome.entries = list(self.entries.values())
+        self.outcome.stop_reason = reason
+        logger.info("campaign %s stopped: %s", self.campaign.id, reason)
+        return self.outcome
+
+    def _next_station(self) -> StationRig | None:
+        free = [
+            rig
+            for sid, rig in self.lab.rigs.items()
+            if (limit := self.campaign.stations[sid].spec.max_hours) is None or rig.clock.now_s < limit * 3600
+        ]
+        return min(free, key=lambda r: (r.clock.now_s, r.id), default=None)
+
+    def _decide(self, rig: StationRig) -> LedgerEntry | None:
+        pending = [r.entry for r in self.hidden]
+        pending_suggestions = [self._as_suggestion(e) for e in pending]
+        suggestions = self.agent.suggest(rig.id, 1, pending_suggestions)
+        if not suggestions:
+            return None
+        suggestion = suggestions[0]
+        write_records(self.ledger.decisions, self.agent.records)
+        entry = LedgerEntry(
+            sample_uid=str(uuid.uuid4()),
+            campaign_id=self.campaign.id,
+            station=rig.id,
+            decision_uid=suggestion.decision_uid,
+            target={n: w for n, w in suggestion.target.mass_fractions.items() if n in self.campaign.solutes},
+            scan=suggestion.scan.to_dict(),
+        )
+        self.ledger.add(entry)
+        return entry
+
+    def _empty_cell(self, rig: StationRig, configuration: str) -> None:
+        """Measure the empty cell once per detector configuration: every later sample there uses it."""
+        key = (rig.id, configuration)
+        if key in self._empty_cells:
+            return
+        spec = self.campaign.stations[rig.id]
+        rig.RE(
+            measure_empty_cell(
+                rig.station,
+                spec.spec.scan.exposure_s.default,
+                configuration=configuration,
+                temperature_c=spec.spec.scan.temperature_c,
+                md={"campaign_id": self.campaign.id},
+            )
+        )
+        self._empty_cells.add(key)
+
+    def _run_sample(self, entry: LedgerEntry) -> None:
+        rig = self.lab.rigs[entry.station]
+        spec = self.campaign.stations[entry.station]
+        start_s = rig.clock.now_s
+        self._last_record.pop(entry.sample_uid, None)
+        try:
+            self._empty_cell(rig, str(entry.scan.get("configuration") or spec.default_configuration))
+            rig.RE(
+                sample_plan(
+                    rig.station,
+                    rig.liquid_handler,
+                    rig.cell_loader,
+                    dict(entry.target),
+                    float(entry.scan["exposure_s"]),
+                    configuration=entry.scan.get("configuration"),
+                    temperature_c=entry.scan.get("temperature_c"),
+                    n_frames=int(entry.scan.get("n_frames", 1)),
+                    balance=spec.solvent.name,
+                    campaign_id=self.campaign.id,
+                    decision_uid=entry.decision_uid,
+                    sample_uid=entry.sample_uid,
+                    total_volume_ul=spec.spec.sample_volume_ul,
+                    load_volume_ul=min(spec.spec.sample_volume_ul / 2, 300.0),
+                    measure_empty_cell=False,
+                )
+            )
+            error = None
+        except Exception as exc:  # a failed sample is recorded and the campaign goes on
+            logger.warning("sample %s on %s failed: %s", entry.sample_uid, entry.station, exc)
+            error = f"{type(exc).__name__}: {exc}"
+        record = self._last_record.get(entry.sample_uid)
+        observation = None
+        if record is not None and error is None:
+            observation = self._observation(record, rig.clock.now_s)
+        status = SampleStatus.MEASURED if observation is not None and observation.ok else SampleStatus.FAILED
+        reason = error or (None if status is SampleStatus.MEASURED else _failure(record))
+        done = replace(
+            entry,
+            status=status,
+            run_uid=record.run_uid if record is not None else None,
+            start_s=start_s,
+            end_s=rig.clock.now_s,
+            reason=reason,
+            inventory=_inventory(rig),
+        )
+        self.ledger.update(done)
+        self.entries[done.sample_uid] = done
+        self.hidden.append(_Result(done, observation))
+        self._report_progress()
+
+    def _observation(self, record: AnalysisRecord, finished_at_s: float | None) -> Observation:
+        """The agent's view of a record; a component the recipe did not use is there at zero."""
+        observation = record.to_observation()
+        composition = {n: float(observation.composition.get(n, 0.0)) for n in self.campaign.solutes}
+        return replace(observation, composition=composition, finished_at_s=finished_at_s)
+
+    def _analysed(self, record: AnalysisRecord) -> None:
+        if record.sample_uid is not None:
+            self._last_record[record.sample_uid] = record
+
+    def _reveal(self, now_s: float) -> None:
+        """Tell the agent every result that finished by station time `now_s`."""
+        visible = [r for r in self.hidden if (r.entry.end_s or 0.0) <= now_s]
+        if not visible:
+            return
+        self.hidden = [r for r in self.hidden if r not in visible]
+        observations = [r.observation for r in visible if r.observation is not None]
+        if observations:
+            self.agent.tell(observations)
+
+    def _as_suggestion(self, entry: LedgerEntry) -> Suggestion:
+        spec = self.campaign.stations[entry.station]
+        components = [*(self.campaign.components[n] for n in entry.target), spec.solvent]
+        target = Composition.from_mass_fractions(components, dict(entry.target), balance=spec.solvent.name)
+        return Suggestion(
+            station=entry.station,
+            target=target,
+            scan=ScanParameters.from_dict(entry.scan),
+            agent=self.agent.name,
+            decision_uid=entry.decision_uid,
+        )
+
+    # -- stop criteria and progress ------------------------------------------------------------
+
+    def _stop_reason(self) -> str | None:
+        stop = self.campaign.stop
+        done = [e for e in self.entries.values() if e.done]
+        if self.runner._stop_requested:
+            return "stopped by the user"
+        if stop.max_samples is not None and len(done) >= stop.max_samples:
+            return f"sample budget reached ({stop.max_samples})"
+        busy_h = sum(rig.clock.busy_s() for rig in self.lab.rigs.values()) / 3600
+        if stop.max_station_hours is not None and busy_h >= stop.max_station_hours:
+            return f"beamtime budget reached ({stop.max_station_hours:g} station hours)"
+        if stop.target_confidence is not None and len(done) >= 10:
+            confidence = self._confidence()
+            if confidence is not None and confidence >= stop.target_confidence:
+                return f"confidence target reached ({confidence:.3f} >= {stop.target_confidence:g})"
+        return None
+
+    def _confidence(self) -> float | None:
+        prediction = self.agent.predict(self.runner.grid)
+        if prediction.probabilities is None or prediction.probabilities.size == 0:
+            return None
+        return float(np.mean(np.max(prediction.probabilities, axis=1)))
+
+    def accuracy(self) -> float | None:
+        if self.runner._truth_labels is None:
+            return None
+        prediction = self.agent.predict(self.runner.grid)
+        labels = prediction.most_likely()
+        if all(lab is None for lab in labels):
+            return None
+        return phase_map_accuracy(labels, self.runner._truth_labels)
+
+    def _report_progress(self) -> None:
+        done = list(self.entries.values())
+        n_done = len(done)
+        accuracy = None
+        if n_done % self.runner.accuracy_every == 0:
+            accuracy = self.accuracy()
+            if accuracy is not None:
+                busy_h = sum(rig.clock.busy_s() for rig in self.lab.rigs.values()) / 3600
+                self.outcome.accuracy_history.append((n_done, busy_h, accuracy))
+        if self.runner.on_progress is None:
+            return
+        by_station = {sid: sum(1 for e in done if e.station == sid) for sid in self.lab.rigs}
+        self.runner.on_progress(
+            Progress(
+                samples_by_station=by_station,
+                failed=sum(1 for e in done if e.status is SampleStatus.FAILED),
+                station_time_s={sid: rig.clock.now_s for sid, rig in self.lab.rigs.items()},
+                busy_s={sid: rig.clock.busy_s() for sid, rig in self.lab.rigs.items()},
+                accuracy=accuracy,
+                budget_samples=self.campaign.stop.max_samples,
+            )
+        )
+
+    # -- resume ------------------------------------------------------------------------------------
+
+    def _restore(self) -> list[LedgerEntry]:
+        """Rebuild clocks, inventories and the agent from the ledger; return the samples to run (again)."""
+        recorded = Ledger.existing(self.client, self.campaign.id)
+        if recorded is None:
+            raise CampaignRunError(f"the catalog holds no campaign {self.campaign.id!r} to resume")
+        entries = self.ledger.entries()
+        redo: list[LedgerEntry] = []
+        for entry in entries:
+            if entry.done:
+                self.entries[entry.sample_uid] = entry
+                continue
+            runs = self.catalog.runs(sample_uid=entry.sample_uid)
+            if not runs:
+                redo.append(entry)  # decided, never started: run it now, same sample
+                continue
+            # started but never finished: that sample went to waste; run its decision as a new sample
+            failed = replace(
+                entry, status=SampleStatus.FAILED, reason="interrupted: the campaign was stopped"
+            )
+            self.ledger.update(failed)
+            self.entries[failed.sample_uid] = failed
+            again = replace(entry, sample_uid=str(uuid.uuid4()), decided_at=time.time())
+            self.ledger.add(again)
+            redo.append(again)
+        for sid, rig in self.lab.rigs.items():
+            finished = [e for e in self.entries.values() if e.station == sid and e.end_s is not None]
+            if finished:
+                last = max(finished, key=lambda e: e.end_s or 0.0)
+                rig.clock.idle_until(last.end_s or 0.0)
+                if last.inventory:
+                    _restore_inventory(rig, last.inventory, self.campaign.stations[sid].solvent)
+        store = AnalysisStore(self.client)
+        observations = []
+        for entry in self.entries.values():
+            if entry.status is SampleStatus.MEASURED and entry.run_uid:
+                record = store.get(entry.run_uid, with_curve=False)
+                if record is not None and record.ok:
+                    observations.append(self._observation(record, entry.end_s))
+        self.agent.tell(observations)
+        logger.info(
+            "resumed campaign %s: %d samples done, %d to run again",
+            self.campaign.id,
+            len(self.entries),
+            len(redo),
+        )
+        return redo
+
+
+def _truth_labels(campaign: Campaign, grid: np.ndarray) -> list[str] | None:
+    """The twin's phase at each grid point, as the probe that sees every phase (neutrons if any)."""
+    try:
+        truth = campaign.truth()
+    except Exception:  # a campaign at a real beamline has no truth
+        return None
+    probes = {s.probe for s in campaign.stations.values()}
+    probe = Probe.NEUTRON if Probe.NEUTRON in probes else Probe.XRAY
+    names = campaign.solutes
+    return [truth(dict(zip(names, map(float, row), strict=True)), probe).phase for row in grid]
+
+
+def _failure(record: AnalysisRecord | None) -> str:
+    if record is None:
+        return "no analysed result"
+    return record.failure_reason or f"analysis {record.status.value}"
+
+
+def _inventory(rig: StationRig) -> dict[str, Any]:
+    deck = rig.liquid_handler.deck
+    return {
+        "stocks_ul": {s.name: s.volume_ul for s in deck.stocks},
+        "tips_used": {r.slot: r.n_used for r in deck.tip_racks},
+        "wells_ul": {w.slot: w.volume_ul for w in deck.wells if not w.is_empty},
+    }
+
+
+def _restore_inventory(rig: StationRig, inventory: Mapping[str, Any], solvent: Component) -> None:
+    """Put the deck back as the ledger left it: stock volumes, tips used, wells taken.
+
+    A taken well is refilled with its volume of solvent: only that it is taken, and
+    how full, matters to the recipes that follow.
+    """
+    deck = rig.liquid_handler.deck
+    for name, volume in inventory.get("stocks_ul", {}).items():
+        deck = deck.with_stock_volume(name, float(volume))
+    used = inventory.get("tips_used", {})
+    deck = replace(
+        deck, tip_racks=tuple(replace(r, n_used=int(used.get(r.slot, r.n_used))) for r in deck.tip_racks)
+    )
+    for slot, volume in inventory.get("wells_ul", {}).items():
+        deck = deck.with_well_contents(slot, Composition.pure(solvent, total_volume_ul=float(volume)))
+    with rig.liquid_handler.inventory.operation() as pending:
+        pending.deck = deck
