@@ -21,14 +21,13 @@ a new sample.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from tiled.queries import Key
-
 import tandem
+from tandem.errors import TandemError
 
 CAMPAIGNS = "campaigns"
 SAMPLES = "samples"
@@ -56,8 +55,14 @@ class LedgerEntry:
     start_s: float | None = None
     end_s: float | None = None
     reason: str | None = None
-    #: stock volumes (µL) and tips used on the station's deck after this sample
+    #: stock volumes (µL), tips used and wells taken on the station's deck after this sample
     inventory: Mapping[str, Any] = field(default_factory=dict)
+    #: what the station did for this sample: [kind, start_s, end_s] in station time
+    activities: tuple[tuple[str, float, float], ...] = ()
+    #: the phase map's accuracy against the truth once this result was in (the twin only)
+    accuracy: float | None = None
+    #: station hours spent by the whole campaign when this sample finished
+    campaign_station_hours: float | None = None
     decided_at: float = field(default_factory=time.time)
 
     @property
@@ -72,15 +77,30 @@ class LedgerEntry:
         known = set(cls.__dataclass_fields__)
         values = {k: v for k, v in data.items() if k in known}
         values["status"] = SampleStatus(values.get("status", SampleStatus.DECIDED))
+        values["activities"] = tuple(
+            (str(kind), float(start), float(end)) for kind, start, end in values.get("activities", ())
+        )
         return cls(**values)
+
+
+class CampaignNotFoundError(TandemError, LookupError):
+    """The catalog holds no campaign of that id."""
 
 
 class Ledger:
     """The ledger of one campaign in a Tiled catalog (`client` is the catalog root)."""
 
-    def __init__(self, client: Any, campaign_id: str, campaign_record: Mapping[str, Any]) -> None:
+    def __init__(self, node: Any, campaign_id: str) -> None:
+        self.node = node
+        self.campaign_id = campaign_id
+        self.samples = _child(node, SAMPLES, {"spec": "tandem-samples"})
+        self.decisions = _child(node, DECISIONS, {"spec": "tandem-decisions"})
+
+    @classmethod
+    def create(cls, client: Any, campaign_id: str, campaign_record: Mapping[str, Any]) -> Ledger:
+        """The campaign's ledger, made if the catalog does not hold it yet."""
         campaigns = _child(client, CAMPAIGNS, {"spec": "tandem-campaigns"})
-        self.node = _child(
+        node = _child(
             campaigns,
             campaign_id,
             {
@@ -91,16 +111,22 @@ class Ledger:
                 "tandem_version": tandem.__version__,
             },
         )
-        self.samples = _child(self.node, SAMPLES, {"spec": "tandem-samples"})
-        self.decisions = _child(self.node, DECISIONS, {"spec": "tandem-decisions"})
-        self.campaign_id = campaign_id
+        return cls(node, campaign_id)
 
     @classmethod
-    def existing(cls, client: Any, campaign_id: str) -> Mapping[str, Any] | None:
-        """The recorded campaign file of `campaign_id`, or None if the catalog has no such campaign."""
-        if CAMPAIGNS not in client or campaign_id not in client[CAMPAIGNS]:
-            return None
-        record: Mapping[str, Any] = client[CAMPAIGNS][campaign_id].metadata.get("campaign", {})
+    def open(cls, client: Any, campaign_id: str) -> Ledger:
+        """The ledger of a campaign the catalog holds, or a `CampaignNotFoundError` naming those it does."""
+        known = list(client[CAMPAIGNS]) if CAMPAIGNS in client else []
+        if campaign_id not in known:
+            raise CampaignNotFoundError(
+                f"the catalog holds no campaign {campaign_id!r}; it holds: {', '.join(known) or 'none'}"
+            )
+        return cls(client[CAMPAIGNS][campaign_id], campaign_id)
+
+    @property
+    def campaign_record(self) -> Mapping[str, Any]:
+        """The campaign file as it was when the campaign started (self-contained)."""
+        record: Mapping[str, Any] = self.node.metadata.get("campaign", {})
         return record
 
     def add(self, entry: LedgerEntry) -> None:
@@ -111,23 +137,8 @@ class Ledger:
 
     def entries(self) -> list[LedgerEntry]:
         """Every sample of the campaign, in the order they were decided."""
-        out = [LedgerEntry.from_dict(node.metadata) for _key, node in self._items()]
+        out = [LedgerEntry.from_dict(node.metadata) for _key, node in self.samples.items()]
         return sorted(out, key=lambda e: e.decided_at)
-
-    def pending(self) -> list[LedgerEntry]:
-        return [e for e in self.entries() if not e.done]
-
-    def _items(self) -> Iterator[tuple[str, Any]]:
-        yield from self.samples.items()
-
-    def finished(self, entry: LedgerEntry, **changes: Any) -> LedgerEntry:
-        done = replace(entry, **changes)
-        self.update(done)
-        return done
-
-    def by_status(self, status: SampleStatus) -> list[LedgerEntry]:
-        node = self.samples.search(Key("status") == status.value)
-        return [LedgerEntry.from_dict(n.metadata) for _k, n in node.items()]
 
 
 def _child(parent: Any, key: str, metadata: Mapping[str, Any]) -> Any:

@@ -18,8 +18,8 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from tandem.analysis.pipeline import AnalysisCallback, AnalysisSettings, Analyze
 from tandem.analysis.store import AnalysisRecord, AnalysisStore
 from tandem.campaign.agent_factory import build_agent
 from tandem.campaign.config import Campaign
+from tandem.campaign.history import agent_observation, observations_of, truth_on
 from tandem.campaign.ledger import Ledger, LedgerEntry, SampleStatus
 from tandem.campaign.metrics import phase_map_accuracy
 from tandem.campaign.rig import StationRig, TwinLab, twin_lab
@@ -41,11 +42,15 @@ from tandem.errors import TandemError
 from tandem.observations import Observation
 from tandem.plans.measurement import measure_empty_cell
 from tandem.plans.sample import sample_plan
+from tandem.sim.clock import Interval
 from tandem.sim.instruments import Instrument
-from tandem.stations import Probe
 from tandem.suggestions import ScanParameters, Suggestion
 
 logger = logging.getLogger(__name__)
+
+
+#: the confidence stop criterion is not trusted on fewer samples than this
+MIN_SAMPLES_FOR_CONFIDENCE = 10
 
 
 class CampaignRunError(TandemError, RuntimeError):
@@ -93,7 +98,6 @@ class Outcome:
 
     campaign_id: str
     entries: list[LedgerEntry]
-    accuracy_history: list[tuple[int, float, float]] = field(default_factory=list)
     stop_reason: str = ""
 
 
@@ -125,7 +129,7 @@ class CampaignRunner:
         self._stop_requested = False
         grid = campaign.grid()
         self.grid = grid
-        self._truth_labels = _truth_labels(campaign, grid)
+        self.truth_labels = truth_on(campaign, grid)
 
     def request_stop(self) -> None:
         """Finish the sample in progress, then stop (Ctrl-C)."""
@@ -151,7 +155,7 @@ class _Loop:
         self.lab = lab
         self.client = lab.tiled_client
         self.catalog = Catalog(self.client)
-        self.ledger = Ledger(self.client, self.campaign.id, self.campaign.to_dict())
+        self.ledger = Ledger.create(self.client, self.campaign.id, self.campaign.to_dict())
         calibrations = {sid: twin_calibration(s.instrument) for sid, s in self.campaign.stations.items()}
         solvents = tuple({s.solvent.name for s in self.campaign.stations.values()})
         self.analyzer = Analyzer(
@@ -238,6 +242,7 @@ class _Loop:
         rig = self.lab.rigs[entry.station]
         spec = self.campaign.stations[entry.station]
         start_s = rig.clock.now_s
+        first_interval = len(rig.clock.timeline)
         self._last_record.pop(entry.sample_uid, None)
         try:
             self._empty_cell(rig, str(entry.scan.get("configuration") or spec.default_configuration))
@@ -267,7 +272,7 @@ class _Loop:
         record = self._last_record.get(entry.sample_uid)
         observation = None
         if record is not None and error is None:
-            observation = self._observation(record, rig.clock.now_s)
+            observation = agent_observation(self.campaign, record, rig.clock.now_s)
         status = SampleStatus.MEASURED if observation is not None and observation.ok else SampleStatus.FAILED
         reason = error or (None if status is SampleStatus.MEASURED else _failure(record))
         done = replace(
@@ -278,17 +283,16 @@ class _Loop:
             end_s=rig.clock.now_s,
             reason=reason,
             inventory=_inventory(rig),
+            activities=_activities(rig.clock.timeline[first_interval:]),
+            campaign_station_hours=self._station_hours(),
         )
-        self.ledger.update(done)
         self.entries[done.sample_uid] = done
         self.hidden.append(_Result(done, observation))
-        self._report_progress()
-
-    def _observation(self, record: AnalysisRecord, finished_at_s: float | None) -> Observation:
-        """The agent's view of a record; a component the recipe did not use is there at zero."""
-        observation = record.to_observation()
-        composition = {n: float(observation.composition.get(n, 0.0)) for n in self.campaign.solutes}
-        return replace(observation, composition=composition, finished_at_s=finished_at_s)
+        if len(self.entries) % self.runner.accuracy_every == 0:
+            done = replace(done, accuracy=self._accuracy())
+            self.entries[done.sample_uid] = done
+        self.ledger.update(done)
+        self._report_progress(done)
 
     def _analysed(self, record: AnalysisRecord) -> None:
         if record.sample_uid is not None:
@@ -328,7 +332,7 @@ class _Loop:
         busy_h = sum(rig.clock.busy_s() for rig in self.lab.rigs.values()) / 3600
         if stop.max_station_hours is not None and busy_h >= stop.max_station_hours:
             return f"beamtime budget reached ({stop.max_station_hours:g} station hours)"
-        if stop.target_confidence is not None and len(done) >= 10:
+        if stop.target_confidence is not None and len(done) >= MIN_SAMPLES_FOR_CONFIDENCE:
             confidence = self._confidence()
             if confidence is not None and confidence >= stop.target_confidence:
                 return f"confidence target reached ({confidence:.3f} >= {stop.target_confidence:g})"
@@ -340,26 +344,22 @@ class _Loop:
             return None
         return float(np.mean(np.max(prediction.probabilities, axis=1)))
 
-    def accuracy(self) -> float | None:
-        if self.runner._truth_labels is None:
+    def _station_hours(self) -> float:
+        return sum(rig.clock.busy_s() for rig in self.lab.rigs.values()) / 3600
+
+    def _accuracy(self) -> float | None:
+        """The accuracy of the agent's phase map now against the truth (None without a truth or labels)."""
+        if self.runner.truth_labels is None:
             return None
-        prediction = self.agent.predict(self.runner.grid)
-        labels = prediction.most_likely()
+        labels = self.agent.predict(self.runner.grid).most_likely()
         if all(lab is None for lab in labels):
             return None
-        return phase_map_accuracy(labels, self.runner._truth_labels)
+        return phase_map_accuracy(labels, self.runner.truth_labels)
 
-    def _report_progress(self) -> None:
-        done = list(self.entries.values())
-        n_done = len(done)
-        accuracy = None
-        if n_done % self.runner.accuracy_every == 0:
-            accuracy = self.accuracy()
-            if accuracy is not None:
-                busy_h = sum(rig.clock.busy_s() for rig in self.lab.rigs.values()) / 3600
-                self.outcome.accuracy_history.append((n_done, busy_h, accuracy))
+    def _report_progress(self, last: LedgerEntry) -> None:
         if self.runner.on_progress is None:
             return
+        done = list(self.entries.values())
         by_station = {sid: sum(1 for e in done if e.station == sid) for sid in self.lab.rigs}
         self.runner.on_progress(
             Progress(
@@ -367,7 +367,7 @@ class _Loop:
                 failed=sum(1 for e in done if e.status is SampleStatus.FAILED),
                 station_time_s={sid: rig.clock.now_s for sid, rig in self.lab.rigs.items()},
                 busy_s={sid: rig.clock.busy_s() for sid, rig in self.lab.rigs.items()},
-                accuracy=accuracy,
+                accuracy=last.accuracy,
                 budget_samples=self.campaign.stop.max_samples,
             )
         )
@@ -376,9 +376,6 @@ class _Loop:
 
     def _restore(self) -> list[LedgerEntry]:
         """Rebuild clocks, inventories and the agent from the ledger; return the samples to run (again)."""
-        recorded = Ledger.existing(self.client, self.campaign.id)
-        if recorded is None:
-            raise CampaignRunError(f"the catalog holds no campaign {self.campaign.id!r} to resume")
         entries = self.ledger.entries()
         redo: list[LedgerEntry] = []
         for entry in entries:
@@ -405,13 +402,8 @@ class _Loop:
                 rig.clock.idle_until(last.end_s or 0.0)
                 if last.inventory:
                     _restore_inventory(rig, last.inventory, self.campaign.stations[sid].solvent)
-        store = AnalysisStore(self.client)
-        observations = []
-        for entry in self.entries.values():
-            if entry.status is SampleStatus.MEASURED and entry.run_uid:
-                record = store.get(entry.run_uid, with_curve=False)
-                if record is not None and record.ok:
-                    observations.append(self._observation(record, entry.end_s))
+        records = {r.run_uid: r for r in AnalysisStore(self.client).records(campaign_id=self.campaign.id)}
+        observations = observations_of(self.campaign, list(self.entries.values()), records)
         self.agent.tell(observations)
         logger.info(
             "resumed campaign %s: %d samples done, %d to run again",
@@ -422,22 +414,26 @@ class _Loop:
         return redo
 
 
-def _truth_labels(campaign: Campaign, grid: np.ndarray) -> list[str] | None:
-    """The twin's phase at each grid point, as the probe that sees every phase (neutrons if any)."""
-    try:
-        truth = campaign.truth()
-    except Exception:  # a campaign at a real beamline has no truth
-        return None
-    probes = {s.probe for s in campaign.stations.values()}
-    probe = Probe.NEUTRON if Probe.NEUTRON in probes else Probe.XRAY
-    names = campaign.solutes
-    return [truth(dict(zip(names, map(float, row), strict=True)), probe).phase for row in grid]
-
-
 def _failure(record: AnalysisRecord | None) -> str:
     if record is None:
         return "no analysed result"
     return record.failure_reason or f"analysis {record.status.value}"
+
+
+#: how a station's clock activities group on the timeline
+_ACTIVITY_KINDS = (("liquid_handler", "prepare"), ("load", "load"), ("rinse", "rinse"), ("expose", "measure"))
+
+
+def _activities(intervals: Sequence[Interval]) -> tuple[tuple[str, float, float], ...]:
+    """The station's intervals grouped into runs of one kind (prepare, load, measure, rinse, set up)."""
+    out: list[tuple[str, float, float]] = []
+    for interval in intervals:
+        kind = next((k for prefix, k in _ACTIVITY_KINDS if interval.activity.startswith(prefix)), "set up")
+        if out and out[-1][0] == kind and abs(out[-1][2] - interval.start_s) < 1e-9:
+            out[-1] = (kind, out[-1][1], interval.end_s)
+        else:
+            out.append((kind, interval.start_s, interval.end_s))
+    return tuple(out)
 
 
 def _inventory(rig: StationRig) -> dict[str, Any]:

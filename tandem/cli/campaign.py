@@ -1,0 +1,200 @@
+"""`tandem campaign`, `tandem demo` and `tandem report`: closed-loop campaigns on the twin."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tandem.cli.app import app
+from tandem.errors import TandemError
+
+if TYPE_CHECKING:
+    from tandem.campaign.report import Report
+
+console = Console(stderr=True)
+
+#: the bundled example campaign, in the checkout
+DEMO_CAMPAIGN = Path(__file__).resolve().parents[2] / "examples" / "campaigns" / "demo.yaml"
+
+
+def _run(config: Path, data: Path | None, report_dir: Path | None, resume: bool) -> None:
+    from tandem.campaign import CampaignConfigError, load_campaign
+    from tandem.campaign.runner import CampaignRunner
+    from tandem.campaign.runner import Progress as CampaignProgress
+
+    try:
+        campaign = load_campaign(config)
+    except CampaignConfigError as exc:
+        console.print(f"[red]{config}: the campaign file has problems; nothing was started.[/red]\n{exc}")
+        raise typer.Exit(2) from None
+    data = data or Path("runs") / campaign.id
+    report_dir = report_dir or data / "report"
+    budget = campaign.stop.max_samples
+    console.print(f"[bold]{campaign.name}[/bold] ({campaign.id}): data in {data}, report to {report_dir}")
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("samples", total=budget, status="starting the lab (Tiled, IOCs)…")
+
+        def show(p: CampaignProgress) -> None:
+            stations = "  ".join(
+                f"{sid} {n} ({p.utilisation(sid):.0%} busy)" for sid, n in p.samples_by_station.items()
+            )
+            accuracy = "" if p.accuracy is None else f"  map accuracy {p.accuracy:.0%}"
+            failed = f"  failed {p.failed}" if p.failed else ""
+            status = f"{stations}  beamtime {p.beamtime_h:.1f} h{accuracy}{failed}"
+            progress.update(task, completed=p.samples, status=status)
+
+        runner = CampaignRunner(campaign, data, resume=resume, on_progress=show)
+        previous = signal.getsignal(signal.SIGINT)
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            progress.update(task, status="stopping after the sample in progress (Ctrl-C again to abort)…")
+            runner.request_stop()
+            signal.signal(signal.SIGINT, previous)
+
+        signal.signal(signal.SIGINT, stop)
+        try:
+            outcome = runner.run()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    console.print(f"stopped: {outcome.stop_reason}; writing the report…")
+    report = _write(data, campaign.id, report_dir)
+    _summarise(report.metrics, report.folder)
+
+
+def _write(data: Path, campaign_id: str, report_dir: Path) -> Report:
+    """Build the report of `campaign_id` from the catalog in `data` (starting its server if needed)."""
+    from tandem.campaign.history import build_history
+    from tandem.campaign.report import write_report
+    from tandem.tiled_server import EmbeddedTiledServer, find_running_server
+
+    endpoint = find_running_server(data / "tiled")
+    if endpoint is not None:
+        return write_report(build_history(endpoint.connect(), campaign_id), report_dir)
+    with EmbeddedTiledServer(data / "tiled") as started:
+        return write_report(build_history(started.connect(), campaign_id), report_dir)
+
+
+def _summarise(metrics: Mapping[str, Any], folder: Path) -> None:
+    console.print(f"[green]report written to {folder}[/green]")
+    console.print(f"  samples: {metrics['samples']} ({metrics['failed']} failed)")
+    console.print(f"  station hours: {metrics['station_hours']:.1f}")
+    if "accuracy" in metrics:
+        console.print(f"  phase-map accuracy against the truth: {metrics['accuracy']:.1%}")
+    for goal, reached in metrics.get("to_reach", {}).items():
+        if reached["samples"] is not None:
+            console.print(
+                f"  {float(goal):.0%} accuracy after {reached['samples']} samples, "
+                f"{reached['station_hours']:.1f} station hours"
+            )
+
+
+@app.command()
+def campaign(
+    config: Annotated[Path, typer.Argument(help="The campaign file (YAML); see docs/how-to/campaigns.md.")],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", "-d", help="Folder for the campaign's Tiled catalog [default: runs/<campaign id>]."
+        ),
+    ] = None,
+    report_dir: Annotated[
+        Path | None, typer.Option("--report", "-r", help="Folder for the report [default: <data>/report].")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue a stopped campaign from its catalog, losing no sample.")
+    ] = False,
+) -> None:
+    """Run a closed-loop campaign on the digital twin, then write its report.
+
+    Both stations run at once on their virtual clocks, each sample is analysed as its
+    run ends, and the agent chooses for whichever station is free.
+
+    Ctrl-C stops after the sample in progress; `--resume` continues later without repeating or losing
+    a sample. Example: `tandem campaign examples/campaigns/demo.yaml --data runs/demo`.
+    """
+    _configure_logging()
+    try:
+        _run(config, data, report_dir, resume)
+    except TandemError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def demo(
+    data: Annotated[
+        Path, typer.Option("--data", "-d", help="Folder for the demo's catalog and report (replaced).")
+    ] = Path("runs/demo"),
+) -> None:
+    """Run the bundled example campaign and write its report (the main job).
+
+    SDS / PPG / NaCl on the twin, linked SAXS + SANS, 60 samples; the report goes to
+    <data>/report. Takes a few minutes on a laptop.
+    """
+    import shutil
+
+    _configure_logging()
+    if not DEMO_CAMPAIGN.exists():
+        console.print(
+            f"[red]the bundled campaign is not at {DEMO_CAMPAIGN}: run the demo from a checkout[/red]"
+        )
+        raise typer.Exit(1)
+    if data.exists():
+        shutil.rmtree(data)
+    try:
+        _run(DEMO_CAMPAIGN, data, data / "report", resume=False)
+    except TandemError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def report(
+    campaign_id: Annotated[str, typer.Argument(help="The campaign's id (the `id:` of its file).")],
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", "-d", help="The campaign's data folder [default: runs/<campaign id>]."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Report folder [default: <data>/report].")
+    ] = None,
+) -> None:
+    """Rebuild a campaign's report from its Tiled catalog.
+
+    Phase map beside the truth, accuracy against samples and beamtime, station
+    timelines, measured curves, report.json and phase_map.csv.
+    """
+    _configure_logging()
+    data = data or Path("runs") / campaign_id
+    if not (data / "tiled").exists():
+        console.print(f"[red]{data} holds no campaign catalog; pass --data with the campaign's folder[/red]")
+        raise typer.Exit(1)
+    try:
+        result = _write(data, campaign_id, out or data / "report")
+    except TandemError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    _summarise(result.metrics, result.folder)
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
