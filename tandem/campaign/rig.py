@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from bluesky import RunEngine
 
+from tandem.analysis.pipeline import StationCalibration
 from tandem.campaign.config import Campaign
 from tandem.campaign.config import Station as StationSpec
 from tandem.catalog import subscribe_tiled_writer
@@ -27,6 +28,7 @@ from tandem.robots.cell_loader import CellLoader
 from tandem.robots.liquid_handler import LiquidHandler
 from tandem.sim.cell_loader_ioc import CellLoaderIOC
 from tandem.sim.clock import StationClock
+from tandem.sim.instruments import Instrument
 from tandem.sim.ioc import CAEnvironment, ca_session, serve_ioc
 from tandem.sim.liquid_handler import SimulatedLiquidHandler
 from tandem.sim.station_devices import TwinStationModel, simulated_station
@@ -37,6 +39,17 @@ logger = logging.getLogger(__name__)
 
 #: PV prefix of a station's cell loader; the station id is upper-cased into it.
 CELL_LOADER_PREFIX = "TANDEM:{station}:CL:"
+
+
+def twin_calibration(instrument: Instrument) -> StationCalibration:
+    """What turns the twin's counts at `instrument` into 1/cm (a facility measures these)."""
+    return StationCalibration(
+        detector_efficiency=instrument.detector.efficiency,
+        open_beam_ratio=instrument.transmission_beam_fraction,
+        path_length_mm=instrument.cell.path_length_mm,
+        saturation_counts=float(instrument.detector.max_counts),
+        empty_cell_transmission=instrument.cell.transmission,
+    )
 
 
 @dataclass
@@ -150,7 +163,10 @@ def twin_lab(
         endpoint = None
         client = None
         if data_directory is not None:
-            endpoint = stack.enter_context(EmbeddedTiledServer(data_directory / "tiled"))
+            # the store dies with the campaign even on kill -9, so that --resume can start it again
+            endpoint = stack.enter_context(
+                EmbeddedTiledServer(data_directory / "tiled", die_with_parent=True)
+            )
             client = endpoint.connect()
         rigs: dict[str, StationRig] = {}
         for sid, port in zip(wanted, env.server_ports, strict=False):

@@ -27,14 +27,14 @@ import numpy as np
 
 from tandem.agents.protocol import Agent
 from tandem.agents.records import write_records
-from tandem.analysis.pipeline import AnalysisCallback, AnalysisSettings, Analyzer, StationCalibration
+from tandem.analysis.pipeline import AnalysisCallback, AnalysisSettings, Analyzer
 from tandem.analysis.store import AnalysisRecord, AnalysisStore
 from tandem.campaign.agent_factory import build_agent
 from tandem.campaign.config import Campaign
 from tandem.campaign.history import agent_observation, observations_of, truth_on
 from tandem.campaign.ledger import Ledger, LedgerEntry, SampleStatus
 from tandem.campaign.metrics import phase_map_accuracy
-from tandem.campaign.rig import StationRig, TwinLab, twin_lab
+from tandem.campaign.rig import StationRig, TwinLab, twin_calibration, twin_lab
 from tandem.catalog import Catalog
 from tandem.components import Component
 from tandem.composition import Composition
@@ -43,7 +43,6 @@ from tandem.observations import Observation
 from tandem.plans.measurement import measure_empty_cell
 from tandem.plans.sample import sample_plan
 from tandem.sim.clock import Interval
-from tandem.sim.instruments import Instrument
 from tandem.suggestions import ScanParameters, Suggestion
 
 logger = logging.getLogger(__name__)
@@ -55,17 +54,6 @@ MIN_SAMPLES_FOR_CONFIDENCE = 10
 
 class CampaignRunError(TandemError, RuntimeError):
     """The campaign cannot run or resume (for example, resuming a campaign that is not in the catalog)."""
-
-
-def twin_calibration(instrument: Instrument) -> StationCalibration:
-    """What turns the twin's counts at `instrument` into 1/cm (a facility measures these)."""
-    return StationCalibration(
-        detector_efficiency=instrument.detector.efficiency,
-        open_beam_ratio=instrument.transmission_beam_fraction,
-        path_length_mm=instrument.cell.path_length_mm,
-        saturation_counts=float(instrument.detector.max_counts),
-        empty_cell_transmission=instrument.cell.transmission,
-    )
 
 
 @dataclass(frozen=True)

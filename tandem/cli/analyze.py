@@ -24,19 +24,10 @@ def twin_calibrations() -> dict[str, StationCalibration]:
     At a real beamline these numbers come from the instrument's calibration (a
     standard sample, the detector's data sheet): pass them with `--calibration`.
     """
-    from tandem.analysis.pipeline import StationCalibration
+    from tandem.campaign.rig import twin_calibration
     from tandem.sim.instruments import INSTRUMENTS
 
-    return {
-        station: StationCalibration(
-            detector_efficiency=inst.detector.efficiency,
-            open_beam_ratio=inst.transmission_beam_fraction,
-            path_length_mm=inst.cell.path_length_mm,
-            saturation_counts=float(inst.detector.max_counts),
-            empty_cell_transmission=inst.cell.transmission,
-        )
-        for station, inst in INSTRUMENTS.items()
-    }
+    return {station: twin_calibration(inst) for station, inst in INSTRUMENTS.items()}
 
 
 def load_calibrations(path: Path | None) -> dict[str, StationCalibration]:

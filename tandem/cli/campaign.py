@@ -195,6 +195,8 @@ def report(
 
 
 def _configure_logging() -> None:
+    # pyFAI's silx looks for OpenCL, which the CPU integration here does not use
+    logging.getLogger("silx.opencl.common").setLevel(logging.ERROR)
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )

@@ -1,0 +1,108 @@
+"""The closed loop: a campaign killed with SIGKILL and resumed loses and repeats no sample (checked in Tiled)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tandem.campaign.ledger import Ledger, SampleStatus
+from tandem.catalog import Catalog
+from tandem.tiled_server import EmbeddedTiledServer
+
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "campaigns"
+BUDGET = 5
+
+
+@pytest.fixture
+def small_campaign(tmp_path: Path) -> Path:
+    """The demo campaign on a budget of a few samples."""
+    for deck in ("saxs_deck.yaml", "sans_deck.yaml"):
+        shutil.copy(DEMO / deck, tmp_path / deck)
+    spec = yaml.safe_load((DEMO / "demo.yaml").read_text())
+    spec["id"] = "resume-test"
+    spec["stop"] = {"max_samples": BUDGET}
+    path = tmp_path / "campaign.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _campaign_process(config: Path, data: Path, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-P", "-m", "tandem.cli", "campaign", str(config), "--data", str(data), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # so the test can kill the campaign with its IOCs and repeater at once
+    )
+
+
+def _done(data: Path, campaign_id: str) -> int:
+    """Samples with a result in the ledger, read from a running campaign's catalog (0 before it exists)."""
+    from tandem.tiled_server import find_running_server
+
+    endpoint = find_running_server(data / "tiled")
+    if endpoint is None:
+        return 0
+    try:
+        return sum(e.done for e in Ledger.open(endpoint.connect(), campaign_id).entries())
+    except Exception:  # the ledger is not written yet
+        return 0
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_killed_campaign_resumes_without_repeating_or_losing_a_sample(
+    small_campaign: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    first = _campaign_process(small_campaign, data)
+    try:
+        deadline = time.monotonic() + 600
+        while _done(data, "resume-test") < 2:
+            assert first.poll() is None, first.stdout.read().decode() if first.stdout else ""
+            assert time.monotonic() < deadline, "the campaign made no progress"
+            time.sleep(1.0)
+    finally:
+        _kill_group(first)
+
+    second = _campaign_process(small_campaign, data, "--resume")
+    try:
+        output, _ = second.communicate(timeout=600)
+    finally:
+        _kill_group(second)
+    assert second.returncode == 0, output.decode()
+
+    with EmbeddedTiledServer(data / "tiled") as endpoint:
+        client = endpoint.connect()
+        entries = Ledger.open(client, "resume-test").entries()
+        measured = [e for e in entries if e.status is SampleStatus.MEASURED]
+        interrupted = [e for e in entries if e.status is SampleStatus.FAILED]
+        assert all(e.done for e in entries), "every decided sample has a result"
+        assert len(entries) == BUDGET, [(e.sample_uid, e.status) for e in entries]
+        # no sample measured twice: one successful run per measured sample, and no run outside the ledger
+        runs = Catalog(client).runs(campaign_id="resume-test", plan_name="sample_plan", exit_status="success")
+        per_sample = Counter(run.sample_uid for run in runs)
+        assert all(n == 1 for n in per_sample.values()), per_sample
+        assert set(per_sample) == {e.sample_uid for e in measured}
+        # a sample cut off mid-run is recorded as failed, and its decision was run again as a new sample
+        decisions = Counter(e.decision_uid for e in entries)
+        for entry in interrupted:
+            assert "interrupted" in (entry.reason or "")
+            assert decisions[entry.decision_uid] == 2
+        assert (data / "report" / "report.json").exists()
