@@ -16,7 +16,11 @@ What the session starts (IOCs, a Tiled server) is stopped when IPython exits.
 def _open_station() -> None:
     import atexit
     import contextlib
+    import logging
     import sys
+
+    # pyFAI's silx announces at import that OpenCL is missing; reduction runs on the CPU by design
+    logging.getLogger("silx.opencl.common").setLevel(logging.ERROR)
 
     from IPython import get_ipython
 
