@@ -38,8 +38,7 @@ import bluesky.plan_stubs as bps
 import numpy as np
 from bluesky import RunEngine
 from bluesky.utils import SigintHandler
-from pydantic import ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tandem.analysis.pipeline import AnalysisCallback, AnalysisSettings, Analyzer, StationCalibration
 from tandem.analysis.store import AnalysisRecord, AnalysisStore
@@ -106,7 +105,7 @@ class EpicsPrefixes:
         )
 
 
-class SessionSettings(BaseSettings):
+class SessionSettings(BaseModel):
     """A session as the environment configures it (the IPython profile reads these).
 
     `TANDEM_STATION` (required), `TANDEM_SIM` (true: the twin; false: EPICS),
@@ -116,9 +115,9 @@ class SessionSettings(BaseSettings):
     `TANDEM_TILED_API_KEY` (see `tandem.tiled_server.TiledSettings`).
     """
 
-    model_config = SettingsConfigDict(env_prefix="TANDEM_", frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    station: str
+    station: str = Field(min_length=1)
     sim: bool = True
     campaign: Path | None = None
     data: Path = Path("tandem-data")
@@ -135,7 +134,6 @@ class SessionSettings(BaseSettings):
             if f"TANDEM_{name.upper()}" in env
         }
         try:
-            # init values (not the environment) so that `environ` is the only source
             return cls.model_validate(values)
         except ValidationError as exc:
             problems = "; ".join(
