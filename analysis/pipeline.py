@@ -51,7 +51,9 @@ logger = logging.getLogger(__name__)
 #: stamped on every analysed node, with the parameters
 ANALYSIS_VERSION = f"tandem-analysis {tandem.__version__}"
 #: plans whose runs are inputs to others' analysis, not samples
-REFERENCE_PLANS = ("measure_transmission", "measure_empty_cell")
+#: plans whose primary stream holds a sample's scattering frames: the runs analysis reduces (references
+#: such as empty-cell and transmission runs, and the robot's prepare/load/rinse runs, are not analysed)
+SCATTERING_PLANS = ("sample_plan", "measure_sample")
 EMPTY_CELL_STREAM = "empty_cell"
 SAMPLE_STREAM = "primary"
 
@@ -554,7 +556,7 @@ class Analyzer:
         done = self.store.done_uids()
         out = []
         for run in self.catalog.runs(newest_first=False):
-            if run.uid in done or not run.is_closed or run.plan_name in REFERENCE_PLANS:
+            if run.uid in done or not run.is_closed or run.plan_name not in SCATTERING_PLANS:
                 continue
             out.append(run.uid)
         return out
@@ -594,7 +596,7 @@ class AnalysisCallback:
 
     The frames are in the event documents, so nothing is read back from Tiled (an empty cell measured
     in an earlier run is looked up there). Errors are logged, never raised: a failing analysis must not
-    fail the measurement. Runs of reference plans (transmission, empty cell) are not analysed.
+    fail the measurement. Only runs of `SCATTERING_PLANS` are analysed (not references, not the robot's runs).
     """
 
     def __init__(
@@ -626,7 +628,7 @@ class AnalysisCallback:
 
     def _dispatch(self, name: str, doc: Mapping[str, Any]) -> None:
         if name == "start":
-            if doc.get("plan_name") not in REFERENCE_PLANS:
+            if doc.get("plan_name") in SCATTERING_PLANS:
                 self._runs[str(doc["uid"])] = DocumentRun(doc)
             return
         if name == "descriptor":

@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tandem.analysis.pipeline import AnalysisCallback, AnalysisSettings, Analyzer, StationCalibration
 from tandem.analysis.store import AnalysisRecord, AnalysisStore
 from tandem.campaign.config import Campaign, load_campaign
-from tandem.campaign.rig import CELL_LOADER_PREFIX, StationRig, build_twin_rig, twin_lab
+from tandem.campaign.rig import CELL_LOADER_PREFIX, StationRig, build_twin_rig, twin_calibration, twin_lab
 from tandem.catalog import Catalog, subscribe_tiled_writer
 from tandem.devices.station import StationConfig, build_epics_station
 from tandem.errors import TandemError
@@ -579,14 +579,7 @@ def _analysis_settings(
     station = campaign.stations[station_id]
     if calibration is None:
         # what a facility measures with standards; the twin's instrument model knows it exactly
-        instrument = station.instrument
-        calibration = StationCalibration(
-            detector_efficiency=instrument.detector.efficiency,
-            open_beam_ratio=instrument.transmission_beam_fraction,
-            path_length_mm=instrument.cell.path_length_mm,
-            saturation_counts=float(instrument.detector.max_counts),
-            empty_cell_transmission=instrument.cell.transmission,
-        )
+        calibration = twin_calibration(station.instrument)
     solvents = tuple(dict.fromkeys([*(s.solvent.name for s in campaign.stations.values()), "H2O", "D2O"]))
     return AnalysisSettings(calibrations={station_id: calibration}, solvent_names=solvents)
 

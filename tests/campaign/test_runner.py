@@ -1,7 +1,8 @@
-"""The closed loop: a campaign killed with SIGKILL and resumed loses and repeats no sample (checked in Tiled)."""
+"""A campaign killed with SIGKILL and resumed neither repeats nor loses a sample (checked in Tiled)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -58,10 +59,8 @@ def _done(data: Path, campaign_id: str) -> int:
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait(timeout=30)
 
 
