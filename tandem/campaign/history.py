@@ -36,10 +36,29 @@ def campaign_from_catalog(client: Any, campaign_id: str) -> tuple[Campaign, Ledg
     return load_campaign_data(ledger.campaign_record, source=f"catalog:{campaign_id}"), ledger
 
 
+#: a realized composition this far outside the bounds (share of each bound's range) is pipetting
+#: error around a target on the edge, and is modelled at the nearest point inside
+EDGE_SLACK = 0.02
+
+
 def agent_observation(campaign: Campaign, record: AnalysisRecord, finished_at_s: float | None) -> Observation:
-    """The agent's view of an analysed record: a component the recipe did not use is there at zero."""
+    """The agent's view of an analysed record.
+
+    A component the recipe did not use is there at zero; a sample pipetted just past
+    the edge of the space (a target on the bounds plus pipetting error) is modelled on
+    the edge. Anything farther out is left as it is, for the agent to refuse.
+    """
     observation = record.to_observation()
-    composition = {n: float(observation.composition.get(n, 0.0)) for n in campaign.solutes}
+    composition = {}
+    for name in campaign.solutes:
+        value = float(observation.composition.get(name, 0.0))
+        lower, upper = campaign.space.bounds[name]
+        slack = EDGE_SLACK * (upper - lower)
+        if upper < value <= upper + slack:
+            value = upper
+        elif lower - slack <= value < lower:
+            value = lower
+        composition[name] = value
     return replace(observation, composition=composition, finished_at_s=finished_at_s)
 
 
