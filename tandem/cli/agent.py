@@ -1,0 +1,430 @@
+"""`tandem agent run|status|approve|deny`: the autonomous agent daemon and the scientist's say over it.
+
+A daemon file (YAML) names the campaign and how to reach the stations::
+
+    campaign: demo.yaml           # relative to this file
+    stations:                     # optional: stations started with `tandem station start` are found
+      saxs: {control_addr: "tcp://127.0.0.1:60615"}
+    queue_depth: 2                # items queued or running per station
+    approval: false               # true: every suggestion waits for `tandem agent approve`
+    max_attempts: 2               # a failed sample is tried once more, then recorded failed
+    poll_interval_s: 1.0
+
+The data store comes from `TANDEM_TILED_URI` and `TANDEM_TILED_API_KEY`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import getpass
+import logging
+import math
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tandem.cli.app import app
+from tandem.errors import TandemError
+
+if TYPE_CHECKING:
+    from tandem.agents.daemon import AgentDaemon, Journal, PlanRequest, StopCriterion, Validator
+    from tandem.campaign.config import Campaign
+    from tandem.suggestions import Suggestion
+
+agent_app = typer.Typer(
+    name="agent",
+    help="The agent daemon: feeds the stations' queue servers with the agent's next samples.",
+    no_args_is_help=True,
+)
+app.add_typer(agent_app)
+
+logger = logging.getLogger(__name__)
+
+
+class DaemonConfigError(TandemError, ValueError):
+    """A daemon file that cannot run: what is wrong and where."""
+
+
+class StationAddress(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    control_addr: str = Field(pattern=r"^tcp://")
+    info_addr: str | None = Field(default=None, pattern=r"^tcp://")
+
+
+class DaemonFile(BaseModel):
+    """The daemon file, as written."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    campaign: Path
+    #: stations by id; those left out are looked up among the stations `tandem station start` recorded
+    stations: dict[str, StationAddress] = Field(default_factory=dict)
+    state_dir: Path | None = None
+    queue_depth: int = Field(default=2, ge=1, le=100)
+    poll_interval_s: float = Field(default=1.0, gt=0, le=600)
+    approval: bool = False
+    max_attempts: int = Field(default=1, ge=1, le=10)
+    backoff_initial_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    set_aside_after_s: float = Field(default=10.0, gt=0)
+    #: samples a station may take in all (its share of the campaign); no limit of its own by default
+    max_samples_per_station: int | None = Field(default=None, ge=1)
+    user_group: str = "agent"
+
+
+def load_daemon_file(path: Path) -> tuple[DaemonFile, Path]:
+    """The daemon file and the campaign file it names (resolved against the daemon file's folder)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise DaemonConfigError(f"{path}: cannot read the daemon file: {exc}") from None
+    try:
+        spec = DaemonFile.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
+        raise DaemonConfigError(f"{path}: {problems} (keys: {', '.join(DaemonFile.model_fields)})") from None
+    campaign = spec.campaign if spec.campaign.is_absolute() else (path.parent / spec.campaign)
+    return spec, campaign.resolve()
+
+
+# --- wiring the daemon to a campaign ----------------------------------------------------------
+
+
+def campaign_validator(campaign: Campaign) -> Validator:
+    """Check a suggestion against the campaign: station, bounds, constraints, scan limits, stocks."""
+    from tandem.campaign.agent_factory import stock_check
+
+    stocks = stock_check(campaign)
+    tolerance = campaign.space.tolerance
+
+    def composition(suggestion: Suggestion) -> str | None:
+        fractions = {n: suggestion.target.mass_fraction(n) for n in campaign.solutes}
+        for name, (lo, hi) in campaign.space.bounds.items():
+            value = fractions[name]
+            if not (math.isfinite(value) and lo - tolerance <= value <= hi + tolerance):
+                return f"{name} = {value:.4g} lies outside its bounds [{lo:g}, {hi:g}]"
+        return campaign.constraint_violation(fractions)
+
+    def scan(suggestion: Suggestion) -> str | None:
+        station, scan = campaign.stations[suggestion.station], suggestion.scan
+        lo_s, hi_s = station.exposure_range_s
+        t_lo, t_hi = station.instrument.temperature_limits_c
+        if not lo_s <= scan.exposure_s <= hi_s:
+            return f"exposure {scan.exposure_s:g} s is outside {station.id}'s [{lo_s:g}, {hi_s:g}] s"
+        if scan.configuration not in station.configurations:
+            allowed = ", ".join(station.configurations)
+            return f"configuration {scan.configuration!r} is not allowed at {station.id} ({allowed})"
+        if scan.temperature_c is not None and not t_lo <= scan.temperature_c <= t_hi:
+            return f"{scan.temperature_c:g} °C is outside {station.id}'s [{t_lo:g}, {t_hi:g}] °C"
+        return None
+
+    def validate(suggestion: Suggestion) -> str | None:
+        if suggestion.station not in campaign.stations:
+            return f"station {suggestion.station!r} is not in the campaign ({', '.join(campaign.stations)})"
+        return composition(suggestion) or scan(suggestion) or stocks(suggestion.station, suggestion.target)
+
+    return validate
+
+
+def sample_plan_request(campaign: Campaign, suggestion: Suggestion, sample_uid: str) -> PlanRequest:
+    """The `sample_plan` item for a suggestion: this station's devices by name, JSON arguments only."""
+    from tandem.agents.daemon import PlanRequest
+
+    sid = suggestion.station
+    station = campaign.stations[sid]
+    target = {n: float(suggestion.target.mass_fraction(n)) for n in campaign.solutes}
+    volume = float(station.spec.sample_volume_ul)
+    scan = suggestion.scan
+    return PlanRequest(
+        "sample_plan",
+        (sid, f"{sid}_liquid_handler", f"{sid}_cell_loader", target, float(scan.exposure_s)),
+        {
+            "configuration": scan.configuration,
+            "temperature_c": scan.temperature_c,
+            "n_frames": int(scan.n_frames),
+            "balance": station.solvent.name,
+            "campaign_id": campaign.id,
+            "decision_uid": suggestion.decision_uid,
+            "sample_uid": sample_uid,
+            "total_volume_ul": volume,
+            "load_volume_ul": volume / 2,
+        },
+    )
+
+
+def stop_criteria(campaign: Campaign) -> list[StopCriterion]:
+    """The campaign's stop criteria, as the daemon checks them before each new suggestion."""
+    from tandem.agents.daemon import Progress
+
+    stop = campaign.stop
+    out: list[StopCriterion] = []
+    if stop.max_samples is not None:
+        budget = stop.max_samples
+
+        def samples(p: Progress) -> str | None:
+            return f"sample budget reached ({budget})" if p.measured + p.open >= budget else None
+
+        out.append(samples)
+    if stop.max_station_hours is not None:
+        hours = stop.max_station_hours
+
+        def beamtime(p: Progress) -> str | None:
+            spent: dict[str, float] = {}
+            for o in p.observations:
+                if o.finished_at_s is not None:
+                    spent[o.station] = max(spent.get(o.station, 0.0), o.finished_at_s)
+            total = sum(spent.values()) / 3600
+            return f"beamtime budget reached ({total:.1f} of {hours:g} h)" if total >= hours else None
+
+        out.append(beamtime)
+    if stop.target_confidence is not None:
+        goal = stop.target_confidence
+        grid = campaign.grid()
+
+        def confidence(p: Progress) -> str | None:
+            if not p.observations:
+                return None
+            prediction = p.agent.predict(grid)
+            if prediction.probabilities is None or not len(prediction.probabilities):
+                return None
+            mean = float(prediction.probabilities.max(axis=1).mean())
+            return f"map confidence {mean:.3f} reached the target {goal:g}" if mean >= goal else None
+
+        out.append(confidence)
+    return out
+
+
+def _client() -> Any:
+    from tandem.tiled_server import TiledSettings, attach
+
+    settings = TiledSettings()
+    if settings.uri is None or settings.api_key is None:
+        raise DaemonConfigError(
+            "no data store: set TANDEM_TILED_URI and TANDEM_TILED_API_KEY (`tandem serve` prints them)"
+        )
+    return attach(settings.uri, settings.api_key.get_secret_value()).connect()
+
+
+def build_daemon(config: Path, *, client: Any | None = None) -> AgentDaemon:
+    """The daemon a daemon file describes, connected to Tiled and to every station's RE Manager."""
+    from tandem.agents.daemon import AgentDaemon, DaemonSettings, Journal, QueueServerStation
+    from tandem.analysis.store import AnalysisStore
+    from tandem.campaign.agent_factory import build_agent
+    from tandem.campaign.config import load_campaign
+    from tandem.campaign.processes import read_state
+
+    spec, campaign_path = load_daemon_file(config)
+    campaign = load_campaign(campaign_path)
+    recorded = read_state(spec.state_dir).stations
+    queues = {}
+    for sid in campaign.stations:
+        address = spec.stations.get(sid)
+        if address is None and sid in recorded:
+            address = StationAddress(
+                control_addr=recorded[sid].control_addr, info_addr=recorded[sid].info_addr
+            )
+        if address is None:
+            continue
+        queues[sid] = QueueServerStation(
+            sid, address.control_addr, info_addr=address.info_addr, user_group=spec.user_group
+        )
+    unknown = sorted(set(spec.stations) - set(campaign.stations))
+    if unknown or not queues:
+        raise DaemonConfigError(
+            f"{config}: "
+            + (f"stations {', '.join(unknown)} are not in the campaign; " if unknown else "")
+            + (
+                "no station to feed: start one with `tandem station start` or list it under stations"
+                if not queues
+                else ""
+            )
+        )
+    client = client if client is not None else _client()
+    agent = build_agent(campaign)
+    region = agent.region
+
+    def restore(record: Any, observations: Any) -> Any:
+        return type(agent).from_state(record.agent_state, region, observations)  # type: ignore[attr-defined]
+
+    settings = DaemonSettings(
+        queue_depth=spec.queue_depth,
+        poll_interval_s=spec.poll_interval_s,
+        approval=spec.approval,
+        max_attempts=spec.max_attempts,
+        backoff_initial_s=spec.backoff_initial_s,
+        backoff_max_s=spec.backoff_max_s,
+        set_aside_after_s=spec.set_aside_after_s,
+        max_samples_per_station=spec.max_samples_per_station,
+    )
+    return AgentDaemon(
+        agent,
+        campaign.id,
+        journal=Journal(client, campaign.id, campaign.to_dict()),
+        results=AnalysisStore(client),
+        queues=queues,
+        plan_for=lambda suggestion, sample_uid: sample_plan_request(campaign, suggestion, sample_uid),
+        validate=campaign_validator(campaign),
+        stop_criteria=stop_criteria(campaign),
+        settings=settings,
+        restore_agent=restore,
+    )
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def _fail(error: Exception) -> typer.Exit:
+    typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=1)
+
+
+@agent_app.command("run")
+def run(
+    config: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The daemon file (YAML).")],
+    *,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every decision.")] = False,
+) -> None:
+    """Run the agent daemon until the campaign's stop criteria are met (or SIGTERM / Ctrl-C).
+
+    Restart it at any time, also after kill -9: it rebuilds its state from Tiled and the
+    queue histories, and neither repeats nor loses a sample. SIGTERM finishes the current round,
+    records the daemon's state and exits; items already queued run on.
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        daemon = build_daemon(config)
+    except TandemError as error:
+        raise _fail(error) from error
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    typer.echo(f"agent daemon for campaign {daemon.campaign_id}: stations {', '.join(daemon.queues)}")
+    outcome = daemon.run(stop)
+    typer.echo(outcome)
+
+
+def _journal(campaign_id: str | None, config: Path | None) -> Journal:
+    from tandem.agents.daemon import CAMPAIGNS, Journal
+    from tandem.campaign.config import load_campaign
+
+    client = _client()
+    if campaign_id is None and config is not None:
+        _spec, campaign_path = load_daemon_file(config)
+        campaign_id = load_campaign(campaign_path).id
+    if campaign_id is None:
+        known = list(client[CAMPAIGNS]) if CAMPAIGNS in client else []
+        if len(known) != 1:
+            raise DaemonConfigError(
+                "name the campaign with --campaign ID or the daemon file; "
+                f"campaigns in the store: {', '.join(known) or 'none'}"
+            )
+        campaign_id = known[0]
+    journal = Journal.find(client, campaign_id)
+    if journal is None:
+        raise DaemonConfigError(f"the data store has no campaign {campaign_id!r}")
+    return journal
+
+
+CampaignOption = Annotated[
+    str | None, typer.Option("--campaign", help="Campaign id (default: the only one in the store).")
+]
+
+
+@agent_app.command("status")
+def status(
+    config: Annotated[
+        Path | None, typer.Argument(help="The daemon file (or give --campaign).", show_default=False)
+    ] = None,
+    *,
+    campaign: CampaignOption = None,
+) -> None:
+    """What the daemon is doing (from its heartbeat in Tiled) and what it has queued or left waiting."""
+    from tandem.agents.daemon import EntryStatus
+
+    try:
+        journal = _journal(campaign, config)
+    except TandemError as error:
+        raise _fail(error) from error
+    beat = journal.last_heartbeat()
+    if beat is None:
+        typer.echo(f"campaign {journal.campaign_id}: no daemon has run yet")
+    else:
+        typer.echo(
+            f"campaign {journal.campaign_id}: {beat.get('state')} "
+            f"(pid {beat.get('pid')} on {beat.get('host')}, last seen {beat.get('updated')})"
+        )
+        typer.echo(
+            f"  measured {beat.get('measured')}, failed {beat.get('failed')}, open {beat.get('open')}, "
+            f"results read {beat.get('results')}"
+        )
+        for sid, s in (beat.get("stations") or {}).items():
+            health = (
+                "answering"
+                if s.get("answering")
+                else ("SET ASIDE" if s.get("set_aside") else "not answering")
+            )
+            typer.echo(
+                f"  {sid}: {health}, {s.get('open_decisions')} open, running {s.get('running') or '-'}"
+            )
+    entries = journal.entries()
+    open_entries = [e for e in entries if e.status.open]
+    if open_entries:
+        typer.echo("open decisions:")
+    for e in open_entries:
+        target = ", ".join(f"{k} {v:.4f}" for k, v in e.target.items())
+        typer.echo(
+            f"  {e.decision_uid}  {e.station:5s} {e.status.value:18s} {target}  {e.scan.get('exposure_s')} s"
+        )
+    waiting = sum(e.status is EntryStatus.AWAITING_APPROVAL for e in entries)
+    if waiting:
+        typer.echo(
+            f"{waiting} suggestion(s) await approval: tandem agent approve UID / tandem agent deny UID"
+        )
+
+
+def _verdict(decision_uid: str, approved: bool, campaign: str | None, note: str) -> None:
+    try:
+        journal = _journal(campaign, None)
+        entry = journal.set_verdict(decision_uid, approved, by=getpass.getuser(), note=note)
+    except TandemError as error:
+        raise _fail(error) from error
+    when = datetime.datetime.now().isoformat(timespec="seconds")
+    typer.echo(
+        f"{entry.decision_uid} {entry.approval['verdict']} at {when} (the daemon acts on it next round)"
+    )
+
+
+@agent_app.command("approve")
+def approve(
+    decision_uid: Annotated[str, typer.Argument(help="Decision uid of a suggestion awaiting approval.")],
+    *,
+    campaign: CampaignOption = None,
+    note: Annotated[str, typer.Option("--note", help="Why, for the record.")] = "",
+) -> None:
+    """Let a suggestion that waits for approval go to its station's queue (recorded in Tiled)."""
+    _verdict(decision_uid, True, campaign, note)
+
+
+@agent_app.command("deny")
+def deny(
+    decision_uid: Annotated[str, typer.Argument(help="Decision uid of a suggestion awaiting approval.")],
+    *,
+    campaign: CampaignOption = None,
+    note: Annotated[str, typer.Option("--note", help="Why, for the record.")] = "",
+) -> None:
+    """Refuse a suggestion that waits for approval; it is never queued (recorded in Tiled)."""
+    _verdict(decision_uid, False, campaign, note)
