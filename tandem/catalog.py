@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from enum import StrEnum
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -107,12 +107,17 @@ def raw_runs_node(client: Container) -> Container:
         raise
 
 
+#: what a RunEngine calls with each document: ``callback(name, doc)``
+DocumentCallback = Callable[[str, Mapping[str, Any]], Any]
+
+
 def subscribe_tiled_writer(
     run_engine: RunEngine,
     client: Container,
     *,
     batch_size: int = WRITER_BATCH_SIZE,
     backup_directory: str | None = None,
+    wrap: Callable[[DocumentCallback], DocumentCallback] | None = None,
 ) -> int:
     """Write every run of `run_engine` to the catalog of `client`; return the subscription token.
 
@@ -122,13 +127,14 @@ def subscribe_tiled_writer(
     an error writing to Tiled fails the plan rather than losing data silently
     (unless `run_engine.ignore_callback_exceptions` is set). With
     `backup_directory`, a run that could not be written is kept there as JSON lines.
+    `wrap` wraps the writer callback (for example to time it).
     """
     from bluesky_tiled_plugins import TiledWriter
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive number of events, got {batch_size}")
     writer = TiledWriter(raw_runs_node(client), batch_size=batch_size, backup_directory=backup_directory)
-    token: int = run_engine.subscribe(writer)
+    token: int = run_engine.subscribe(wrap(writer) if wrap is not None else writer)
     return token
 
 

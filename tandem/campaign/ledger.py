@@ -63,6 +63,8 @@ class LedgerEntry:
     accuracy: float | None = None
     #: station hours spent by the whole campaign when this sample finished
     campaign_station_hours: float | None = None
+    #: wall-clock seconds of software work for this sample, by stage (plans, tiled, analysis, agent)
+    timings_s: Mapping[str, float] = field(default_factory=dict)
     decided_at: float = field(default_factory=time.time)
 
     @property

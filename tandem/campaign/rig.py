@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from bluesky import RunEngine
 from tandem.analysis.pipeline import StationCalibration
 from tandem.campaign.config import Campaign
 from tandem.campaign.config import Station as StationSpec
-from tandem.catalog import subscribe_tiled_writer
+from tandem.catalog import DocumentCallback, subscribe_tiled_writer
 from tandem.devices.station import Station
 from tandem.robots.cell_loader import CellLoader
 from tandem.robots.liquid_handler import LiquidHandler
@@ -106,6 +106,7 @@ def build_twin_rig(
     tiled_client: Any | None,
     cell_loader_prefix: str,
     start_s: float = 0.0,
+    wrap_writer: Callable[[DocumentCallback], DocumentCallback] | None = None,
 ) -> StationRig:
     """One station of the twin, its RunEngine writing to `tiled_client` (None: nowhere)."""
     clock = StationClock(spec.id, time_scale=time_scale, start_s=start_s)
@@ -125,7 +126,7 @@ def build_twin_rig(
     # no signal handlers: several RunEngines share the process, and the CLI owns Ctrl-C
     run_engine = RunEngine({}, context_managers=[])
     if tiled_client is not None:
-        subscribe_tiled_writer(run_engine, tiled_client)
+        subscribe_tiled_writer(run_engine, tiled_client, wrap=wrap_writer)
     costs = spec.instrument.time_costs
     run_engine.subscribe(_Timekeeper(clock, load_s=costs.sample_load_s, rinse_s=costs.sample_load_s))
     return StationRig(spec.id, spec, station, clock, liquid_handler, cell_loader, run_engine)
@@ -152,6 +153,7 @@ def twin_lab(
     *,
     stations: tuple[str, ...] | None = None,
     clock_starts_s: Mapping[str, float] | None = None,
+    wrap_writer: Callable[[DocumentCallback], DocumentCallback] | None = None,
 ) -> Iterator[TwinLab]:
     """Start the lab's services, build its rigs, and stop everything on exit, also on failure.
 
@@ -183,6 +185,7 @@ def twin_lab(
                 tiled_client=client,
                 cell_loader_prefix=prefix,
                 start_s=(clock_starts_s or {}).get(sid, 0.0),
+                wrap_writer=wrap_writer,
             )
         # libca must let go of its circuits before the IOCs stop, or it reports disconnects
         stack.callback(_finalize_libca)

@@ -14,11 +14,12 @@ samples, the decision records), so `resume` rebuilds the campaign from there.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from tandem.campaign.history import agent_observation, observations_of, truth_on
 from tandem.campaign.ledger import Ledger, LedgerEntry, SampleStatus
 from tandem.campaign.metrics import phase_map_accuracy
 from tandem.campaign.rig import StationRig, TwinLab, twin_calibration, twin_lab
-from tandem.catalog import Catalog
+from tandem.catalog import Catalog, DocumentCallback
 from tandem.components import Component
 from tandem.composition import Composition
 from tandem.errors import TandemError
@@ -54,6 +55,39 @@ MIN_SAMPLES_FOR_CONFIDENCE = 10
 
 class CampaignRunError(TandemError, RuntimeError):
     """The campaign cannot run or resume (for example, resuming a campaign that is not in the catalog)."""
+
+
+class StageTimer:
+    """Wall-clock seconds of software work by stage, for the sample in progress."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    @contextlib.contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(stage, time.perf_counter() - started)
+
+    def wrap(self, stage: str) -> Callable[[DocumentCallback], DocumentCallback]:
+        def wrapper(callback: DocumentCallback) -> DocumentCallback:
+            def timed_callback(name: str, doc: Mapping[str, Any]) -> Any:
+                with self.timed(stage):
+                    return callback(name, doc)
+
+            return timed_callback
+
+        return wrapper
+
+    def take(self) -> dict[str, float]:
+        """The seconds so far, and start afresh."""
+        out, self.seconds = self.seconds, {}
+        return out
 
 
 @dataclass(frozen=True)
@@ -132,13 +166,15 @@ class CampaignRunner:
             raise CampaignRunError(
                 f"{self.directory} holds a campaign already: resume it (--resume) or name a new folder"
             )
-        with twin_lab(self.campaign, self.directory) as lab:
-            return _Loop(self, lab).run()
+        timer = StageTimer()
+        with twin_lab(self.campaign, self.directory, wrap_writer=timer.wrap("tiled")) as lab:
+            return _Loop(self, lab, timer).run()
 
 
 class _Loop:
-    def __init__(self, runner: CampaignRunner, lab: TwinLab) -> None:
+    def __init__(self, runner: CampaignRunner, lab: TwinLab, timer: StageTimer) -> None:
         self.runner = runner
+        self.timer = timer
         self.campaign = runner.campaign
         self.lab = lab
         self.client = lab.tiled_client
@@ -157,7 +193,8 @@ class _Loop:
         self._empty_cells: set[tuple[str, str]] = set()
         self.outcome = Outcome(self.campaign.id, [])
         for rig in lab.rigs.values():
-            rig.RE.subscribe(AnalysisCallback(self.analyzer, on_done=self._analysed))
+            callback = AnalysisCallback(self.analyzer, on_done=self._analysed)
+            rig.RE.subscribe(timer.wrap("analysis")(callback))
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -170,8 +207,10 @@ class _Loop:
             if rig is None:
                 reason = "every station has used its beamtime"
                 break
-            self._reveal(rig.clock.now_s)
-            decided = self._decide(rig)
+            with self.timer.timed("agent"):
+                self._reveal(rig.clock.now_s)
+            with self.timer.timed("agent"):
+                decided = self._decide(rig)
             if decided is None:
                 reason = f"the agent has nothing to suggest for {rig.id}"
                 break
@@ -232,6 +271,8 @@ class _Loop:
         start_s = rig.clock.now_s
         first_interval = len(rig.clock.timeline)
         self._last_record.pop(entry.sample_uid, None)
+        run_started = time.perf_counter()
+        nested = sum(self.timer.seconds.get(k, 0.0) for k in ("tiled", "analysis"))
         try:
             self._empty_cell(rig, str(entry.scan.get("configuration") or spec.default_configuration))
             rig.RE(
@@ -257,6 +298,8 @@ class _Loop:
         except Exception as exc:  # a failed sample is recorded and the campaign goes on
             logger.warning("sample %s on %s failed: %s", entry.sample_uid, entry.station, exc)
             error = f"{type(exc).__name__}: {exc}"
+        callbacks = sum(self.timer.seconds.get(k, 0.0) for k in ("tiled", "analysis")) - nested
+        self.timer.add("plans", time.perf_counter() - run_started - callbacks)
         record = self._last_record.get(entry.sample_uid)
         observation = None
         if record is not None and error is None:
@@ -277,9 +320,12 @@ class _Loop:
         self.entries[done.sample_uid] = done
         self.hidden.append(_Result(done, observation))
         if len(self.entries) % self.runner.accuracy_every == 0:
-            done = replace(done, accuracy=self._accuracy())
-            self.entries[done.sample_uid] = done
-        self.ledger.update(done)
+            with self.timer.timed("progress"):
+                done = replace(done, accuracy=self._accuracy())
+        done = replace(done, timings_s=self.timer.take())
+        self.entries[done.sample_uid] = done
+        with self.timer.timed("tiled"):  # counted with the next sample: its timings are written here
+            self.ledger.update(done)
         self._report_progress(done)
 
     def _analysed(self, record: AnalysisRecord) -> None:
