@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
+import math
 import os
 import socket
 import threading
@@ -51,6 +52,8 @@ JOURNAL = "queue"
 DECISIONS = "decisions"
 HEARTBEAT = "daemon"
 ENTRY_SPEC = "tandem-queued-decision"
+#: the longest a running daemon leaves its heartbeat unwritten (seconds)
+HEARTBEAT_S = 10.0
 
 
 class DaemonError(TandemError, RuntimeError):
@@ -422,6 +425,8 @@ class AgentDaemon:
         self._snapshots: dict[str, QueueSnapshot] = {}
         self._written_records = 0
         self.stop_reason: str | None = None
+        self._last_beat: dict[str, Any] = {}
+        self._last_beat_at = -math.inf
         self.state = "starting"
         self.started_at = time.time()
 
@@ -470,12 +475,12 @@ class AgentDaemon:
                 continue
             if done:
                 self.state = f"finished: {self.stop_reason}"
-                self._beat()
+                self._beat(force=True)
                 return self.state
             stop.wait(self.settings.poll_interval_s)
         self.state = "stopped (signal): queued items run on; a restart picks up from the journal"
         with contextlib.suppress(Exception):
-            self._beat()
+            self._beat(force=True)
         return self.state
 
     def step(self) -> bool:
@@ -750,8 +755,18 @@ class AgentDaemon:
             "stations": stations,
         }
 
-    def _beat(self) -> None:
-        self.journal.heartbeat(self.status())
+    def _beat(self, *, force: bool = False) -> None:
+        """Write the heartbeat when something changed, or every `HEARTBEAT_S` to show the daemon lives.
+
+        Not every round: each write is a catalog transaction that the data store serialises
+        with every RunEngine's and the analysis worker's writes.
+        """
+        status = self.status()
+        content = {k: v for k, v in status.items() if k not in ("updated_at", "updated")}
+        now = self._clock()
+        if force or content != self._last_beat or now - self._last_beat_at >= HEARTBEAT_S:
+            self.journal.heartbeat(status)
+            self._last_beat, self._last_beat_at = content, now
 
 
 # --- bluesky-queueserver ----------------------------------------------------------------------

@@ -35,6 +35,7 @@ from tandem.errors import TandemError
 if TYPE_CHECKING:
     from tandem.agents.daemon import AgentDaemon, Journal, PlanRequest, StopCriterion, Validator
     from tandem.campaign.config import Campaign
+    from tandem.observations import Observation
     from tandem.suggestions import Suggestion
 
 agent_app = typer.Typer(
@@ -201,6 +202,22 @@ def stop_criteria(campaign: Campaign) -> list[StopCriterion]:
     return out
 
 
+class CampaignResults:
+    """A campaign's analysed results as its agent sees them (absent components at zero, edges clipped)."""
+
+    def __init__(self, client: Any, campaign: Campaign) -> None:
+        from tandem.analysis.store import AnalysisStore
+
+        self.store = AnalysisStore(client)
+        self.campaign = campaign
+
+    def observations(self, campaign_id: str) -> list[Observation]:
+        from tandem.campaign.history import agent_observation
+
+        records = self.store.records(campaign_id=campaign_id, with_curve=False)
+        return [agent_observation(self.campaign, r, r.finished_at_s) for r in records]
+
+
 def _client() -> Any:
     from tandem.tiled_server import TiledSettings, attach
 
@@ -215,7 +232,6 @@ def _client() -> Any:
 def build_daemon(config: Path, *, client: Any | None = None) -> AgentDaemon:
     """The daemon a daemon file describes, connected to Tiled and to every station's RE Manager."""
     from tandem.agents.daemon import AgentDaemon, DaemonSettings, Journal, QueueServerStation
-    from tandem.analysis.store import AnalysisStore
     from tandem.campaign.agent_factory import build_agent
     from tandem.campaign.config import load_campaign
     from tandem.campaign.processes import read_state
@@ -267,7 +283,7 @@ def build_daemon(config: Path, *, client: Any | None = None) -> AgentDaemon:
         agent,
         campaign.id,
         journal=Journal(client, campaign.id, campaign.to_dict()),
-        results=AnalysisStore(client),
+        results=CampaignResults(client, campaign),
         queues=queues,
         plan_for=lambda suggestion, sample_uid: sample_plan_request(campaign, suggestion, sample_uid),
         validate=campaign_validator(campaign),

@@ -1,0 +1,158 @@
+"""Queue-server station processes: Redis, the RE Manager with tandem's startup, permissions, the CLI."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from bluesky_queueserver_api import BPlan
+from bluesky_queueserver_api.comm_base import RequestFailedError
+from typer.testing import CliRunner
+
+from tandem.campaign.processes import (
+    AGENT_GROUP,
+    InvalidStationRequestError,
+    ProcessError,
+    StationProcess,
+    StationState,
+    check_station_id,
+    ensure_redis,
+    free_port,
+    locked_state,
+    parse_address,
+    pid_alive,
+    read_state,
+    redis_ping,
+    start_redis,
+    start_station,
+    stop_redis,
+    stop_station,
+)
+from tandem.cli import app
+from tandem.tiled_server import TiledEndpoint
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("text", ["", "host:", ":6379", "host:port", "host:0", "host:70000"])
+def test_malformed_redis_addresses_are_refused(text: str) -> None:
+    with pytest.raises(InvalidStationRequestError, match="HOST:PORT"):
+        parse_address(text)
+
+
+def test_redis_addresses_parse() -> None:
+    assert parse_address("127.0.0.1:6380") == ("127.0.0.1", 6380)
+    assert parse_address("redis.example.org") == ("redis.example.org", 6379)
+
+
+@pytest.mark.parametrize("station", ["", "SAXS", "1saxs", "sa xs", "saxs;rm", "x" * 40])
+def test_bad_station_ids_are_refused(station: str) -> None:
+    with pytest.raises(InvalidStationRequestError, match="station id"):
+        check_station_id(station)
+
+
+def test_redis_starts_on_a_free_port_and_stops(tmp_path: Path) -> None:
+    redis = start_redis(tmp_path / "redis")
+    try:
+        assert redis.managed
+        assert redis_ping(redis.host, redis.port)
+    finally:
+        stop_redis(redis)
+    assert not redis_ping(redis.host, redis.port)
+    assert not pid_alive(redis.pid)
+
+
+def test_a_redis_address_nobody_answers_is_refused(tmp_path: Path) -> None:
+    state = StationState()
+    with pytest.raises(ProcessError, match="no Redis answers"):
+        ensure_redis(state, tmp_path, f"127.0.0.1:{free_port()}")
+    assert state.redis is None
+
+
+def test_the_state_file_round_trips_and_survives_garbage(tmp_path: Path) -> None:
+    process = StationProcess(
+        "saxs", 123, "tcp://127.0.0.1:1", "tcp://127.0.0.1:2", "127.0.0.1:3", "p", "sim", "/d"
+    )
+    with locked_state(tmp_path) as state:
+        state.stations["saxs"] = process
+    assert read_state(tmp_path).stations == {"saxs": process}
+    (tmp_path / "stations.json").write_text("{not json")
+    assert read_state(tmp_path) == StationState()
+
+
+def test_status_and_stop_with_nothing_running(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["station", "status", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 0
+    assert "no station is running" in result.output
+    result = runner.invoke(app, ["station", "stop", "saxs", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "not running: saxs" in result.output
+
+
+def test_a_station_the_campaign_lacks_fails_with_the_managers_log_and_leaves_nothing(
+    tmp_path: Path, tiled_endpoint: TiledEndpoint
+) -> None:
+    with pytest.raises(ProcessError, match="startup script") as error:
+        start_station("xrd", state_dir=tmp_path, env=tiled_endpoint.environ(), timeout_s=240)
+    assert "not in campaign" in str(error.value)  # the worker's own explanation, from the log
+    assert read_state(tmp_path).stations == {}
+    assert read_state(tmp_path).redis is None  # the Redis started for it is stopped again
+
+
+@pytest.fixture(scope="module")
+def saxs(tmp_path_factory: pytest.TempPathFactory, tiled_server: object) -> Iterator[StationProcess]:
+    state_dir = tmp_path_factory.mktemp("stations")
+    endpoint: TiledEndpoint = tiled_server.endpoint  # type: ignore[attr-defined]
+    env = {**endpoint.environ(), "TANDEM_DATA": str(state_dir / "data")}
+    process = start_station("saxs", state_dir=state_dir, env=env, timeout_s=240)
+    try:
+        yield process
+    finally:
+        stop_station("saxs", state_dir=state_dir)
+        assert not pid_alive(process.pid)
+
+
+@pytest.mark.slow
+def test_the_agent_group_may_queue_the_sample_plan_with_this_stations_devices_only(
+    saxs: StationProcess,
+) -> None:
+    api = saxs.api(user_group=AGENT_GROUP)
+    try:
+        assert list(api.plans_allowed()["plans_allowed"]) == ["sample_plan"]
+        devices = ["saxs", "saxs_liquid_handler", "saxs_cell_loader"]
+        refused = [
+            BPlan("measure_sample", "saxs", 1.0),  # a plan for scientists, not for the agent
+            BPlan("sample_plan", "sans", "saxs_liquid_handler", "saxs_cell_loader", {"SDS": 0.05}, 1.0),
+            BPlan("sample_plan", *devices, "not a composition", 1.0),
+            BPlan("sample_plan", *devices, {"SDS": 0.05}, "long"),
+        ]
+        for item in refused:
+            with pytest.raises(RequestFailedError, match="validation failed"):
+                api.item_add(item)
+        api.queue_autostart(False)
+        added = api.item_add(
+            BPlan("sample_plan", *devices, {"SDS": 0.05}, 1.0, decision_uid="d", sample_uid="s")
+        )
+        assert added["success"]
+        assert api.queue_get()["items"][0]["kwargs"]["decision_uid"] == "d"
+        api.queue_clear()
+    finally:
+        api.close()
+    admin = saxs.api()
+    try:
+        assert {"sample_plan", "measure_sample", "rinse_cell"} <= set(admin.plans_allowed()["plans_allowed"])
+    finally:
+        admin.close()
+
+
+@pytest.mark.slow
+def test_the_cli_reports_the_running_station(saxs: StationProcess) -> None:
+    state_dir = str(Path(saxs.directory).parent)
+    result = runner.invoke(app, ["station", "status", "--state-dir", state_dir])
+    assert result.exit_code == 0, result.output
+    assert "saxs: idle, environment open" in result.output
+    assert saxs.control_addr in result.output
+    assert f"pid {saxs.pid}" in result.output
+    assert os.path.exists(saxs.log_path)
