@@ -1,0 +1,210 @@
+"""A campaign run as a facility runs it: every part its own process, meeting in Tiled.
+
+Real processes: a Tiled server, Redis, two RE Managers (SAXS and SANS on the
+twin, each building its station from profiles/queueserver/startup.py), the
+analysis worker (`tandem analyze --follow`) and the agent daemon (`tandem agent
+run`). The daemon is killed with SIGKILL half-way and started again; the
+campaign must finish with every sample measured once: none repeated, none lost,
+and every run tied to a decision the agent recorded. The stock `qserver` client
+inspects a station while the daemon works.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tandem.agents.daemon import EntryStatus, Journal
+from tandem.agents.records import read_records
+from tandem.analysis.store import AnalysisStore
+from tandem.campaign.processes import StationProcess, start_station, stop_station
+from tandem.catalog import Catalog, ExitStatus
+from tandem.tiled_server import EmbeddedTiledServer, TiledEndpoint
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "examples" / "campaigns"
+PER_STATION = 10
+BIN = Path(sys.executable).parent
+
+
+def _campaign_file(directory: Path, campaign_id: str) -> Path:
+    """The demo campaign with a quick agent and 2 × 10 samples (time scale 0: no simulated waiting)."""
+    data = yaml.safe_load((DEMO / "demo.yaml").read_text())
+    data["id"] = campaign_id
+    data["agent"] = {"kind": "space_filling", "seed": 3}
+    data["stop"] = {"max_samples": 2 * PER_STATION}
+    data["twin"]["time_scale"] = 0
+    for station in data["stations"].values():
+        station["deck"] = str(DEMO / station["deck"])
+    path = directory / "campaign.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    """Tiled, Redis and both stations' RE Managers, started in parallel; all stopped afterwards."""
+    root = tmp_path_factory.mktemp("queue-e2e")
+    campaign = _campaign_file(root, f"e2e-{os.getpid()}")
+    state_dir = root / "state"
+    server = EmbeddedTiledServer(root / "tiled", die_with_parent=True)
+    endpoint = server.start()
+    env = {**endpoint.environ(), "TANDEM_DATA": str(root / "data")}
+    started: dict[str, StationProcess] = {}
+    errors: list[BaseException] = []
+
+    def start(sid: str) -> None:
+        try:
+            started[sid] = start_station(
+                sid, state_dir=state_dir, sim=True, campaign=campaign, env=env, timeout_s=240
+            )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(sid,)) for sid in ("saxs", "sans")]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        yield {"endpoint": endpoint, "env": env, "campaign": campaign, "stations": started, "root": root}
+    finally:
+        for sid in ("saxs", "sans"):
+            with contextlib.suppress(Exception):
+                stop_station(sid, state_dir=state_dir)
+        server.stop()
+
+
+def _daemon_file(root: Path, campaign: Path, stations: dict[str, StationProcess]) -> Path:
+    path = root / "daemon.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "campaign": str(campaign),
+                "stations": {
+                    sid: {"control_addr": p.control_addr, "info_addr": p.info_addr}
+                    for sid, p in stations.items()
+                },
+                "queue_depth": 2,
+                "poll_interval_s": 0.2,
+                "max_samples_per_station": PER_STATION,
+            }
+        )
+    )
+    return path
+
+
+def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _wait(predicate: object, timeout_s: float, what: str, logs: list[Path]) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            tails = "\n".join(f"--- {p.name}\n" + "\n".join(p.read_text().splitlines()[-30:]) for p in logs)
+            raise AssertionError(f"timed out waiting for {what}\n{tails}")
+        time.sleep(0.5)
+
+
+def test_campaign_across_queue_servers_survives_a_killed_daemon(lab: dict[str, object]) -> None:
+    endpoint = lab["endpoint"]
+    assert isinstance(endpoint, TiledEndpoint)
+    env: dict[str, str] = lab["env"]  # type: ignore[assignment]
+    root: Path = lab["root"]  # type: ignore[assignment]
+    stations: dict[str, StationProcess] = lab["stations"]  # type: ignore[assignment]
+    config = _daemon_file(root, lab["campaign"], stations)  # type: ignore[arg-type]
+    client = endpoint.connect()
+    campaign_id = yaml.safe_load(Path(lab["campaign"]).read_text())["id"]  # type: ignore[arg-type]
+    logs = [root / "analysis.log", root / "daemon-1.log", root / "daemon-2.log"]
+    analysis = _spawn([str(BIN / "tandem"), "analyze", "--follow", "--no-fit", "--poll", "0.2"], env, logs[0])
+    daemon = _spawn([str(BIN / "tandem"), "agent", "run", str(config)], env, logs[1])
+    try:
+
+        def measured() -> int:
+            journal = Journal.find(client, campaign_id)
+            return 0 if journal is None else sum(e.status is EntryStatus.MEASURED for e in journal.entries())
+
+        _wait(lambda: measured() >= PER_STATION // 2, 400, "the first samples", logs)
+
+        # the stock client sees the station's queue and history while the daemon works
+        control = stations["saxs"].control_addr
+        for command in (["status"], ["queue", "get"], ["history", "get"]):
+            done = subprocess.run(
+                [str(BIN / "qserver"), "-a", control, *command],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+        assert "sample_plan" in done.stdout  # the history lists the sample plans run so far
+
+        daemon.kill()  # SIGKILL: no chance to tidy up
+        daemon.wait()
+        assert measured() < 2 * PER_STATION, "the campaign ended before the daemon could be killed mid-way"
+
+        daemon = _spawn([str(BIN / "tandem"), "agent", "run", str(config)], env, logs[2])
+        assert daemon.wait(timeout=600) == 0, logs[2].read_text()[-3000:]
+        assert "finished" in logs[2].read_text()
+    except BaseException:
+        _stop(analysis)
+        raise
+    finally:
+        _stop(daemon)
+
+    journal = Journal.find(client, campaign_id)
+    assert journal is not None
+    entries = journal.entries()
+    decisions = {r.decision_uid for r in read_records(journal.decisions)}
+    by_station = Counter(e.station for e in entries if e.status is EntryStatus.MEASURED)
+    assert by_station == {"saxs": PER_STATION, "sans": PER_STATION}, [(e.station, e.status) for e in entries]
+    assert not [e for e in entries if e.status.open]
+
+    runs = Catalog(client).runs(campaign_id=campaign_id, plan_name="sample_plan")
+    succeeded = [r for r in runs if r.exit_status is ExitStatus.SUCCESS]
+    # every run carries the decision uid of an agent decision recorded in Tiled
+    assert runs
+    assert all(r.decision_uid in decisions for r in runs)
+    # no sample repeated: one successful run per sample and per decision
+    assert len({r.sample_uid for r in succeeded}) == len(succeeded)
+    assert len({r.decision_uid for r in succeeded}) == len(succeeded)
+    # none lost: every measured decision has its run, under the sample uid the journal gave it
+    measured_entries = {e.decision_uid: e for e in entries if e.status is EntryStatus.MEASURED}
+    assert {r.decision_uid for r in succeeded} == set(measured_entries)
+    for run in succeeded:
+        entry = measured_entries[run.decision_uid]  # type: ignore[index]
+        assert run.sample_uid == entry.sample_uid
+        assert entry.attempts[-1].run_uid == run.uid
+    # and the analysis worker analysed every one of them as it landed (it runs on until stopped)
+    wanted = {r.uid for r in succeeded}
+    try:
+        _wait(lambda: wanted <= AnalysisStore(client).done_uids(), 120, "the analysis of every run", logs[:1])
+    finally:
+        _stop(analysis)
