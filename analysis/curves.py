@@ -63,6 +63,43 @@ class Curve:
     def q_range(self, q_min_inv_a: float, q_max_inv_a: float) -> Curve:
         return self.select((self.q_inv_a >= q_min_inv_a) & (self.q_inv_a <= q_max_inv_a))
 
+    def coarsened(self, factor: int) -> Curve:
+        """Every `factor` neighbouring points merged into one, weighted by 1/σ².
+
+        The merged point stands for the weighted mean of its points, so its resolution widens by the
+        weighted spread of their q: a model smeared with the new `dq_inv_a` at the new `q_inv_a`
+        matches the merged intensity to first order, peaks included. What is left over at the end
+        joins the last group.
+        """
+        if factor < 1:
+            raise AnalysisError(
+                FailureCode.INTERNAL, f"a coarsening factor is a positive integer, got {factor}"
+            )
+        n = len(self)
+        if factor == 1 or n < 2 * factor:
+            return self
+        if not np.all(np.isfinite(self.sigma_per_cm) & (self.sigma_per_cm > 0)):
+            raise AnalysisError(FailureCode.INTERNAL, "only points with a finite, positive σ can be merged")
+        starts = np.arange(0, n, factor)
+        if n % factor:
+            starts = starts[:-1]
+        weight = 1.0 / np.square(self.sigma_per_cm)
+        sums = np.add.reduceat(weight, starts)
+
+        def mean(values: FloatArray) -> FloatArray:
+            return np.asarray(np.add.reduceat(weight * values, starts) / sums, dtype=np.float64)
+
+        q = mean(self.q_inv_a)
+        group = np.repeat(np.arange(starts.size), np.diff(np.append(starts, n)))
+        spread = mean(np.square(self.q_inv_a - q[group]))
+        return Curve(
+            q,
+            mean(self.intensity_per_cm),
+            1.0 / np.sqrt(sums),
+            np.sqrt(mean(np.square(self.dq_inv_a)) + spread),
+            {**self.metadata, "coarsened_by": factor},
+        )
+
     def minus(self, other: Curve, factor: float = 1.0) -> Curve:
         """This curve less `factor` × `other` on the same q points (uncertainties add in quadrature)."""
         if other.q_inv_a.shape != self.q_inv_a.shape or not np.allclose(

@@ -280,6 +280,10 @@ class FitSettings:
     quick_evaluations: int = 40
     #: candidates whose quick χ²ᵣ is within this factor of the best get the full fit
     shortlist_factor: float = 20.0
+    #: the screening round and the multi-start search run on the curve merged to about this many points
+    #: (`Curve.coarsened`); only the final polish of each shortlisted candidate sees every point.
+    #: 0: no merging
+    coarse_points: int = 50
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -290,6 +294,7 @@ class FitSettings:
             "tolerance": self.tolerance,
             "quick_evaluations": self.quick_evaluations,
             "shortlist_factor": self.shortlist_factor,
+            "coarse_points": self.coarse_points,
         }
 
 
@@ -348,16 +353,26 @@ def _kernel_model(name: str) -> Any:
 
 
 class _Problem:
-    """One candidate on one curve: maps a parameter vector [log scale, background, shape...] to residuals."""
+    """One candidate on one curve: maps the shape parameters to residuals.
 
-    def __init__(self, candidate: CandidateModel, curve: Curve, resolution: Pinhole1D) -> None:
+    `scale` and `background` enter linearly, so they are not searched for: for every shape they are
+    solved exactly (weighted linear least squares within their bounds, "variable projection"). The
+    optimiser then searches the shape alone — two dimensions fewer, and none of the strong coupling
+    between a size and the scale that makes its steps short.
+    """
+
+    def __init__(self, candidate: CandidateModel, curve: Curve) -> None:
         self.candidate = candidate
         self.curve = curve
-        self.resolution = resolution
-        self.kernel = _kernel_model(candidate.sasmodel).make_kernel([resolution.q_calc])
+        self.resolution = _resolution(curve, candidate.oversample)
+        self.kernel = _kernel_model(candidate.sasmodel).make_kernel([self.resolution.q_calc])
         self.evaluations = 0
         #: parameters a start fixes that are not free (an integer number of layers, say)
         self.extra: dict[str, float] = {}
+        self._weight = 1.0 / curve.sigma_per_cm
+        self._y = curve.intensity_per_cm * self._weight
+        #: the background cannot exceed the curve itself
+        self.background_limit = float(np.abs(curve.intensity_per_cm).max()) or 1.0
 
     def shape_vector(self, values: Mapping[str, float]) -> FloatArray:
         out = []
@@ -384,35 +399,63 @@ class _Problem:
         theory = call_kernel(self.kernel, pars)
         return np.asarray(self.resolution.apply(theory), dtype=np.float64)
 
-    def residuals(self, x: FloatArray) -> FloatArray:
-        c = self.curve
-        return (self.model(math.exp(x[0]), float(x[1]), x[2:]) - c.intensity_per_cm) / c.sigma_per_cm
+    def linear(self, unit: FloatArray) -> tuple[float, float]:
+        """The best scale (> 0) and background (|b| ≤ the curve's largest |I|) for a unit-scale model."""
+        a, w, y = unit * self._weight, self._weight, self._y
+        limit = self.background_limit
+        tiny = 1e-30
 
-    def linear_start(self, shape: FloatArray) -> tuple[FloatArray, float]:
-        """Best (scale, background) for a fixed shape by weighted linear least squares; returns x and χ²."""
-        c = self.curve
+        def chi2(scale: float, background: float) -> float:
+            r = scale * a + background * w - y
+            return float(r @ r)
+
+        def scale_for(background: float) -> float:
+            aa = float(a @ a)
+            return max(float(a @ (y - background * w)) / aa, tiny) if aa > 0 else tiny
+
+        def background_for(scale: float) -> float:
+            return float(np.clip(w @ (y - scale * a) / (w @ w), -limit, limit))
+
+        try:
+            (scale, background), *_ = np.linalg.lstsq(np.column_stack([a, w]), y, rcond=None)
+        except np.linalg.LinAlgError:
+            scale, background = math.nan, math.nan
+        if np.isfinite(scale) and scale > 0 and abs(background) <= limit:
+            return float(scale), float(background)
+        # a bound is active: the optimum lies on one of the edges
+        edges = [(tiny, background_for(tiny))] + [(scale_for(b), b) for b in (-limit, limit)]
+        return min(edges, key=lambda sb: chi2(*sb))
+
+    def solve(self, shape: FloatArray) -> tuple[float, float, FloatArray]:
+        """Scale, background and weighted residuals at `shape`."""
         unit = self.model(1.0, 0.0, shape)
-        w = 1.0 / c.sigma_per_cm
-        design = np.column_stack([unit * w, w])
-        (scale, background), *_ = np.linalg.lstsq(design, c.intensity_per_cm * w, rcond=None)
-        if not (np.isfinite(scale) and scale > 0):
-            scale = max(float(np.median(c.intensity_per_cm / np.maximum(unit, 1e-300))), 1e-12)
-            background = 0.0
-        x = np.concatenate([[math.log(scale), background], shape])
-        r = self.residuals(x)
-        return x, float(r @ r)
+        scale, background = self.linear(unit)
+        return scale, background, (scale * unit + background - self.curve.intensity_per_cm) * self._weight
+
+    def residuals(self, shape: FloatArray) -> FloatArray:
+        return self.solve(shape)[2]
+
+    def full_jacobian(self, shape: FloatArray) -> tuple[float, float, FloatArray]:
+        """Scale, background and ∂residuals/∂[log scale, background, shape] (forward differences in
+        the shape), for the covariance of every parameter."""
+        unit = self.model(1.0, 0.0, shape)
+        scale, background = self.linear(unit)
+        columns = [scale * unit * self._weight, self._weight]
+        for j in range(shape.size):
+            step = 1e-6 * max(1.0, abs(float(shape[j])))
+            moved = shape.copy()
+            moved[j] += step
+            columns.append(scale * (self.model(1.0, 0.0, moved) - unit) / step * self._weight)
+        return scale, background, np.column_stack(columns)
 
     def bounds(self) -> tuple[FloatArray, FloatArray]:
-        span = float(np.abs(self.curve.intensity_per_cm).max()) or 1.0
         q_min = float(self.curve.q_inv_a[0])
         uppers = [
             p.upper if p.max_times_inverse_q_min is None else min(p.upper, p.max_times_inverse_q_min / q_min)
             for p in self.candidate.free
         ]
-        lo = [-np.inf, -span] + [math.log(p.lower) if p.log else p.lower for p in self.candidate.free]
-        hi = [np.inf, span] + [
-            math.log(u) if p.log else u for p, u in zip(self.candidate.free, uppers, strict=True)
-        ]
+        lo = [math.log(p.lower) if p.log else p.lower for p in self.candidate.free]
+        hi = [math.log(u) if p.log else u for p, u in zip(self.candidate.free, uppers, strict=True)]
         return np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
 
 
@@ -429,6 +472,192 @@ def _resolution(curve: Curve, oversample: int) -> Pinhole1D:
     return Pinhole1D(q, curve.dq_inv_a)
 
 
+@dataclass
+class _Trial:
+    """A point of the search: parameter vector, the parameters its start fixed, and its χ² (or result)."""
+
+    x: FloatArray
+    extra: dict[str, float]
+    chi2: float
+    result: Any = None  # scipy's OptimizeResult once polished
+
+
+class _Search:
+    """One candidate through the rounds of `fit_models`.
+
+    The starts are scored and the multi-start search is run on the coarse curve (neighbouring points
+    merged, `Curve.coarsened`); only the final polish sees every point. Model evaluations cost in
+    proportion to the points, and the search needs many more of them than the polish, which starts
+    next to the optimum.
+    """
+
+    def __init__(self, candidate: CandidateModel, curve: Curve, coarse: Curve, features: Features) -> None:
+        self.candidate = candidate
+        self.fine = _Problem(candidate, curve)
+        self.coarse = self.fine if coarse is curve else _Problem(candidate, coarse)
+        self.bounds = self.fine.bounds()
+        lo, hi = self.bounds
+        self._margin = np.where(np.isfinite(hi - lo), 1e-6 * (hi - lo), 0.0)
+        self.failure = ""
+        free_names = {p.name for p in candidate.free}
+        self.starts: list[_Trial] = []
+        for values in candidate.starts(features, curve):
+            self.coarse.extra = {k: float(v) for k, v in values.items() if k not in free_names}
+            x = self.coarse.shape_vector(values)
+            r = self.coarse.residuals(x)
+            self.starts.append(_Trial(x, self.coarse.extra, float(r @ r)))
+        self.starts.sort(key=lambda t: t.chi2)
+        self.quick: _Trial | None = None
+
+    @property
+    def n_free(self) -> int:
+        return 2 + len(self.candidate.free)
+
+    def polish(
+        self, problem: _Problem, trial: _Trial, max_evaluations: int, tolerance: float
+    ) -> _Trial | None:
+        lo, hi = self.bounds
+        problem.extra = trial.extra
+        try:
+            result = least_squares(
+                problem.residuals,
+                np.clip(trial.x, lo + self._margin, hi - self._margin),
+                bounds=(lo, hi),
+                x_scale="jac",
+                max_nfev=max_evaluations,
+                method="trf",
+                ftol=tolerance,
+                xtol=tolerance,
+            )
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
+            self.failure = f"the optimiser failed: {exc}"
+            return None
+        return _Trial(np.asarray(result.x), trial.extra, float(result.fun @ result.fun), result)
+
+    def quick_round(self, s: FitSettings) -> ModelFit:
+        """The best start, polished briefly on the coarse curve: enough to tell a wrong structure."""
+        if self.starts:
+            self.quick = self.polish(
+                self.coarse, self.starts[0], min(s.quick_evaluations, s.max_evaluations), s.tolerance
+            )
+        return self._fit(self.coarse, self.quick, s.quick_evaluations)
+
+    def full_round(self, s: FitSettings) -> ModelFit:
+        """Multi-start search on the coarse curve, then the best result polished on every point."""
+        # Form-factor oscillations make χ² rugged: polish the few most promising starts, keep the best.
+        seeds = [self.quick] if self.quick is not None else []
+        seeds += self.starts[1 if self.quick is not None else 0 : s.local_starts]
+        best: _Trial | None = None
+        for seed in seeds:
+            trial = self.polish(self.coarse, seed, s.max_evaluations, s.tolerance)
+            if trial is not None and (best is None or _better(trial, best)):
+                best = trial
+        if best is not None and self.coarse is not self.fine:
+            best = self.polish(self.fine, best, s.max_evaluations, s.tolerance)
+        return self._fit(self.fine, best, s.max_evaluations)
+
+    def _fit(self, problem: _Problem, trial: _Trial | None, max_evaluations: int) -> ModelFit:
+        candidate = self.candidate
+        n, k = len(problem.curve), self.n_free
+        if trial is None or trial.result is None:
+            return _failed_fit(candidate, n, self.failure or "no starting point")
+        result = trial.result
+        chi2 = trial.chi2
+        chi2_red = chi2 / (n - k)
+        names = ["scale", "background", *(p.name for p in candidate.free)]
+        logs = [True, False, *(p.log for p in candidate.free)]
+        problem.extra = trial.extra
+        scale, background, jac = problem.full_jacobian(trial.x)
+        try:
+            cov = np.linalg.pinv(jac.T @ jac) * max(chi2_red, 1.0)
+            sig = np.sqrt(np.clip(np.diag(cov), 0, None))
+        except np.linalg.LinAlgError:
+            sig = np.full(len(names), math.nan)
+        params = {}
+        values = [math.log(scale), background, *trial.x]
+        for name, is_log, x, sx in zip(names, logs, values, sig, strict=True):
+            value = math.exp(x) if is_log else float(x)
+            params[name] = (value, value * float(sx) if is_log else float(sx))
+        for name, value in trial.extra.items():
+            params[name] = (value, 0.0)  # fixed by its start, not fitted
+        converged = bool(result.status > 0) and np.isfinite(chi2)
+        message = "" if converged else f"no convergence in {max_evaluations} evaluations: {result.message}"
+        return ModelFit(
+            candidate.name,
+            candidate.sasmodel,
+            converged,
+            params,
+            chi2_red,
+            n,
+            k,
+            chi2 + 2 * k,
+            chi2 + k * math.log(n),
+            message,
+        )
+
+
+def _better(trial: _Trial, than: _Trial) -> bool:
+    """A converged result beats one that ran out of evaluations; then the lower χ² wins."""
+    a, b = trial.result.status > 0, than.result.status > 0
+    return (a and not b) or (a == b and trial.chi2 < than.chi2)
+
+
+def _failed_fit(candidate: CandidateModel, n: int, message: str) -> ModelFit:
+    nan_fit = {p.name: (math.nan, math.nan) for p in candidate.free}
+    return ModelFit(
+        candidate.name,
+        candidate.sasmodel,
+        False,
+        nan_fit,
+        math.nan,
+        n,
+        2 + len(candidate.free),
+        math.inf,
+        math.inf,
+        message,
+    )
+
+
+def _coarse(curve: Curve, settings: FitSettings) -> Curve:
+    if settings.coarse_points <= 0:
+        return curve
+    return curve.coarsened(max(1, len(curve) // settings.coarse_points))
+
+
+#: what a model that cannot be evaluated (bad parameters for its kernel) raises: a non-converged fit
+#: with the reason, so one broken candidate does not sink the others
+_MODEL_ERRORS = (TypeError, ValueError, KeyError, ArithmeticError, np.linalg.LinAlgError)
+
+
+def _begin(
+    candidate: CandidateModel, curve: Curve, coarse: Curve, features: Features, s: FitSettings
+) -> tuple[_Search | None, ModelFit]:
+    """Set up the candidate's search and run its quick round."""
+    n, k = len(curve), 2 + len(candidate.free)
+    if n <= k:
+        return None, _failed_fit(candidate, n, f"{n} points cannot constrain {k} parameters")
+    try:
+        search = _Search(candidate, curve, coarse, features)
+        quick = search.quick_round(s)
+        # a candidate whose quick round found nothing is done: its fit says why
+        return (search if search.quick is not None else None), quick
+    except _MODEL_ERRORS as exc:
+        return None, _failed_fit(
+            candidate, n, f"the model could not be evaluated: {type(exc).__name__}: {exc}"
+        )
+
+
+def _finish(search: _Search, s: FitSettings) -> ModelFit:
+    try:
+        return search.full_round(s)
+    except _MODEL_ERRORS as exc:
+        return _failed_fit(
+            search.candidate,
+            len(search.fine.curve),
+            f"the model could not be evaluated: {type(exc).__name__}: {exc}",
+        )
+
+
 def fit_candidate(
     candidate: CandidateModel,
     curve: Curve,
@@ -437,127 +666,15 @@ def fit_candidate(
 ) -> ModelFit:
     """Fit one candidate; a failure to converge is a `ModelFit` with `converged=False` and the reason."""
     s = settings or FitSettings()
-    problem = _Problem(candidate, curve, _resolution(curve, candidate.oversample))
-    n = len(curve)
-    k = 2 + len(candidate.free)
-    nan_fit = {p.name: (math.nan, math.nan) for p in candidate.free}
-    if n <= k:
-        return ModelFit(
-            candidate.name,
-            candidate.sasmodel,
-            False,
-            nan_fit,
-            math.nan,
-            n,
-            k,
-            math.inf,
-            math.inf,
-            f"{n} points cannot constrain {k} parameters",
-        )
-    free_names = {p.name for p in candidate.free}
-    scored = []
-    for values in candidate.starts(features, curve):
-        problem.extra = {k: float(v) for k, v in values.items() if k not in free_names}
-        x_start, chi2_start = problem.linear_start(problem.shape_vector(values))
-        scored.append((chi2_start, x_start, problem.extra))
-    scored.sort(key=lambda item: item[0])
-    lo, hi = problem.bounds()
-    margin = np.where(np.isfinite(hi - lo), 1e-6 * (hi - lo), 0.0)
-    result = None
-    best_extra: dict[str, float] = {}
-    failure = ""
-    # Form-factor oscillations make χ² rugged: polish the few most promising starts, keep the best.
-    for _, x_start, extra in scored[: s.local_starts]:
-        problem.extra = extra
-        x0 = np.clip(x_start, lo + margin, hi - margin)
-        try:
-            trial = least_squares(
-                problem.residuals,
-                x0,
-                bounds=(lo, hi),
-                x_scale="jac",
-                max_nfev=s.max_evaluations,
-                method="trf",
-                ftol=s.tolerance,
-                xtol=s.tolerance,
-            )
-        except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
-            failure = f"the optimiser failed: {exc}"
-            continue
-        if result is None or (trial.status > 0 and (result.status <= 0 or trial.cost < result.cost)):
-            result = trial
-            best_extra = extra
-    if result is None:
-        return ModelFit(
-            candidate.name, candidate.sasmodel, False, nan_fit, math.nan, n, k, math.inf, math.inf, failure
-        )
-    chi2 = float(result.fun @ result.fun)
-    chi2_red = chi2 / (n - k)
-    names = ["scale", "background", *(p.name for p in candidate.free)]
-    logs = [True, False, *(p.log for p in candidate.free)]
-    try:
-        jac = result.jac
-        cov = np.linalg.pinv(jac.T @ jac) * max(chi2_red, 1.0)
-        sig = np.sqrt(np.clip(np.diag(cov), 0, None))
-    except np.linalg.LinAlgError:
-        sig = np.full(len(names), math.nan)
-    params = {}
-    for name, is_log, x, sx in zip(names, logs, result.x, sig, strict=True):
-        value = math.exp(x) if is_log else float(x)
-        params[name] = (value, value * float(sx) if is_log else float(sx))
-    for name, value in best_extra.items():
-        params[name] = (value, 0.0)  # fixed by its start, not fitted
-    converged = bool(result.status > 0) and np.isfinite(chi2)
-    message = "" if converged else f"no convergence in {s.max_evaluations} evaluations: {result.message}"
-    return ModelFit(
-        candidate.name,
-        candidate.sasmodel,
-        converged,
-        params,
-        chi2_red,
-        n,
-        k,
-        chi2 + 2 * k,
-        chi2 + k * math.log(n),
-        message,
-    )
+    search, quick = _begin(candidate, curve, _coarse(curve, s), features, s)
+    return quick if search is None else _finish(search, s)
 
 
-def _fit_safely(
-    candidate: CandidateModel, curve: Curve, features: Features, settings: FitSettings
-) -> ModelFit:
-    """One candidate's fit; a model that cannot even be evaluated (bad parameters for its kernel) is a
-    non-converged fit with the reason, so one broken candidate does not sink the others."""
-    try:
-        return fit_candidate(candidate, curve, features, settings)
-    except (TypeError, ValueError, KeyError, ArithmeticError, np.linalg.LinAlgError) as exc:
-        nan_fit = {p.name: (math.nan, math.nan) for p in candidate.free}
-        k = 2 + len(candidate.free)
-        return ModelFit(
-            candidate.name,
-            candidate.sasmodel,
-            False,
-            nan_fit,
-            math.nan,
-            len(curve),
-            k,
-            math.inf,
-            math.inf,
-            f"the model could not be evaluated: {type(exc).__name__}: {exc}",
-        )
-
-
-def _fit_all(
-    candidates: Sequence[CandidateModel],
-    curve: Curve,
-    features: Features,
-    settings: FitSettings,
-    workers: int,
-) -> list[ModelFit]:
-    if workers > 1 and len(candidates) > 1:
+def _in_parallel(work: Callable[[Any], Any], items: Sequence[Any], workers: int) -> list[Any]:
+    if workers > 1 and len(items) > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(lambda c: _fit_safely(c, curve, features, settings), candidates))
-    return [_fit_safely(c, curve, features, settings) for c in candidates]
+            return list(pool.map(work, items))
+    return [work(item) for item in items]
 
 
 def fit_models(curve: Curve, features: Features, settings: FitSettings | None = None) -> FitReport:
@@ -573,34 +690,44 @@ def fit_models(curve: Curve, features: Features, settings: FitSettings | None = 
         raise AnalysisError(
             FailureCode.TOO_FEW_POINTS, f"{len(usable)} usable points; model fits need at least 10"
         )
+    coarse = _coarse(usable, s)
     # Two rounds: a quick fit of every candidate from its best start, then the full multi-start fit
     # of those whose χ² is anywhere near the best. Clearly wrong structures (χ² hundreds of times
     # the best) cannot win and are left at their quick fit, which is most of the time saved.
-    quick = replace(s, local_starts=1, max_evaluations=min(s.quick_evaluations, s.max_evaluations))
-    first = _fit_all(s.candidates, usable, features, quick, s.workers)
-    finite = [f.chi2_reduced for f in first if math.isfinite(f.chi2_reduced)]
+    begun: list[tuple[_Search | None, ModelFit]] = _in_parallel(
+        lambda c: _begin(c, usable, coarse, features, s), s.candidates, s.workers
+    )
+    finite = [f.chi2_reduced for _, f in begun if math.isfinite(f.chi2_reduced)]
     best_first = min(finite) if finite else math.inf
     shortlist = [
-        c
-        for c, f in zip(s.candidates, first, strict=True)
-        if math.isfinite(f.chi2_reduced) and f.chi2_reduced <= s.shortlist_factor * max(best_first, 1.0)
+        search
+        for search, f in begun
+        if search is not None
+        and math.isfinite(f.chi2_reduced)
+        and f.chi2_reduced <= s.shortlist_factor * max(best_first, 1.0)
     ]
     polished = dict(
-        zip((c.name for c in shortlist), _fit_all(shortlist, usable, features, s, s.workers), strict=True)
+        zip(
+            (search.candidate.name for search in shortlist),
+            _in_parallel(lambda search: _finish(search, s), shortlist, s.workers),
+            strict=True,
+        )
     )
     fits = tuple(
         polished.get(
             f.model,
-            replace(
+            f
+            if search is None
+            else replace(
                 f,
                 converged=False,
                 aic=math.inf,
                 bic=math.inf,
                 message=f"left at a quick fit: χ²ᵣ {f.chi2_reduced:.3g} is over {s.shortlist_factor:g}× "
-                f"the best candidate's {best_first:.3g}",
+                f"the best candidate's {best_first:.3g} (on the {f.n_points}-point screening curve)",
             ),
         )
-        for f in first
+        for search, f in begun
     )
     good = [f for f in fits if f.converged]
     if not good:
@@ -617,7 +744,7 @@ def fit_models(curve: Curve, features: Features, settings: FitSettings | None = 
 def model_curve(fit: ModelFit, candidates: Sequence[CandidateModel], curve: Curve) -> FloatArray:
     """The fitted model, smeared, at the curve's q points (for plots and residuals)."""
     candidate = next(c for c in candidates if c.name == fit.model)
-    problem = _Problem(candidate, curve, _resolution(curve, candidate.oversample))
+    problem = _Problem(candidate, curve)
     values = {k: v for k, (v, _) in fit.parameters.items()}
     free = {p.name for p in candidate.free} | {"scale", "background"}
     problem.extra = {k: v for k, v in values.items() if k not in free}
