@@ -142,29 +142,19 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
 
 
-class RawRun:
-    """One Bluesky run read back from Tiled."""
+class RunDocuments:
+    """What a run's start and stop documents say, read the same way wherever the documents come from.
 
-    def __init__(self, node: Any) -> None:
-        # `node` is a BlueskyRun client (bluesky_tiled_plugins); untyped upstream
-        self._node = node
-        metadata = node.metadata
-        self.start: dict[str, Any] = _as_dict(metadata.get("start"))
-        self.stop: dict[str, Any] | None = (
-            _as_dict(metadata["stop"]) if metadata.get("stop") is not None else None
-        )
+    `RawRun` reads them from Tiled; analysis assembles them from a RunEngine's
+    document stream. Both give these typed views of the plan's metadata.
+    """
 
-    def __repr__(self) -> str:
-        status = self.exit_status.value if self.exit_status else "open"
-        return (
-            f"<RawRun {self.uid[:8]} {self.plan_name or '?'} station={self.station} "
-            f"sample={self.sample_uid} {status}>"
-        )
+    start: dict[str, Any]
+    stop: dict[str, Any] | None
 
-    @property
-    def node(self) -> Any:
-        """The underlying Tiled BlueskyRun client, for anything this class does not cover."""
-        return self._node
+    def _str(self, key: str) -> str | None:
+        value = self.start.get(key)
+        return None if value is None else str(value)
 
     @property
     def uid(self) -> str:
@@ -223,17 +213,6 @@ class RawRun:
         return "" if self.stop is None else str(self.stop.get("reason", ""))
 
     @property
-    def succeeded(self) -> bool:
-        return self.exit_status is ExitStatus.SUCCESS
-
-    @property
-    def num_events(self) -> dict[str, int]:
-        """Events per stream, from the stop document (empty while the run is open)."""
-        return (
-            {} if self.stop is None else {k: int(v) for k, v in _as_dict(self.stop.get("num_events")).items()}
-        )
-
-    @property
     def scan(self) -> ScanParameters:
         """The scan parameters recorded in the start document (`RunDataError` if absent)."""
         if "scan" not in self.start:
@@ -256,6 +235,40 @@ class RawRun:
             return DetectorGeometry.from_dict(self.start["geometry"])
         except (InvalidGeometryError, TypeError, ValueError) as error:
             raise RunDataError(f"run {self.uid}: unreadable detector geometry: {error}") from error
+
+
+class RawRun(RunDocuments):
+    """One Bluesky run read back from Tiled."""
+
+    def __init__(self, node: Any) -> None:
+        # `node` is a BlueskyRun client (bluesky_tiled_plugins); untyped upstream
+        self._node = node
+        metadata = node.metadata
+        self.start = _as_dict(metadata.get("start"))
+        self.stop = _as_dict(metadata["stop"]) if metadata.get("stop") is not None else None
+
+    def __repr__(self) -> str:
+        status = self.exit_status.value if self.exit_status else "open"
+        return (
+            f"<RawRun {self.uid[:8]} {self.plan_name or '?'} station={self.station} "
+            f"sample={self.sample_uid} {status}>"
+        )
+
+    @property
+    def node(self) -> Any:
+        """The underlying Tiled BlueskyRun client, for anything this class does not cover."""
+        return self._node
+
+    @property
+    def succeeded(self) -> bool:
+        return self.exit_status is ExitStatus.SUCCESS
+
+    @property
+    def num_events(self) -> dict[str, int]:
+        """Events per stream, from the stop document (empty while the run is open)."""
+        return (
+            {} if self.stop is None else {k: int(v) for k, v in _as_dict(self.stop.get("num_events")).items()}
+        )
 
     @property
     def streams(self) -> tuple[str, ...]:
