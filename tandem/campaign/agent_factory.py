@@ -23,7 +23,11 @@ PIPETTING_OVERHEAD_S = 90.0
 
 
 def stock_check(campaign: Campaign) -> StockCheck:
-    """Can `station`'s deck make `target` at its sample volume? (the recipe solver, dilution allowed)"""
+    """Can `station`'s deck make `target` at its sample volume, as the sample plan would make it?
+
+    The check solves the recipe exactly as `sample_plan` will (no serial dilution, the
+    plan's tolerance), so that a suggestion that passes it does not fail at the station.
+    """
     stations = campaign.stations
 
     def solve(station: str, target: Composition) -> object:
@@ -34,7 +38,7 @@ def stock_check(campaign: Campaign) -> StockCheck:
             full,
             total_volume_ul=spec.spec.sample_volume_ul,
             tolerance=campaign.space.tolerance,
-            allow_dilution=True,
+            allow_dilution=False,
         )
 
     return stock_check_from(solve, InfeasibleRecipeError)
