@@ -19,8 +19,6 @@ Order, and why:
    not meet this one; the run then ends with exit status ``fail`` and the reason.
 """
 
-from __future__ import annotations
-
 import logging
 from typing import Any
 
