@@ -19,6 +19,7 @@ Order, and why:
    not meet this one; the run then ends with exit status ``fail`` and the reason.
 """
 
+# No `from __future__ import annotations`: the queue server reads these annotations as objects.
 import logging
 from typing import Any
 
