@@ -32,11 +32,11 @@ import numpy as np
 import tandem
 from tandem.analysis.curves import Curve
 from tandem.analysis.failures import AnalysisError, FailureCode
-from tandem.analysis.features import FeatureSettings, extract_features
+from tandem.analysis.features import Features, FeatureSettings, extract_features
 from tandem.analysis.fitting import FitSettings, fit_models
 from tandem.analysis.labels import LabelInput, LabelSettings, assign_labels
 from tandem.analysis.reduction import Exposure, ReductionSettings, geometry_from_metadata, reduce_exposure
-from tandem.analysis.store import AnalysisRecord, AnalysisStore
+from tandem.analysis.store import AnalysisRecord, AnalysisStore, FitStatus
 from tandem.catalog import Catalog, ExitStatus, RunDataError
 from tandem.errors import TandemError
 from tandem.observations import AnalysisStatus
@@ -355,10 +355,23 @@ def _probe(run: RunLike) -> str | None:
 
 
 class Analyzer:
-    """Analyses raw runs of one Tiled catalog into analysed nodes of the same catalog."""
+    """Analyses raw runs of one Tiled catalog into analysed nodes of the same catalog.
 
-    def __init__(self, client: Container, settings: AnalysisSettings | None = None) -> None:
+    A run's node is written as soon as its curve, features and label are known, with its fits
+    pending, and completed when the fits are done (see `tandem.analysis.store`): the label is
+    readable in Tiled well before the slowest step. `on_readable` is called at that point with the
+    record whose fits are pending; what `analyze` returns is the complete record.
+    """
+
+    def __init__(
+        self,
+        client: Container,
+        settings: AnalysisSettings | None = None,
+        *,
+        on_readable: Callable[[AnalysisRecord], None] | None = None,
+    ) -> None:
         self.settings = settings or AnalysisSettings()
+        self.on_readable = on_readable
         self.catalog = Catalog(client)
         self.store = AnalysisStore(client)
         # curves of OK records by run uid (records are immutable but for their labels): labelling a
@@ -383,11 +396,45 @@ class Analyzer:
             return self._analyze_and_store(run)
 
     def _analyze_and_store(self, run: RunLike) -> AnalysisRecord:
-        record = self._analyze(run)
+        record, features = self._analyze(run)
         if record.ok and record.curve is not None:
             record = self._label(record)
         self.store.put(record)
+        if features is None or not record.fits_pending:
+            return record
+        if self.on_readable is not None:
+            try:
+                self.on_readable(record)
+            except Exception:
+                logger.exception("on_readable failed for run %s", record.run_uid)
+        record = self._fit(record, features)
+        self.store.finish(record)
         return record
+
+    def _fit(self, record: AnalysisRecord, features: Features) -> AnalysisRecord:
+        """The record with its fits, or failed (`fit_not_converged`, ...) with the reason."""
+        try:
+            if record.curve is None:
+                raise AnalysisError(FailureCode.INTERNAL, "a record without a curve cannot be fitted")
+            fits = fit_models(record.curve, features, self.settings.fitting)
+            return replace(record, fits=fits.to_dict(), fits_status=FitStatus.DONE)
+        except AnalysisError as exc:
+            code, reason = exc.code.value, exc.message
+        except Exception as exc:  # a bug must not stop the worker: record it and go on
+            logger.exception("model fits of run %s failed unexpectedly", record.run_uid)
+            code, reason = FailureCode.INTERNAL.value, f"{type(exc).__name__}: {exc}"
+        # A failed analysis is not data: it leaves the campaign's labelling (the curve stays in the
+        # node, for whoever wants to see what no model describes).
+        self._curves.pop(record.run_uid, None)
+        return replace(
+            record,
+            status=AnalysisStatus.FAILED,
+            failure_code=code,
+            failure_reason=reason,
+            fits_status=FitStatus.FAILED,
+            label=None,
+            label_probabilities={},
+        )
 
     def _base_record(self, run: RunLike) -> AnalysisRecord:
         try:
@@ -410,7 +457,8 @@ class Analyzer:
             finished_at_s=float(finished) if isinstance(finished, int | float) else None,
         )
 
-    def _analyze(self, run: RunLike) -> AnalysisRecord:
+    def _analyze(self, run: RunLike) -> tuple[AnalysisRecord, Features | None]:
+        """Reduction and features (the fits come later, `_fit`); the features, when there are any."""
         base = self._base_record(run)
         try:
             if run.exit_status is not ExitStatus.SUCCESS:
@@ -423,21 +471,20 @@ class Analyzer:
             base = replace(base, parameters={**base.parameters, "calibration": calibration.to_dict()})
             curve = self.reduce(run, calibration)
             features = extract_features(curve, self.settings.features)
-            fits: dict[str, Any] = {}
-            if self.settings.fit:
-                fits = fit_models(curve, features, self.settings.fitting).to_dict()
-            return replace(base, curve=curve, features=features.to_dict(), fits=fits)
+            fits_status = FitStatus.PENDING if self.settings.fit else FitStatus.NOT_RUN
+            record = replace(base, curve=curve, features=features.to_dict(), fits_status=fits_status)
+            return record, features
         except AnalysisError as exc:
             return replace(
                 base, status=AnalysisStatus.FAILED, failure_code=exc.code.value, failure_reason=exc.message
-            )
+            ), None
         except (RunDataError, TandemError) as exc:
             return replace(
                 base,
                 status=AnalysisStatus.FAILED,
                 failure_code=FailureCode.MISSING_DATA.value,
                 failure_reason=str(exc),
-            )
+            ), None
         except Exception as exc:  # a bug must not stop the worker: record it and go on
             logger.exception("analysis of run %s failed unexpectedly", run.uid)
             return replace(
@@ -445,7 +492,7 @@ class Analyzer:
                 status=AnalysisStatus.FAILED,
                 failure_code=FailureCode.INTERNAL.value,
                 failure_reason=f"{type(exc).__name__}: {exc}",
-            )
+            ), None
 
     def _calibration(self, run: RunLike) -> StationCalibration:
         recorded = run.start.get("calibration")

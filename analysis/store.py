@@ -11,10 +11,17 @@ Layout (a sibling of `raw`, see `tandem.catalog`)::
         dq_inv_a
 
 Keying by the raw run uid is what makes analysis idempotent: analysing a run
-again replaces its node, never adds a second. A node is written in two steps —
+again replaces its node, never adds a second. A node is written in steps —
 created with ``complete: false``, arrays added, then marked complete — so a
 process killed half-way leaves a node that readers ignore and the next writer
 replaces: every run ends up analysed exactly once.
+
+Model fits take longer than the rest, so a node can be readable before they are
+done: curve, features and label written with ``fits_status: "pending"`` (and
+``complete: false``), then the fits added and the node marked complete in one
+metadata update. Readers see only complete nodes unless they ask for pending
+ones (`get(..., pending_fits=True)`, `records(..., pending_fits=True)`), and
+``fits_status`` tells "fits pending" from "no fits" (`FitStatus`).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import math
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,7 +46,19 @@ if TYPE_CHECKING:
 #: the container of analysed results at the root of the catalog
 ANALYSED = "analysed"
 ARRAYS = ("q_inv_a", "intensity_per_cm", "sigma_per_cm", "dq_inv_a")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+
+class FitStatus(StrEnum):
+    """Where a node's model fits are: a node without fits says why."""
+
+    #: curve, features and label are written; the fits are being computed
+    PENDING = "pending"
+    DONE = "done"
+    #: no candidate model converged (the analysis status is then `failed`, `fit_not_converged`)
+    FAILED = "failed"
+    #: not asked for (fits off), or the analysis failed before them
+    NOT_RUN = "not_run"
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,6 +81,7 @@ class AnalysisRecord:
     fits: Mapping[str, Any] = field(default_factory=dict)
     label: str | None = None
     label_probabilities: Mapping[str, float] = field(default_factory=dict)
+    fits_status: FitStatus = FitStatus.NOT_RUN
     failure_code: str | None = None
     failure_reason: str | None = None
     finished_at_s: float | None = None
@@ -70,6 +91,10 @@ class AnalysisRecord:
     @property
     def ok(self) -> bool:
         return self.status is AnalysisStatus.OK
+
+    @property
+    def fits_pending(self) -> bool:
+        return self.fits_status is FitStatus.PENDING
 
     def metadata(self) -> dict[str, Any]:
         return _json_safe(
@@ -90,6 +115,7 @@ class AnalysisRecord:
                 "fits": dict(self.fits),
                 "label": self.label,
                 "label_probabilities": dict(self.label_probabilities),
+                "fits_status": self.fits_status.value,
                 "failure_code": self.failure_code,
                 "failure_reason": self.failure_reason,
                 "finished_at_s": self.finished_at_s,
@@ -116,6 +142,10 @@ class AnalysisRecord:
             fits=dict(m.get("fits") or {}),
             label=m.get("label"),
             label_probabilities={str(k): float(v) for k, v in (m.get("label_probabilities") or {}).items()},
+            # nodes of schema 1 predate fits_status: they hold fits or none
+            fits_status=FitStatus(
+                m.get("fits_status") or (FitStatus.DONE if m.get("fits") else FitStatus.NOT_RUN)
+            ),
             failure_code=m.get("failure_code"),
             failure_reason=m.get("failure_reason"),
             finished_at_s=m.get("finished_at_s"),
@@ -220,25 +250,47 @@ class AnalysisStore:
         self._node = analysed_node(client)
 
     def put(self, record: AnalysisRecord) -> None:
-        """Write `record` as the one node of its run (replacing any earlier or half-written node)."""
+        """Write `record` as the one node of its run (replacing any earlier or half-written node).
+
+        A record whose fits are pending is written readable but not complete: `finish` completes it.
+        """
         key = record.run_uid
         if key in self._node:
             self._node.delete_contents(key, recursive=True, external_only=False)
-        metadata = record.metadata() | {"complete": False}
+        # the fits status is set last: a node with arrays missing is never "pending", only incomplete
+        metadata = record.metadata() | {"complete": False, "fits_status": None}
         container = self._node.create_container(key, metadata=metadata)
         if record.curve is not None:
             for name in ARRAYS:
                 container.write_array(np.asarray(getattr(record.curve, name), dtype=np.float64), key=name)
-        container.update_metadata(metadata={"complete": True})
+        container.update_metadata(
+            metadata={"complete": not record.fits_pending, "fits_status": record.fits_status.value}
+        )
+
+    def finish(self, record: AnalysisRecord) -> None:
+        """Complete the node `put` wrote with fits pending: its metadata (fits, status, label) in one update.
+
+        The arrays are the curve already written; a node that is gone (replaced meanwhile by a forced
+        re-analysis) is written whole.
+        """
+        node = self._lookup(record.run_uid)
+        if node is None or node.metadata.get("fits_status") != FitStatus.PENDING.value:
+            self.put(record)
+            return
+        node.update_metadata(metadata=record.metadata() | {"complete": True})
 
     def is_done(self, run_uid: str) -> bool:
         """Whether the run has a complete analysed node (ok or failed)."""
         node = self._lookup(run_uid)
         return node is not None and bool(node.metadata.get("complete"))
 
-    def get(self, run_uid: str, *, with_curve: bool = True) -> AnalysisRecord | None:
+    def get(
+        self, run_uid: str, *, with_curve: bool = True, pending_fits: bool = False
+    ) -> AnalysisRecord | None:
+        """The run's complete record; with `pending_fits`, also one whose fits are still being computed
+        (`record.fits_pending`: its status may yet become failed if no model fits)."""
         node = self._lookup(run_uid)
-        if node is None or not node.metadata.get("complete"):
+        if node is None or not _readable(node.metadata, pending_fits):
             return None
         return self._record(node, with_curve)
 
@@ -249,17 +301,25 @@ class AnalysisStore:
         station: str | None = None,
         status: AnalysisStatus | None = None,
         with_curve: bool = True,
+        pending_fits: bool = False,
     ) -> list[AnalysisRecord]:
-        """Complete records, oldest analysis first."""
-        node = self._node.search(Key("complete") == True)  # noqa: E712 - a Tiled query, not a comparison
-        if campaign_id is not None:
-            node = node.search(Key("campaign_id") == campaign_id)
-        if station is not None:
-            node = node.search(Key("station") == station)
-        if status is not None:
-            node = node.search(Key("status") == status.value)
-        out = [self._record(child, with_curve) for child in _values(node)]
-        return sorted(out, key=lambda r: r.analysed_at)
+        """Complete records, oldest analysis first; with `pending_fits`, also those whose fits are pending."""
+        selections = [Key("complete") == True]  # noqa: E712 - a Tiled query, not a comparison
+        if pending_fits:
+            selections.append(Key("fits_status") == FitStatus.PENDING.value)
+        out = []
+        for selection in selections:
+            node = self._node.search(selection)
+            if campaign_id is not None:
+                node = node.search(Key("campaign_id") == campaign_id)
+            if station is not None:
+                node = node.search(Key("station") == station)
+            if status is not None:
+                node = node.search(Key("status") == status.value)
+            out += [self._record(child, with_curve) for child in _values(node)]
+        # a node completed between the two searches is in both
+        unique = {r.run_uid: r for r in sorted(out, key=lambda r: r.fits_pending, reverse=True)}
+        return sorted(unique.values(), key=lambda r: r.analysed_at)
 
     def done_uids(self) -> set[str]:
         return set(self._node.search(Key("complete") == True).keys())  # noqa: E712
@@ -297,6 +357,12 @@ class AnalysisStore:
             q, i, sigma, dq = (np.asarray(node[name].read(), dtype=np.float64) for name in ARRAYS)
             curve = Curve(q, i, sigma, dq)
         return AnalysisRecord.from_node(node.metadata, curve)
+
+
+def _readable(metadata: Mapping[str, Any], pending_fits: bool) -> bool:
+    if metadata.get("complete"):
+        return True
+    return pending_fits and metadata.get("fits_status") == FitStatus.PENDING.value
 
 
 def _values(node: Any) -> Iterator[Any]:

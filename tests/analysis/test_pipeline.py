@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from tiled.client.container import Container
 
+from tandem.analysis.fitting import FitSettings
 from tandem.analysis.pipeline import AnalysisCallback, AnalysisSettings, Analyzer
-from tandem.analysis.store import AnalysisRecord, AnalysisStore
+from tandem.analysis.store import AnalysisRecord, AnalysisStore, FitStatus
 from tandem.cli.analyze import twin_calibrations
 from tandem.observations import AnalysisStatus
 from tandem.sim.instruments import instrument_for
@@ -150,3 +151,96 @@ def test_catch_up_and_callback(
     labels = {r.label for r in AnalysisStore(tiled_client).records(campaign_id=unique_campaign_id)}
     assert labels == {"phase-1"}
     assert {r.probe for r in done} == {"neutron"}
+
+
+def test_the_node_is_readable_with_fits_pending_then_complete(
+    tiled_client: Container, twin_run: Callable[..., str], unique_campaign_id: str
+) -> None:
+    store = AnalysisStore(tiled_client)
+    pending_runs: list[str] = []
+    seen: list[tuple[AnalysisRecord, AnalysisRecord | None, AnalysisRecord | None, list[str], list[str]]] = []
+
+    def readable(record: AnalysisRecord) -> None:
+        # what readers find in Tiled while the fits are computed
+        seen.append(
+            (
+                record,
+                store.get(record.run_uid),
+                store.get(record.run_uid, pending_fits=True),
+                [r.run_uid for r in store.records(campaign_id=unique_campaign_id)],
+                [r.run_uid for r in store.records(campaign_id=unique_campaign_id, pending_fits=True)],
+            )
+        )
+        pending_runs.extend(u for u in analyzer.pending() if u == record.run_uid)
+
+    analyzer = Analyzer(
+        tiled_client, AnalysisSettings(calibrations=twin_calibrations()), on_readable=readable
+    )
+    uid = twin_run(tiled_client, "saxs", MICELLES, campaign_id=unique_campaign_id, exposure_s=10.0)
+    final = analyzer.analyze(uid)
+
+    [(early, complete, pending, listed, listed_with_pending)] = seen
+    assert early.fits_pending
+    assert early.fits == {}
+    assert complete is None, "a node with fits pending is not complete"
+    assert listed == []
+    assert listed_with_pending == [uid]
+    assert pending is not None
+    assert pending.fits_status is FitStatus.PENDING
+    assert pending.label == "phase-1"
+    assert pending.curve is not None
+    assert pending.features == early.features
+    assert pending_runs == [uid], "a run whose fits are pending is not done"
+
+    assert final.fits_status is FitStatus.DONE
+    stored = store.get(uid)
+    assert stored is not None
+    assert stored.fits_status is FitStatus.DONE
+    assert stored.fits["best_model"] == final.fits["best_model"]
+    assert stored.label == "phase-1"
+    assert stored.curve is not None
+    np.testing.assert_allclose(stored.curve.intensity_per_cm, pending.curve.intensity_per_cm)
+    assert uid not in analyzer.pending()
+    assert [r.run_uid for r in store.records(campaign_id=unique_campaign_id, pending_fits=True)] == [uid]
+
+
+def test_no_fits_and_failed_fits_are_told_apart_from_pending(
+    tiled_client: Container, twin_run: Callable[..., str], unique_campaign_id: str
+) -> None:
+    store = AnalysisStore(tiled_client)
+    calibrations = twin_calibrations()
+    uid = twin_run(tiled_client, "saxs", MICELLES, campaign_id=unique_campaign_id, exposure_s=10.0)
+
+    readable: list[AnalysisRecord] = []
+    no_fit = Analyzer(
+        tiled_client, AnalysisSettings(calibrations=calibrations, fit=False), on_readable=readable.append
+    )
+    record = no_fit.analyze(uid)
+    assert readable == [], "without fits the node is complete at once"
+    assert record.ok
+    assert record.fits_status is FitStatus.NOT_RUN
+    stored = store.get(uid, with_curve=False)
+    assert stored is not None
+    assert stored.fits_status is FitStatus.NOT_RUN
+    assert stored.fits == {}
+
+    hopeless = AnalysisSettings(calibrations=calibrations, fitting=FitSettings(max_evaluations=1))
+    record = Analyzer(tiled_client, hopeless).analyze(uid, force=True)
+    assert record.status is AnalysisStatus.FAILED
+    assert record.failure_code == "fit_not_converged", record.failure_reason
+    assert record.fits_status is FitStatus.FAILED
+    assert record.label is None
+    stored = store.get(uid)
+    assert stored is not None
+    assert stored.status is AnalysisStatus.FAILED
+    assert stored.fits_status is FitStatus.FAILED
+    assert stored.label is None
+    assert not stored.to_observation().ok
+    assert stored.curve is not None, "the curve no model describes stays readable"
+
+    spoiled = twin_run(
+        tiled_client, "saxs", MICELLES, campaign_id=unique_campaign_id, exposure_s=1.0, geometry=False
+    )
+    record = Analyzer(tiled_client, AnalysisSettings(calibrations=calibrations)).analyze(spoiled)
+    assert record.failure_code == "missing_geometry"
+    assert record.fits_status is FitStatus.NOT_RUN
