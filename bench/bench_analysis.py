@@ -6,8 +6,10 @@
    cell and every check (`reduce_exposure`), on 1 thread and on 2; pyFAI's own `integrate1d` on the
    same frames for comparison.
 2. Latency: a single-frame SAXS run written to a real embedded Tiled server by the Bluesky Tiled writer;
-   the time from its stop document to its analysed node being readable from Tiled, as the in-process
-   callback does it (read run, reduce, features, fits, labels, write), with and without model fits.
+   the time from its stop document (in-process callback) or from the worker picking it up (worker:
+   the run read back from Tiled) to its analysed node being readable from Tiled — curve, features and
+   label, fits pending — and to the node being complete with its fits; with and without model fits.
+3. Fits alone: CPU seconds per curve for the twin's five phases (one thread, best of 2).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tandem.analysis.features import extract_features
+from tandem.analysis.fitting import FitSettings, fit_models
 from tandem.analysis.integration import integrator_for
 from tandem.analysis.pipeline import AnalysisCallback, AnalysisSettings, Analyzer
 from tandem.analysis.reduction import Exposure, reduce_exposure
@@ -35,7 +39,7 @@ from tandem.tiled_server import EmbeddedTiledServer
 
 MICELLES = {"SDS": 0.084, "PPG": 0.06, "NaCl": 0.0}
 #: seconds the callback spent on the last stop document
-_TIMING = {"callback_s": float("nan")}
+_TIMING = {"callback_s": float("nan"), "stop_at": float("nan")}
 
 
 def bench_reduction(n_frames: int) -> None:
@@ -126,6 +130,7 @@ def _write_run(client: object, campaign_id: str, seed: int, also: AnalysisCallba
         tiled_writer(name, doc)
         if also is not None:
             t0 = time.perf_counter()
+            _TIMING["stop_at"] = t0
             also(name, doc)
             if name == "stop":
                 _TIMING["callback_s"] = time.perf_counter() - t0
@@ -155,33 +160,97 @@ def _write_run(client: object, campaign_id: str, seed: int, also: AnalysisCallba
 def bench_latency(n_runs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedTiledServer(Path(tmp)) as endpoint:
         client = endpoint.connect()
+        readable_at: dict[str, float] = {}
         for fit in (True, False):
-            analyzer = Analyzer(client, AnalysisSettings(calibrations=twin_calibrations(), fit=fit))
             store = AnalysisStore(client)
+
+            def readable(record: object, store: AnalysisStore = store) -> None:
+                uid = record.run_uid  # type: ignore[attr-defined]
+                # what a reader finds: the node with its curve, fits pending
+                assert store.get(uid, with_curve=False, pending_fits=True) is not None
+                readable_at[uid] = time.perf_counter()
+
+            analyzer = Analyzer(
+                client, AnalysisSettings(calibrations=twin_calibrations(), fit=fit), on_readable=readable
+            )
             callback = AnalysisCallback(analyzer)
             campaign = f"bench-{uuid.uuid4().hex[:8]}"
             _write_run(client, campaign, 100, also=callback)  # warm-up: kernels, integrator, connections
-            worker, in_process = [], []
+            times: dict[str, list[float]] = {
+                "worker: readable": [],
+                "worker: complete": [],
+                "in-process: readable": [],
+                "in-process: complete": [],
+            }
             for i in range(n_runs):
                 # the worker's path: the run is in Tiled, read it back, analyse, write
                 uid = _write_run(client, campaign, i)
                 t0 = time.perf_counter()
                 analyzer.analyze(uid)
                 assert store.get(uid, with_curve=False) is not None
-                worker.append(time.perf_counter() - t0)
+                done = time.perf_counter()
+                times["worker: complete"].append(done - t0)
+                times["worker: readable"].append(readable_at.get(uid, done) - t0)
                 # the in-process callback's path: from the stop document to the node written
                 uid = _write_run(client, campaign, 1000 + i, also=callback)
                 assert store.get(uid, with_curve=False) is not None
-                in_process.append(_TIMING["callback_s"])
-            label = "with model fits" if fit else "without model fits (--no-fit)"
-            for path, times in (
-                ("worker (reads the run from Tiled)", worker),
-                ("in-process callback", in_process),
-            ):
-                print(
-                    f"raw -> analysed, {label}, {path}: median {statistics.median(times):.2f} s, "
-                    f"max {max(times):.2f} s ({n_runs} single-frame SAXS runs)"
+                times["in-process: complete"].append(_TIMING["callback_s"])
+                stop_at = _TIMING["stop_at"]
+                times["in-process: readable"].append(
+                    readable_at.get(uid, stop_at + _TIMING["callback_s"]) - stop_at
                 )
+            label = "with model fits" if fit else "without model fits (--no-fit)"
+            for path, values in times.items():
+                if not fit and path.endswith("readable"):
+                    continue  # without fits the node is complete when first readable
+                print(
+                    f"raw -> analysed, {label}, {path}: median {statistics.median(values):.2f} s, "
+                    f"max {max(values):.2f} s ({n_runs} single-frame SAXS runs)"
+                )
+
+
+def bench_fits() -> None:
+    from tandem.sim.detector_image import simulate_empty_cell_frame, simulate_frame
+
+    phases = {
+        "spherical_micelles": MICELLES,
+        "elongated_micelles": {"SDS": 0.084, "PPG": 0.06, "NaCl": 0.04},
+        "lamellar": {"SDS": 0.137, "PPG": 0.08, "NaCl": 0.04},
+        "polymer_solution": {"SDS": 0.031, "PPG": 0.04, "NaCl": 0.01},
+        "polymer_clusters": {"SDS": 0.018, "PPG": 0.1, "NaCl": 0.05},
+    }
+    instrument = instrument_for("saxs")
+    calibration = twin_calibrations()["saxs"]
+    settings = FitSettings(workers=1)
+    print("model fits alone, CPU s per curve (1 thread, best of 2):")
+    for phase, composition in phases.items():
+        rng = np.random.default_rng(0)
+        truth = default_system(composition, instrument.probe)
+        frames = [
+            simulate_frame(instrument, None, composition, truth, 10.0, rng),
+            simulate_empty_cell_frame(instrument, None, 10.0, rng),
+        ]
+        sample, cell = (
+            Exposure(
+                f.counts,
+                10.0,
+                f.monitor_counts * calibration.detector_efficiency,
+                f.transmission,
+                calibration.saturation_counts,
+            )
+            for f in frames
+        )
+        curve = reduce_exposure(
+            sample, frames[0].geometry, thickness_mm=calibration.path_length_mm, empty_cell=cell
+        )
+        features = extract_features(curve)
+        fit_models(curve, features, settings)
+        cpu = []
+        for _ in range(2):
+            t0 = time.process_time()
+            report = fit_models(curve, features, settings)
+            cpu.append(time.process_time() - t0)
+        print(f"  {phase:20s} {min(cpu):5.2f} s  best: {report.best.model}")
 
 
 def main() -> None:
@@ -192,6 +261,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     bench_reduction(args.frames)
+    bench_fits()
     bench_latency(args.runs)
 
 
