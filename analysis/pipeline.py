@@ -37,7 +37,7 @@ from tandem.analysis.fitting import FitSettings, fit_models
 from tandem.analysis.labels import LabelInput, LabelSettings, assign_labels
 from tandem.analysis.reduction import Exposure, ReductionSettings, geometry_from_metadata, reduce_exposure
 from tandem.analysis.store import AnalysisRecord, AnalysisStore, FitStatus
-from tandem.catalog import Catalog, ExitStatus, RunDataError
+from tandem.catalog import Catalog, ExitStatus, RunDataError, RunDocuments
 from tandem.errors import TandemError
 from tandem.observations import AnalysisStatus
 from tandem.stations import SANS, SAXS, Probe
@@ -184,7 +184,7 @@ class _Stream:
         return _Field(self.rows[key])
 
 
-class DocumentRun:
+class DocumentRun(RunDocuments):
     """A run assembled from its Bluesky documents (start, descriptors, events, stop), read like a `RawRun`.
 
     The in-process callback analyses from these, so that it need not read back from Tiled the frames
@@ -192,8 +192,8 @@ class DocumentRun:
     """
 
     def __init__(self, start: Mapping[str, Any]) -> None:
-        self.start: dict[str, Any] = dict(start)
-        self.stop: dict[str, Any] | None = None
+        self.start = dict(start)
+        self.stop = None
         self._streams: dict[str, _Stream] = {}
         self._descriptors: dict[str, str] = {}
 
@@ -215,61 +215,6 @@ class DocumentRun:
         stream = self._streams[self._descriptors[descriptor]]
         for key, value in data.items():
             stream.rows.setdefault(key, []).append(value)
-
-    def _str(self, key: str) -> str | None:
-        value = self.start.get(key)
-        return None if value is None else str(value)
-
-    @property
-    def uid(self) -> str:
-        return str(self.start["uid"])
-
-    @property
-    def time(self) -> float:
-        return float(self.start.get("time", math.nan))
-
-    @property
-    def station(self) -> str | None:
-        return self._str("station")
-
-    @property
-    def sample_uid(self) -> str | None:
-        return self._str("sample_uid")
-
-    @property
-    def campaign_id(self) -> str | None:
-        return self._str("campaign_id")
-
-    @property
-    def decision_uid(self) -> str | None:
-        return self._str("decision_uid")
-
-    @property
-    def realized(self) -> dict[str, Any] | None:
-        value = self.start.get("realized")
-        return dict(value) if isinstance(value, Mapping) else None
-
-    @property
-    def target(self) -> dict[str, Any] | None:
-        value = self.start.get("target")
-        return dict(value) if isinstance(value, Mapping) else None
-
-    @property
-    def scan(self) -> ScanParameters:
-        if "scan" not in self.start:
-            raise RunDataError(f"run {self.uid} recorded no scan parameters")
-        try:
-            return ScanParameters.from_dict(self.start["scan"])
-        except (TandemError, KeyError, TypeError, ValueError) as error:
-            raise RunDataError(f"run {self.uid}: unreadable scan parameters: {error}") from error
-
-    @property
-    def exit_status(self) -> ExitStatus | None:
-        return None if self.stop is None else ExitStatus(self.stop.get("exit_status", ExitStatus.FAIL))
-
-    @property
-    def reason(self) -> str:
-        return "" if self.stop is None else str(self.stop.get("reason", ""))
 
     @property
     def streams(self) -> tuple[str, ...]:
