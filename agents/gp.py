@@ -336,6 +336,7 @@ def _build_fit_model(
     y: torch.Tensor,
     yvar: torch.Tensor | None,
     num_tasks: int,
+    lengthscale_prior_median: float = 0.3,
 ) -> SingleTaskGP:
     m = y.shape[-1]
     batch = torch.Size([m]) if m > 1 else torch.Size([])
@@ -345,7 +346,7 @@ def _build_fit_model(
         ard_num_dims=d,
         active_dims=list(range(d)) if num_tasks else None,
         batch_shape=batch,
-        lengthscale_prior=LogNormalPrior(math.log(0.3), 0.75),
+        lengthscale_prior=LogNormalPrior(math.log(lengthscale_prior_median), 0.75),
     )
     covar: gpytorch.kernels.Kernel
     if num_tasks:
@@ -429,6 +430,7 @@ def fit_hyperparameters(
     max_points: int = 400,
     max_iterations: int = 200,
     seed: int = 0,
+    lengthscale_prior_median: float = 0.3,
 ) -> KernelHyperparameters:
     """Maximum-a-posteriori hyperparameters for `m` outputs (``y``: ``n x m``).
 
@@ -448,7 +450,7 @@ def fit_hyperparameters(
     # callers may be predicting under no_grad; the fit needs gradients regardless
     with torch.random.fork_rng(), torch.enable_grad():
         torch.manual_seed(seed)
-        model = _build_fit_model(x, y, yvar, num_tasks)
+        model = _build_fit_model(x, y, yvar, num_tasks, lengthscale_prior_median)
         if init is not None and init.num_outputs == m and init.num_tasks == num_tasks:
             _load(model, init)
         mll = ExactMarginalLogLikelihood(model.likelihood, model)

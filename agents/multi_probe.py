@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -51,7 +51,7 @@ from botorch.utils.transforms import t_batch_mode_transform
 
 from tandem.agents.base import AgentBase, Candidate, Proposal, compute_threads, maximin_ranking
 from tandem.agents.errors import AgentError
-from tandem.agents.gp import DTYPE, CachedGP
+from tandem.agents.gp import DTYPE, CachedGP, KernelHyperparameters
 from tandem.agents.hygiene import needs_label
 from tandem.agents.modelling import IncrementalGP, RefitPolicy
 from tandem.agents.phase_mapping import bald, class_probabilities, dirichlet_targets, optimise_candidates
@@ -132,7 +132,8 @@ class MultiProbeSettings:
     maxiter: int = 60
     #: the probe whose labels define the phase map
     reference_probe: Probe = Probe.NEUTRON
-    refit: RefitPolicy = field(default_factory=RefitPolicy)
+    #: hyperparameter fitting; the lengthscale prior's median is 0.6 of the box (see `RefitPolicy`)
+    refit: RefitPolicy = field(default_factory=lambda: RefitPolicy(lengthscale_prior_median=0.6))
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "reference_probe": Probe(self.reference_probe).value}
@@ -220,7 +221,16 @@ class MultiProbeAgent(AgentBase):
         self.costs = {c.station: c for c in costs}
         self.settings = settings or MultiProbeSettings()
         self.labels: list[str] = []
-        self.gp = IncrementalGP(region.dim, num_tasks=len(PROBES), policy=self.settings.refit, seed=seed)
+        #: the probes that have reported each label (a label one probe alone reports says nothing
+        #: about how the other probe sees those compositions)
+        self.seen_by: dict[str, set[Probe]] = {}
+        self.gp = IncrementalGP(
+            region.dim,
+            num_tasks=len(PROBES),
+            policy=self.settings.refit,
+            seed=seed,
+            constrain=self.unidentified_tasks_independent,
+        )
 
     @property
     def reference_task(self) -> int:
@@ -237,11 +247,42 @@ class MultiProbeAgent(AgentBase):
 
     def _admitted(self, observations: list[Observation]) -> None:
         new_labels = sorted({k for o in observations for k in _label_vector(o)} - set(self.labels))
+        newly_seen = False
+        for o in observations:
+            for label, p in _label_vector(o).items():
+                if p > 0 and o.probe not in self.seen_by.setdefault(label, set()):
+                    self.seen_by[label].add(o.probe)
+                    newly_seen = True
         if new_labels:
             self.labels = sorted({*self.labels, *new_labels})
             self.gp.replace_outputs(*self._rows(self.observations))
-        else:
-            self.gp.add(*self._rows(observations))
+            return
+        self.gp.add(*self._rows(observations))
+        if newly_seen:
+            # a label now reported by a second probe: its task correlation has become identifiable
+            self.gp.request_refit()
+
+    def unidentified_tasks_independent(self, hp: KernelHyperparameters) -> KernelHyperparameters:
+        """Task covariances of labels reported by one probe only: independent, equal variances.
+
+        Such a label's cross-probe correlation is not identified by the data: the
+        marginal likelihood happily makes it 1 (the X-ray "merged polymer" label
+        would then be copied into the neutron map, which would confidently
+        predict a label neutrons never report, and the neutron latents there
+        would look settled). Until both probes have reported a label, the other
+        probe's view of it is an independent latent with the same prior variance:
+        a label seen by SAXS alone may hide phases only SANS can tell apart, so
+        SANS information there stays high until SANS has looked.
+        """
+        if hp.task_covariance is None:
+            return hp
+        b = hp.task_covariance.copy()
+        for i, label in enumerate(self.labels[: len(b)]):
+            seen = self.seen_by.get(label, set())
+            if len(seen) == 1:
+                t = PROBES.index(next(iter(seen)))
+                b[i] = b[i, t, t] * np.eye(b.shape[-1])
+        return replace(hp, task_covariance=b)
 
     @property
     def ready(self) -> bool:
@@ -284,6 +325,76 @@ class MultiProbeAgent(AgentBase):
         y, yvar = dirichlet_targets(onehot, self.settings.alpha_epsilon)
         return model.condition(x, y, yvar)
 
+    def _reference_station(self, stations: Sequence[str]) -> str | None:
+        ref = Probe(self.settings.reference_probe)
+        return next((s for s in stations if self.costs[s].probe is ref), None)
+
+    def unlooked_labels(self, pending_u: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Labels only other probes reported, where the reference probe has not looked yet.
+
+        Returns each such label with the unit-cube points of the observations that
+        bear it. The reference probe has looked at a label when one of its
+        observations (or a sample pending on its station) lies where the other
+        probes' nearest observation bears that label.
+        """
+        ref = Probe(self.settings.reference_probe)
+        u = self.observed_unit()
+        is_ref = np.array([o.probe is ref for o in self.observations], dtype=bool)
+        others = np.array([o.label for o, r in zip(self.observations, is_ref, strict=True) if not r])
+        if len(others) == 0:
+            return {}
+        looked_from = u[is_ref]
+        if pending_u is not None and len(pending_u):
+            on_ref = np.array([self.stations.get(s) is ref for s in self.pending_stations], dtype=bool)
+            looked_from = np.concatenate([looked_from, pending_u[on_ref]])
+        other_u = u[~is_ref]
+        looked: set[str] = set()
+        if len(looked_from):
+            nearest = np.linalg.norm(looked_from[:, None, :] - other_u[None, :, :], axis=-1).argmin(-1)
+            looked = {str(lab) for lab in others[nearest]}
+        return {
+            label: other_u[others == label]
+            for label in self.labels
+            if ref not in self.seen_by.get(label, set()) and label not in looked and np.any(others == label)
+        }
+
+    def _look_proposal(self, stations: Sequence[str], pending_u: np.ndarray) -> Proposal | None:
+        """Send the reference probe to a label it has never looked at, if there is one."""
+        station = self._reference_station(stations)
+        if station is None:
+            return None
+        unlooked = self.unlooked_labels(pending_u)
+        if not unlooked:
+            return None
+        u = self.observed_unit()
+        labels = np.array([o.label for o in self.observations])
+        cost = self.costs[station]
+        exposure = min(cost.exposures_s, key=lambda e: abs(e - cost.reference_exposure_s))
+        ranked = []
+        for label, points in unlooked.items():
+            others = u[labels != label]
+            # deepest inside the label first: the look should see the phase, not its boundary
+            depth = (
+                np.linalg.norm(points[:, None, :] - others[None, :, :], axis=-1).min(-1)
+                if len(others)
+                else np.ones(len(points))
+            )
+            ranked += [
+                Candidate(
+                    p,
+                    float(d),
+                    station=station,
+                    scan=ScanParameters(exposure, configuration=cost.configuration),
+                    extras={"looks_at": label, "cost_s": cost.cost_s(exposure)},
+                )
+                for p, d in zip(points, depth, strict=True)
+            ]
+        return Proposal(
+            ranked,
+            "look_at_unseen_label",
+            model={"kind": "look", "unlooked": sorted(unlooked), "labels": list(self.labels)},
+        )
+
     def _decide_pending(self, pending_u: np.ndarray) -> list[tuple[np.ndarray, int]]:
         """Each pending point with the probe of the station it is queued on (both if unknown)."""
         out = []
@@ -306,6 +417,9 @@ class MultiProbeAgent(AgentBase):
                 "maximin_distance",
                 model={"kind": "initial_design"},
             )
+        look = self._look_proposal(stations, pending_u)
+        if look is not None:
+            return look
         t0 = time.perf_counter()
         model = self.gp.model()
         event = dict(self.gp.last_event)
@@ -413,6 +527,7 @@ class MultiProbeAgent(AgentBase):
     def _model_state(self) -> dict[str, Any]:
         return {
             "labels": list(self.labels),
+            "seen_by": {label: sorted(p.value for p in probes) for label, probes in self.seen_by.items()},
             "gp": self.gp.state(),
             "settings": self.settings.to_dict(),
             "costs": [c.to_dict() for c in self.costs.values()],
@@ -420,6 +535,7 @@ class MultiProbeAgent(AgentBase):
 
     def _restore_model_state(self, state: Mapping[str, Any]) -> None:
         self.labels = [str(lab) for lab in state.get("labels", [])]
+        self.seen_by = {str(k): {Probe(p) for p in v} for k, v in (state.get("seen_by") or {}).items()}
         self.gp.restore(state.get("gp") or {})
 
     @classmethod

@@ -103,7 +103,8 @@ class PhaseMappingSettings:
     num_restarts: int = 4
     raw_samples: int = 128
     maxiter: int = 60
-    refit: RefitPolicy = field(default_factory=RefitPolicy)
+    #: hyperparameter fitting; the lengthscale prior's median is 0.6 of the box (see `RefitPolicy`)
+    refit: RefitPolicy = field(default_factory=lambda: RefitPolicy(lengthscale_prior_median=0.6))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

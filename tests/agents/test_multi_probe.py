@@ -11,8 +11,13 @@ from tandem.agents.region import FeasibleRegion
 from tandem.sim.instruments import instrument_for
 from tandem.sim.systems import NEUTRON_ONLY_BOUNDARY, phases_of
 from tandem.stations import SANS, SAXS, Probe
+from tandem.suggestions import Suggestion
 
 from .conftest import accuracy, grid, observe
+
+
+def fractions_of(region: FeasibleRegion, suggestion: Suggestion) -> np.ndarray:
+    return region.vector({n: suggestion.target.mass_fraction(n) for n in region.names})
 
 
 def station_cost(station: str, exposures_s: tuple[float, ...], reference_s: float) -> StationCost:
@@ -53,7 +58,42 @@ def screened() -> MultiProbeAgent:
     agent = MultiProbeAgent(region, COSTS, seed=0, settings=FAST)
     x = region.from_unit(region.sobol(132, seed=5).numpy())
     agent.tell([observe(p, Probe.XRAY) for p in x[:120]] + [observe(p, Probe.NEUTRON) for p in x[120:]])
+    assert agent.unlooked_labels() == {}  # SANS has measured where SAXS reports each of its labels
     return agent
+
+
+def test_sans_first_looks_at_every_label_only_saxs_has_reported(region: FeasibleRegion) -> None:
+    agent = MultiProbeAgent(region, COSTS, seed=3, settings=FAST)
+    x = region.from_unit(region.sobol(40, seed=11).numpy())
+    agent.tell([observe(p, Probe.XRAY) for p in x])
+    xray_labels = set(agent.labels)
+    assert "polymer (x-ray blind)" in xray_labels
+    assert set(agent.unlooked_labels()) == xray_labels
+    # the task correlation of a label one probe alone has reported is not identified: independent
+    hp = agent.gp.model().hyperparameters
+    assert hp.task_covariance is not None
+    np.testing.assert_allclose(hp.task_covariance[:, 0, 1], 0.0)
+    # one SANS look per X-ray label, each deep inside the label it looks at, batched without repeats
+    picks = agent.suggest(None, n=len(xray_labels) + 1)
+    looks = [rec.acquisition["chosen_extras"].get("looks_at") for rec in agent.records]
+    assert [s.station for s in picks[:-1]] == [SANS] * len(xray_labels)
+    assert set(looks[:-1]) == xray_labels
+    assert looks[-1] is None  # then the information-per-second choice takes over
+    assert agent.records[-1].acquisition["name"] == "bald_gain_per_second"
+    for s, label in zip(picks[:-1], looks[:-1], strict=False):
+        assert s.scan.exposure_s == 300.0  # the exposure nearest the reference exposure
+        fractions = np.array([[s.target.mass_fraction(n) for n in region.names]])
+        truth = phases_of(fractions)[0]
+        seen_by_xray = "polymer (x-ray blind)" if truth in NEUTRON_ONLY_BOUNDARY else truth
+        assert seen_by_xray == label
+    # what SANS reports there makes the correlations of the shared labels identifiable and fitted
+    agent.tell([observe(fractions_of(region, s), Probe.NEUTRON) for s in picks[:-1]])
+    assert agent.unlooked_labels() == {}
+    hp = agent.gp.model().hyperparameters
+    assert hp.task_covariance is not None
+    corr = dict(zip(agent.labels, hp.task_covariance[:, 0, 1], strict=True))
+    assert corr["polymer (x-ray blind)"] == 0.0  # SANS never reports it: still independent
+    assert corr["spherical_micelles"] > 0.0
 
 
 def test_sans_goes_to_the_neutron_only_boundary_and_saxs_keeps_the_rest(screened: MultiProbeAgent) -> None:
@@ -110,6 +150,7 @@ def test_restore_from_state(screened: MultiProbeAgent, region: FeasibleRegion) -
     again = MultiProbeAgent.from_state(state, region, observations=screened.observations)
     assert again.costs == screened.costs
     assert again.labels == screened.labels
+    assert again.seen_by == screened.seen_by
     points = grid(region, 4)
     np.testing.assert_allclose(
         again.predict(points).probabilities, screened.predict(points).probabilities, atol=1e-8
