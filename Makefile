@@ -14,7 +14,7 @@ SOURCES := $(shell find tandem robots devices plans analysis agents sim -name '*
 LINK_TREE = $(firstword $(wildcard build/__editable__.tandem-*))
 export SAS_DLL_PATH := $(CURDIR)/$(VENV)/sasmodels-kernels
 
-.PHONY: demo test lint typecheck layers unit venv clean
+.PHONY: demo test e2e lint typecheck layers unit venv clean
 
 demo: $(SELF_STAMP)
 	$(BIN)/tandem demo
@@ -33,6 +33,11 @@ layers: $(SELF_STAMP)
 
 unit: $(SELF_STAMP)
 	$(BIN)/pytest
+
+# The multi-process queue-server test (Redis, two RE Managers, Tiled, the analysis worker, the
+# agent daemon killed and restarted): opt-in, see tests/test_queue_end_to_end.py.
+e2e: $(SELF_STAMP)
+	TANDEM_E2E=1 $(BIN)/pytest tests/test_queue_end_to_end.py
 
 venv: $(SELF_STAMP)
 

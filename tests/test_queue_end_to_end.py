@@ -32,7 +32,18 @@ from tandem.campaign.processes import StationProcess, start_station, stop_statio
 from tandem.catalog import Catalog, ExitStatus
 from tandem.tiled_server import EmbeddedTiledServer, TiledEndpoint
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(900),
+    # Opt-in until the embedded Tiled server survives several processes writing at once: under
+    # load it has crashed in DuckDB's table storage and left its SQLite catalog locked after a
+    # client was killed mid-request (issue 7). `make e2e` runs it.
+    pytest.mark.skipif(
+        os.environ.get("TANDEM_E2E") != "1",
+        reason="multi-process end-to-end test: set TANDEM_E2E=1 (make e2e); the embedded Tiled server "
+        "is not yet reliable with several concurrent writers",
+    ),
+]
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "examples" / "campaigns"

@@ -36,7 +36,7 @@ from tandem.campaign.history import agent_observation, observations_of, truth_on
 from tandem.campaign.ledger import Ledger, LedgerEntry, SampleStatus
 from tandem.campaign.metrics import phase_map_accuracy
 from tandem.campaign.rig import StationRig, TwinLab, twin_calibration, twin_lab
-from tandem.catalog import Catalog, DocumentCallback
+from tandem.catalog import Catalog, DocumentCallback, RawRun
 from tandem.components import Component
 from tandem.composition import Composition
 from tandem.errors import TandemError
@@ -244,6 +244,7 @@ class _Loop:
             decision_uid=suggestion.decision_uid,
             target={n: w for n, w in suggestion.target.mass_fractions.items() if n in self.campaign.solutes},
             scan=suggestion.scan.to_dict(),
+            start_s=rig.clock.now_s,
         )
         self.ledger.add(entry)
         return entry
@@ -408,6 +409,18 @@ class _Loop:
 
     # -- resume ------------------------------------------------------------------------------------
 
+    def _recovered(self, entry: LedgerEntry, run: RawRun) -> LedgerEntry:
+        """The ledger entry of a sample whose run closed before the campaign stopped."""
+        note = "recovered from its run after the campaign stopped; its station time was not recorded"
+        if not run.succeeded:
+            return replace(
+                entry, status=SampleStatus.FAILED, run_uid=run.uid, end_s=entry.start_s, reason=run.reason
+            )
+        record = self.analyzer.analyze(run.uid)  # the node written before the stop, or a new one
+        status = SampleStatus.MEASURED if record.ok else SampleStatus.FAILED
+        reason = note if record.ok else f"{_failure(record)}; {note}"
+        return replace(entry, status=status, run_uid=run.uid, end_s=entry.start_s, reason=reason)
+
     def _restore(self) -> list[LedgerEntry]:
         """Rebuild clocks, inventories and the agent from the ledger; return the samples to run (again)."""
         entries = self.ledger.entries()
@@ -416,9 +429,15 @@ class _Loop:
             if entry.done:
                 self.entries[entry.sample_uid] = entry
                 continue
-            runs = self.catalog.runs(sample_uid=entry.sample_uid)
+            runs = [r for r in self.catalog.runs(sample_uid=entry.sample_uid) if r.plan_name == "sample_plan"]
             if not runs:
                 redo.append(entry)  # decided, never started: run it now, same sample
+                continue
+            closed = [r for r in runs if r.is_closed]
+            if closed:  # the run ended before the stop, only its ledger entry was not written
+                done = self._recovered(entry, closed[0])
+                self.ledger.update(done)
+                self.entries[done.sample_uid] = done
                 continue
             # started but never finished: that sample went to waste; run its decision as a new sample
             failed = replace(
