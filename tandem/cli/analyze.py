@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tandem.cli.app import app
+from tandem.cli.app import TiledDirectoryOption, app
 from tandem.errors import TandemError
 
 if TYPE_CHECKING:
@@ -69,15 +69,7 @@ def analyze(
         bool, typer.Option("--no-fit", help="Skip model fits (reduction, features, labels).")
     ] = False,
     poll_interval_s: Annotated[float, typer.Option("--poll", min=0.01, help="Seconds between looks.")] = 0.5,
-    directory: Annotated[
-        Path | None,
-        typer.Option(
-            "--directory",
-            "-d",
-            help="Attach to the `tandem serve` running on this folder (default: TANDEM_TILED_URI and "
-            "TANDEM_TILED_API_KEY from the environment).",
-        ),
-    ] = None,
+    directory: TiledDirectoryOption = None,
 ) -> None:
     """Reduce, fit and label raw runs; write one analysed node per run to the data store.
 

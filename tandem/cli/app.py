@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 import tandem
+
+#: `--directory`: the data folder of a running `tandem serve`, for commands that attach to Tiled
+TiledDirectoryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--directory",
+        "-d",
+        help="Attach to the `tandem serve` running on this folder (default: TANDEM_TILED_URI and "
+        "TANDEM_TILED_API_KEY from the environment).",
+    ),
+]
+
+#: `--campaign`: the campaign file a station takes its deck, instrument and scan limits from
+StationCampaignOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--campaign",
+        "-c",
+        exists=True,
+        dir_okay=False,
+        help="Campaign file naming the station's deck, instrument and scan limits "
+        "(default: the bundled demo, examples/campaigns/demo.yaml).",
+        show_default=False,
+    ),
+]
 
 app = typer.Typer(
     name="tandem",

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from tandem.cli.app import app
+from tandem.cli.app import TiledDirectoryOption, app
 from tandem.errors import TandemError
 
 DEFAULT_DIRECTORY = Path("tandem-data")
@@ -103,15 +103,7 @@ def runs(
     oldest_first: Annotated[
         bool, typer.Option("--oldest-first", help="Oldest first (default: newest first).")
     ] = False,
-    directory: Annotated[
-        Path | None,
-        typer.Option(
-            "--directory",
-            "-d",
-            help="Attach to the `tandem serve` running on this folder (default: TANDEM_TILED_URI and "
-            "TANDEM_TILED_API_KEY from the environment).",
-        ),
-    ] = None,
+    directory: TiledDirectoryOption = None,
 ) -> None:
     """List raw runs in the data store, newest first."""
     from rich.console import Console

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from tandem.cli.app import app
+from tandem.cli.app import StationCampaignOption, app
 
 #: the IPython profile of a station session, in a checkout of tandem
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "profiles" / "ipython" / "profile_tandem"
@@ -85,18 +85,7 @@ def shell(
             "--epics: the station's hardware over Channel Access.",
         ),
     ] = True,
-    campaign: Annotated[
-        Path | None,
-        typer.Option(
-            "--campaign",
-            "-c",
-            exists=True,
-            dir_okay=False,
-            help="Campaign file naming the station's deck, instrument and scan defaults. "
-            "Default: the bundled demo (examples/campaigns/demo.yaml).",
-            show_default=False,
-        ),
-    ] = None,
+    campaign: StationCampaignOption = None,
     data: Annotated[
         Path,
         typer.Option(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tandem.cli.app import app
+from tandem.cli.app import StationCampaignOption, app
 from tandem.errors import TandemError
 
 station_app = typer.Typer(
@@ -42,16 +42,7 @@ def start(
         bool,
         typer.Option("--sim/--epics", help="The digital twin's station (default), or the EPICS hardware."),
     ] = True,
-    campaign: Annotated[
-        Path | None,
-        typer.Option(
-            "--campaign",
-            "-c",
-            exists=True,
-            dir_okay=False,
-            help="Campaign file naming the station's deck and scan limits (default: the bundled demo).",
-        ),
-    ] = None,
+    campaign: StationCampaignOption = None,
     redis: Annotated[
         str | None,
         typer.Option(
