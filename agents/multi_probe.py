@@ -141,7 +141,8 @@ class MultiProbeSettings:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MultiProbeSettings:
         values = dict(data)
-        values["refit"] = RefitPolicy(**values.get("refit", {}))
+        # fields a partial "refit" leaves out keep this agent's defaults (not RefitPolicy's)
+        values["refit"] = RefitPolicy(**{**asdict(cls().refit), **values.get("refit", {})})
         if "reference_probe" in values:
             values["reference_probe"] = Probe(values["reference_probe"])
         return cls(**values)

@@ -112,7 +112,8 @@ class PhaseMappingSettings:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PhaseMappingSettings:
         values = dict(data)
-        values["refit"] = RefitPolicy(**values.get("refit", {}))
+        # fields a partial "refit" leaves out keep this agent's defaults (not RefitPolicy's)
+        values["refit"] = RefitPolicy(**{**asdict(cls().refit), **values.get("refit", {})})
         return cls(**values)
 
 

@@ -105,3 +105,10 @@ def test_between_refits_new_rows_are_conditioned_not_refitted() -> None:
     gp.add(x[45:], y[45:], yvar[45:])  # 60 >= 1.5 * 40: time for a refit
     gp.model()
     assert gp.last_event["refit"]
+
+
+def test_lengthscale_prior_pulls_a_fit_from_few_points_towards_its_median() -> None:
+    x, y, yvar = _data(8, seed=3)
+    short = fit_hyperparameters(x, y, yvar, lengthscale_prior_median=0.15)
+    long = fit_hyperparameters(x, y, yvar, lengthscale_prior_median=1.0)
+    assert np.exp(np.log(long.lengthscales).mean()) > 1.5 * np.exp(np.log(short.lengthscales).mean())

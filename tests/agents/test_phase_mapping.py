@@ -178,3 +178,16 @@ def test_initial_design_fills_space_until_two_phases_are_seen(region: FeasibleRe
     gaps = np.linalg.norm(u[:, None] - u[None], axis=-1) + np.eye(4)
     assert gaps.min() > 0.2
     assert NEUTRON_ONLY_BOUNDARY  # the twin names the boundary the multi-probe agent is tested on
+
+
+def test_partial_refit_settings_keep_the_phase_agents_lengthscale_prior() -> None:
+    from tandem.agents.multi_probe import MultiProbeSettings
+
+    settings = PhaseMappingSettings.from_dict({"refit": {"growth": 1.5}})
+    assert settings.refit.growth == 1.5
+    assert settings.refit.lengthscale_prior_median == PhaseMappingSettings().refit.lengthscale_prior_median
+    assert PhaseMappingSettings().refit.lengthscale_prior_median == 0.6
+    assert MultiProbeSettings.from_dict({"refit": {}}).refit.lengthscale_prior_median == 0.6
+    # and the agent's fits use it
+    agent = PhaseMappingAgent(default_region(), settings=settings)
+    assert agent.gp.policy.lengthscale_prior_median == 0.6
