@@ -42,7 +42,7 @@ class RefitPolicy:
     #: median of the log-normal lengthscale prior, in units of the box's width. The phase agents
     #: use 0.6: phase boundaries in a formulation box are few and gently curved, so each class'
     #: latent varies on the scale of the box, and short fitted lengthscales from a handful of
-    #: labels made the map patchy (bench/README.md: 50 instead of 65 samples to 90 %).
+    #: labels made the map patchy (bench/README.md: a median of 55 instead of 65 samples to 90 %).
     lengthscale_prior_median: float = 0.3
 
 
