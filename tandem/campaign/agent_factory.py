@@ -67,7 +67,9 @@ def station_cost(spec: StationSpec, cheapest_per_hour: float) -> StationCost:
         probe=spec.probe,
         overhead_s=overhead_s,
         exposures_s=spec.exposure_choices_s,
-        reference_exposure_s=spec.spec.scan.exposure_s.min,
+        # the exposure at which counting noise on a label is as large as its own ambiguity: the
+        # station's usual exposure (the shortest would make the agent shy of counting longer)
+        reference_exposure_s=spec.spec.scan.exposure_s.default,
         configuration=spec.default_configuration,
         relative_price=spec.spec.costs.per_station_hour / cheapest_per_hour,
     )
