@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -51,6 +51,15 @@ class Proposal:
     acquisition: str
     model: dict[str, Any] = field(default_factory=dict)
     timing_s: dict[str, float] = field(default_factory=dict)
+
+
+def common_arguments(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The constructor arguments every agent's `state()` records: stations, scans and seed."""
+    return {
+        "stations": {s: Probe(p) for s, p in state.get("stations", {}).items()} or None,
+        "scans": {s: ScanParameters.from_dict(v) for s, v in state.get("scans", {}).items()},
+        "seed": int(state.get("seed", 0)),
+    }
 
 
 class AgentBase:
@@ -136,6 +145,32 @@ class AgentBase:
         raise NotImplementedError
 
     # -- helpers ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_state(
+        cls,
+        state: Mapping[str, Any],
+        region: FeasibleRegion | None = None,
+        observations: Sequence[Observation] = (),
+    ) -> Self:
+        """Rebuild an agent from `state()` and the observations it had been told.
+
+        Pass `region` to keep the campaign's stock check (it is wiring, not state).
+        Hyperparameters come from the state, so the rebuilt model equals the
+        original one and, with the same seed and step, so does the next suggestion.
+        """
+        region = region or FeasibleRegion.from_dict(state["region"])
+        agent = cls._construct(region, state, state.get("model") or {})
+        agent._restore_common(state)
+        agent.tell(observations)
+        return agent
+
+    @classmethod
+    def _construct(
+        cls, region: FeasibleRegion, state: Mapping[str, Any], model_state: Mapping[str, Any]
+    ) -> Self:
+        """A fresh agent with the state's stations, scans and seed; subclasses add their own arguments."""
+        return cls(region, **common_arguments(state))
 
     def _restore_common(self, state: Mapping[str, Any]) -> None:
         if state.get("agent") != self.name:

@@ -12,17 +12,12 @@ records as the model-based agents so benchmarks compare like with like.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import torch
 
 from tandem.agents.base import AgentBase, Candidate, Proposal, maximin_ranking
 from tandem.agents.protocol import Prediction, as_fraction_array
-from tandem.agents.region import FeasibleRegion
-from tandem.observations import Observation
-from tandem.stations import Probe
-from tandem.suggestions import ScanParameters
 
 #: Candidates scored per decision; the best few hundred are enough in a handful of dimensions.
 N_CANDIDATES = 512
@@ -45,29 +40,6 @@ class _ModelFree(AgentBase):
 
     def _station(self, station: str | None) -> str:
         return station or next(iter(self.stations))
-
-    @classmethod
-    def _build(cls, region: FeasibleRegion, state: Mapping[str, Any]) -> Any:
-        agent = cls(
-            region,
-            stations={s: Probe(p) for s, p in state.get("stations", {}).items()} or None,
-            scans={s: ScanParameters.from_dict(v) for s, v in state.get("scans", {}).items()},
-            seed=int(state.get("seed", 0)),
-        )
-        agent._restore_common(state)
-        return agent
-
-    @classmethod
-    def from_state(
-        cls,
-        state: Mapping[str, Any],
-        region: FeasibleRegion | None = None,
-        observations: Sequence[Observation] = (),
-    ) -> Any:
-        """Rebuild from `state()` (the region's stock check is wiring: pass `region` to keep it)."""
-        agent = cls._build(region or FeasibleRegion.from_dict(state["region"]), state)
-        agent.tell(observations)
-        return agent
 
 
 class RandomAgent(_ModelFree):

@@ -41,7 +41,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -49,7 +49,13 @@ from botorch.acquisition import AcquisitionFunction
 from botorch.sampling.qmc import NormalQMCEngine
 from botorch.utils.transforms import t_batch_mode_transform
 
-from tandem.agents.base import AgentBase, Candidate, Proposal, compute_threads, maximin_ranking
+from tandem.agents.base import (
+    AgentBase,
+    Candidate,
+    Proposal,
+    compute_threads,
+    maximin_ranking,
+)
 from tandem.agents.errors import AgentError
 from tandem.agents.gp import DTYPE, CachedGP, KernelHyperparameters
 from tandem.agents.hygiene import needs_label
@@ -540,22 +546,12 @@ class MultiProbeAgent(AgentBase):
         self.gp.restore(state.get("gp") or {})
 
     @classmethod
-    def from_state(
-        cls,
-        state: Mapping[str, Any],
-        region: FeasibleRegion | None = None,
-        observations: Sequence[Observation] = (),
-    ) -> MultiProbeAgent:
-        model_state = state.get("model") or {}
-        agent = cls(
-            region or FeasibleRegion.from_dict(state["region"]),
-            [StationCost.from_dict(c) for c in model_state.get("costs", [])],
-            seed=int(state.get("seed", 0)),
-            settings=MultiProbeSettings.from_dict(model_state.get("settings", {})),
-        )
-        agent._restore_common(state)
-        agent.tell(observations)
-        return agent
+    def _construct(
+        cls, region: FeasibleRegion, state: Mapping[str, Any], model_state: Mapping[str, Any]
+    ) -> Self:
+        costs = [StationCost.from_dict(c) for c in model_state.get("costs", [])]
+        settings = MultiProbeSettings.from_dict(model_state.get("settings", {}))
+        return cls(region, costs, seed=int(state.get("seed", 0)), settings=settings)
 
 
 def _label_vector(obs: Observation) -> dict[str, float]:

@@ -23,7 +23,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -31,7 +31,14 @@ from botorch.acquisition.logei import qLogNoisyExpectedImprovement
 from botorch.acquisition.objective import GenericMCObjective
 from botorch.sampling import SobolQMCNormalSampler
 
-from tandem.agents.base import AgentBase, Candidate, Proposal, compute_threads, maximin_ranking
+from tandem.agents.base import (
+    AgentBase,
+    Candidate,
+    Proposal,
+    common_arguments,
+    compute_threads,
+    maximin_ranking,
+)
 from tandem.agents.errors import AgentError
 from tandem.agents.gp import DTYPE, CachedGP
 from tandem.agents.hygiene import Requirement, needs_feature
@@ -311,24 +318,12 @@ class OptimisationAgent(AgentBase):
         self._scale = np.asarray(state.get("scale", self._scale), dtype=np.float64)
 
     @classmethod
-    def from_state(
-        cls,
-        state: Mapping[str, Any],
-        region: FeasibleRegion | None = None,
-        observations: Sequence[Observation] = (),
-    ) -> OptimisationAgent:
-        model_state = state.get("model") or {}
-        agent = cls(
-            region or FeasibleRegion.from_dict(state["region"]),
-            Objective.from_dict(model_state["objective"]),
-            stations={s: Probe(p) for s, p in state.get("stations", {}).items()} or None,
-            scans={s: ScanParameters.from_dict(v) for s, v in state.get("scans", {}).items()},
-            seed=int(state.get("seed", 0)),
-            settings=OptimisationSettings.from_dict(model_state.get("settings", {})),
-        )
-        agent._restore_common(state)
-        agent.tell(observations)
-        return agent
+    def _construct(
+        cls, region: FeasibleRegion, state: Mapping[str, Any], model_state: Mapping[str, Any]
+    ) -> Self:
+        objective = Objective.from_dict(model_state["objective"])
+        settings = OptimisationSettings.from_dict(model_state.get("settings", {}))
+        return cls(region, objective, **common_arguments(state), settings=settings)
 
 
 def _first_output(samples: torch.Tensor, X: torch.Tensor | None = None) -> torch.Tensor:  # noqa: N803 - BoTorch names

@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -40,7 +40,14 @@ from botorch.optim import optimize_acqf
 from botorch.sampling.qmc import NormalQMCEngine
 from botorch.utils.transforms import t_batch_mode_transform
 
-from tandem.agents.base import AgentBase, Candidate, Proposal, compute_threads, maximin_ranking
+from tandem.agents.base import (
+    AgentBase,
+    Candidate,
+    Proposal,
+    common_arguments,
+    compute_threads,
+    maximin_ranking,
+)
 from tandem.agents.gp import DTYPE, CachedGP
 from tandem.agents.hygiene import needs_label
 from tandem.agents.modelling import IncrementalGP, RefitPolicy
@@ -303,26 +310,8 @@ class PhaseMappingAgent(AgentBase):
         self.gp.restore(state.get("gp") or {})
 
     @classmethod
-    def from_state(
-        cls,
-        state: Mapping[str, Any],
-        region: FeasibleRegion | None = None,
-        observations: Sequence[Observation] = (),
-    ) -> PhaseMappingAgent:
-        """Rebuild an agent from `state()` and the observations it had been told.
-
-        Pass `region` to keep the campaign's stock check (it is wiring, not state).
-        Hyperparameters come from the state, so the rebuilt model equals the
-        original one and, with the same seed and step, so does the next suggestion.
-        """
-        model_state = state.get("model") or {}
-        agent = cls(
-            region or FeasibleRegion.from_dict(state["region"]),
-            stations={s: Probe(p) for s, p in state.get("stations", {}).items()} or None,
-            scans={s: ScanParameters.from_dict(v) for s, v in state.get("scans", {}).items()},
-            seed=int(state.get("seed", 0)),
-            settings=PhaseMappingSettings.from_dict(model_state.get("settings", {})),
-        )
-        agent._restore_common(state)
-        agent.tell(observations)
-        return agent
+    def _construct(
+        cls, region: FeasibleRegion, state: Mapping[str, Any], model_state: Mapping[str, Any]
+    ) -> Self:
+        settings = PhaseMappingSettings.from_dict(model_state.get("settings", {}))
+        return cls(region, **common_arguments(state), settings=settings)
