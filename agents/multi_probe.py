@@ -436,14 +436,7 @@ class MultiProbeAgent(AgentBase):
         best_per_station: dict[str, float] = {}
         for s in stations:
             acqf = self.acquisition(fantasy, s)
-            found = optimise_candidates(
-                acqf,
-                self.region,
-                num_restarts=self.settings.num_restarts,
-                raw_samples=self.settings.raw_samples,
-                maxiter=self.settings.maxiter,
-                seed=rng_seed,
-            )
+            found = optimise_candidates(acqf, self.region, self.settings, seed=rng_seed)
             with torch.no_grad():
                 terms = acqf.terms(torch.as_tensor(np.array([c.u for c in found]), dtype=DTYPE))
             cost = self.costs[s]

@@ -260,14 +260,7 @@ class OptimisationAgent(AgentBase):
         event = dict(self.gp.last_event)
         t1 = time.perf_counter()
         acqf = self.acquisition(model, pending_u)
-        ranked = optimise_candidates(
-            acqf,
-            self.region,
-            num_restarts=self.settings.num_restarts,
-            raw_samples=self.settings.raw_samples,
-            maxiter=self.settings.maxiter,
-            seed=rng_seed,
-        )
+        ranked = optimise_candidates(acqf, self.region, self.settings, seed=rng_seed)
         t2 = time.perf_counter()
         assert self.gp.hyperparameters is not None
         return Proposal(

@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import numpy as np
 import torch
@@ -124,17 +124,27 @@ class PhaseMappingSettings:
         return cls(**values)
 
 
+class OptimiserSettings(Protocol):
+    """How hard `optimise_candidates` searches (every model agent's settings carry these)."""
+
+    @property
+    def num_restarts(self) -> int: ...
+    @property
+    def raw_samples(self) -> int: ...
+    @property
+    def maxiter(self) -> int: ...
+
+
 def optimise_candidates(
     acqf: AcquisitionFunction,
     region: FeasibleRegion,
+    settings: OptimiserSettings,
     *,
-    num_restarts: int,
-    raw_samples: int,
-    maxiter: int,
     seed: int,
     n_backup: int = 64,
 ) -> list[Candidate]:
     """Local optima of `acqf` from `optimize_acqf`, plus scored Sobol backups, best first."""
+    num_restarts, raw_samples, maxiter = settings.num_restarts, settings.raw_samples, settings.maxiter
     constraints = region.inequality_constraints() or None
     x, values = optimize_acqf(
         acqf,
@@ -244,14 +254,7 @@ class PhaseMappingAgent(AgentBase):
         t1 = time.perf_counter()
         fantasy = self.believer(model, pending_u)
         acqf = PhaseBoundaryBALD(fantasy, self.base_samples())
-        ranked = optimise_candidates(
-            acqf,
-            self.region,
-            num_restarts=self.settings.num_restarts,
-            raw_samples=self.settings.raw_samples,
-            maxiter=self.settings.maxiter,
-            seed=rng_seed,
-        )
+        ranked = optimise_candidates(acqf, self.region, self.settings, seed=rng_seed)
         t2 = time.perf_counter()
         assert self.gp.hyperparameters is not None
         return Proposal(
