@@ -9,6 +9,21 @@ read (RunEngines, analysis workers, the agent daemon) reach it over HTTP, and ki
 one of them, or Ctrl-C in the terminal that started it, does not take the store down
 before its owner has written its last documents and stops it.
 
+Several processes write at once (two RunEngines, the analysis worker, the agent
+daemon), so two things are set up here that Tiled 0.2.20 leaves out on one machine:
+
+- Tiled hands its one DuckDB connection to every request thread at once (a
+  `StaticPool`), and a DuckDB connection is not thread-safe: under concurrent appends
+  and reads the server fails transactions ("No active transaction, cannot commit") and
+  then dies of a segmentation fault. The server process is started through
+  `python -m tandem.tiled_server`, which lends that connection to one thread at a time
+  (`serialise_duckdb_storage`) and then runs `tiled serve config`.
+- Tiled asks for write-ahead logging on a new SQLite catalog inside a transaction,
+  where SQLite ignores it, so the catalog stays in rollback-journal mode, where a
+  reader blocks a committing writer. The catalog is switched to WAL here before the
+  server opens it, and given a busy timeout long enough to wait out a slow writer
+  (Tiled creates a node's table storage while it holds the catalog's write lock).
+
 API-key authentication is always on. The key is generated once per directory and kept
 there (mode 0600), so clients configured with it keep working across a restart.
 
@@ -20,11 +35,13 @@ variables for a child process.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -57,6 +74,9 @@ __all__ = [
     "attach",
     "find_running_server",
     "generate_api_key",
+    "prepare_catalog",
+    "serialise_duckdb_storage",
+    "serve",
     "tiled_service",
 ]
 
@@ -75,6 +95,10 @@ LOG_FILE = "server.log"
 
 #: a port picked free can be taken by someone else before the server binds it
 _BIND_ATTEMPTS = 3
+#: how long a catalog writer waits for another's write lock before the request fails (seconds)
+CATALOG_BUSY_TIMEOUT_S = 60.0
+#: how long a request waits for its turn on the table store before it fails (seconds)
+TABLE_STORE_WAIT_S = 120.0
 
 
 class TiledServerError(TandemError, RuntimeError):
@@ -270,14 +294,37 @@ def find_running_server(directory: str | os.PathLike[str]) -> TiledEndpoint | No
     return endpoint if endpoint.is_healthy() else None
 
 
-def _server_config(directory: Path, host: str, port: int) -> dict[str, Any]:
+def prepare_catalog(path: Path) -> bool:
+    """Put the SQLite catalog at `path` (created empty if missing) in WAL mode; whether Tiled initialised it.
+
+    WAL lets readers go on while one process commits, and persists in the file.
+    Run it while no server has the catalog open.
+    """
+    try:
+        # isolation_level=None: no implicit transaction, inside which SQLite would ignore the pragma
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None, timeout=10)) as db:
+            (mode,) = db.execute("PRAGMA journal_mode=WAL").fetchone()
+            initialised = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+            ).fetchone()
+    except sqlite3.Error as error:
+        raise TiledServerError(
+            f"the Tiled catalog {path} cannot be opened as a SQLite database ({error}); "
+            "move it away to start a new catalog in this directory"
+        ) from error
+    if str(mode).lower() != "wal":
+        raise TiledServerError(f"the Tiled catalog {path} refused write-ahead logging (journal mode {mode})")
+    return initialised is not None
+
+
+def _server_config(directory: Path, host: str, port: int, *, initialised: bool) -> dict[str, Any]:
     return {
         "catalog": {
-            "uri": f"sqlite:///{directory / CATALOG_FILE}",
+            "uri": f"sqlite:///{directory / CATALOG_FILE}?timeout={CATALOG_BUSY_TIMEOUT_S:g}",
             "writable_storage": [str(directory / DATA_DIR), f"duckdb:///{directory / TABLES_FILE}"],
             # Tiled checks for an existing catalog in a subprocess that imports all of Tiled
-            # again: seconds on every start. Only a new directory needs it.
-            "init_if_not_exists": not (directory / CATALOG_FILE).exists(),
+            # again: seconds on every start. Only a new catalog needs it.
+            "init_if_not_exists": not initialised,
         },
         # Authentication is on: no anonymous access; the single-user key comes from
         # TILED_SINGLE_USER_API_KEY in the server's environment, never from this file.
@@ -428,9 +475,11 @@ class EmbeddedTiledServer:
 
     def _launch(self, port: int, api_key: str) -> TiledEndpoint:
         config_path = self.directory / CONFIG_FILE
+        initialised = prepare_catalog(self.directory / CATALOG_FILE)
+        config = _server_config(self.directory, self.host, port, initialised=initialised)
         config_path.write_text(
             "# Written by tandem at every start; edit EmbeddedTiledServer, not this file.\n"
-            + yaml.safe_dump(_server_config(self.directory, self.host, port), sort_keys=False)
+            + yaml.safe_dump(config, sort_keys=False)
         )
         env = self._child_environment(api_key)
         log = open(self.log_path, "ab")  # noqa: SIM115 -- the child keeps its own copy open
@@ -439,7 +488,7 @@ class EmbeddedTiledServer:
             log.write(f"\n--- tandem: starting Tiled on {self.host}:{port} at {time.ctime()}\n".encode())
             log.flush()
             process = subprocess.Popen(
-                [sys.executable, "-m", "tiled", "serve", "config", str(config_path)],
+                [sys.executable, "-m", "tandem.tiled_server", str(config_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -549,3 +598,57 @@ def tiled_service(settings: TiledSettings | None = None) -> Iterator[TiledEndpoi
     key = None if settings.api_key is None else settings.api_key.get_secret_value()
     with EmbeddedTiledServer(settings.directory, api_key=key) as endpoint:
         yield endpoint
+
+
+# --- the server process ------------------------------------------------------------------------
+
+
+def serialise_duckdb_storage() -> None:
+    """Make Tiled lend its DuckDB table-store connection to one request thread at a time.
+
+    Tiled 0.2.20 shares one DuckDB connection among all its worker threads
+    (`SQLStorage._connection_pool` is a `StaticPool` for DuckDB), and a DuckDB
+    connection must not be used by two threads at once. A `QueuePool` of one
+    connection with no overflow is the same single connection with a checkout lock:
+    every table read, append and creation runs whole before the next begins (they are
+    short: a few rows each). Other SQL stores (SQLite, PostgreSQL) keep Tiled's pool.
+    Call it in the server process before Tiled builds its storage.
+    """
+    import sqlalchemy.pool
+    from tiled.storage import SQLStorage
+
+    original = SQLStorage.__dict__.get("_connection_pool")
+    if not isinstance(original, functools.cached_property):
+        raise TiledServerError(
+            "this Tiled version has no SQLStorage._connection_pool to serialise DuckDB access "
+            "through; check tandem.tiled_server.serialise_duckdb_storage against tiled.storage"
+        )
+    if getattr(original.func, "_tandem_serialised", False):
+        return
+
+    def connection_pool(self: SQLStorage) -> sqlalchemy.pool.Pool:
+        if self.dialect != "duckdb":
+            return original.func(self)
+        return sqlalchemy.pool.QueuePool(
+            self._adbc_connection.adbc_clone, pool_size=1, max_overflow=0, timeout=TABLE_STORE_WAIT_S
+        )
+
+    connection_pool._tandem_serialised = True  # type: ignore[attr-defined]
+    replacement = functools.cached_property(connection_pool)
+    replacement.__set_name__(SQLStorage, "_connection_pool")
+    setattr(SQLStorage, "_connection_pool", replacement)  # noqa: B010 -- a class attribute, on purpose
+
+
+def serve(config_path: str) -> None:
+    """Run `tiled serve config CONFIG_PATH` in this process, with DuckDB access serialised."""
+    serialise_duckdb_storage()
+    from tiled.commandline.main import main
+
+    sys.argv = ["tiled", "serve", "config", config_path]
+    main()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m tandem.tiled_server TILED_CONFIG_FILE")
+    serve(sys.argv[1])

@@ -6,12 +6,16 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -30,6 +34,8 @@ from tandem.tiled_server import (
     attach,
     find_running_server,
     generate_api_key,
+    prepare_catalog,
+    serialise_duckdb_storage,
     tiled_service,
 )
 
@@ -148,7 +154,7 @@ def test_an_occupied_port_is_reported(tmp_path: Path) -> None:
 def test_a_server_that_cannot_start_says_why(tmp_path: Path) -> None:
     (tmp_path / "catalog.db").write_bytes(b"this is not a SQLite database" * 100)
     server = EmbeddedTiledServer(tmp_path, die_with_parent=True)
-    with pytest.raises(TiledServerError, match="exited with status"):
+    with pytest.raises(TiledServerError, match="cannot be opened as a SQLite database"):
         server.start()
     assert not server.is_running
 
@@ -267,3 +273,80 @@ def test_any_spelling_of_a_server_uri_gives_one_base_url(
     endpoint = TiledEndpoint(settings.uri, "key1")
     assert endpoint.api_uri == f"{scheme}://{host}:{port}/api/v1"
     assert TiledSettings(uri=endpoint.api_uri).uri == settings.uri
+
+
+# --- several writers at once (issue 7: the embedded store under a campaign of processes) -------
+
+
+def test_the_catalog_is_in_write_ahead_log_mode(tiled_server: EmbeddedTiledServer) -> None:
+    # Tiled's own request for WAL comes inside a transaction, where SQLite ignores it
+    with sqlite3.connect(tiled_server.directory / "catalog.db") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_prepare_catalog_switches_an_old_catalog_to_wal_and_tells_a_new_one(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.db"
+    assert prepare_catalog(path) is False, "an empty file is not an initialised catalog"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA journal_mode=DELETE")
+        db.execute("CREATE TABLE alembic_version (version_num TEXT)")
+    assert prepare_catalog(path) is True
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_duckdb_table_storage_is_lent_to_one_thread_at_a_time(tmp_path: Path) -> None:
+    from tiled.storage import SQLStorage, parse_storage
+
+    serialise_duckdb_storage()
+    serialise_duckdb_storage()  # idempotent: a second call does not wrap the first
+    duck = parse_storage(f"duckdb:///{tmp_path / 'tables.duckdb'}")
+    lite = parse_storage(f"sqlite:///{tmp_path / 'tables.sqlite'}")
+    assert isinstance(duck, SQLStorage)
+    assert isinstance(lite, SQLStorage)
+    try:
+        first = duck.connect()
+        second_in = threading.Event()
+
+        def second() -> None:
+            with duck.connect():
+                second_in.set()
+
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(second)
+            assert not second_in.wait(0.5), "a second thread got the DuckDB connection while it was lent"
+            first.close()
+            waiting.result(timeout=30)
+        assert second_in.is_set()
+        # SQLite and PostgreSQL stores keep Tiled's pool of several connections
+        assert lite._connection_pool.size() == 5
+    finally:
+        duck.dispose()
+        lite.dispose()
+
+
+@pytest.mark.slow
+def test_concurrent_table_writers_and_readers_leave_the_server_whole(tiled_endpoint: TiledEndpoint) -> None:
+    """Appends and reads from many threads at once, as RunEngines and the analysis worker make them.
+
+    With Tiled's shared DuckDB connection this failed transactions and crashed the server.
+    """
+    schema = pa.schema([("seq_num", pa.int64()), ("value", pa.float64()), ("steps", pa.list_(pa.float64()))])
+    parent = tiled_endpoint.connect().create_container(f"concurrent-{os.getpid()}-{threading.get_ident()}")
+    n_tables, n_appends = 6, 15
+
+    def write(i: int) -> None:
+        client = tiled_endpoint.connect()  # a process each, in effect: its own connection pool
+        table = client[parent.item["id"]].create_appendable_table(schema, key=f"t{i}")
+        for j in range(n_appends):
+            rows = pa.table({"seq_num": [j], "value": [i + j / 100], "steps": [[1.0, 2.0]]}, schema=schema)
+            table.append_partition(0, rows)
+            table.read()  # a reader between every two writes
+
+    with ThreadPoolExecutor(n_tables) as pool:
+        for done in [pool.submit(write, i) for i in range(n_tables)]:
+            done.result()
+    assert tiled_endpoint.is_healthy()
+    for i in range(n_tables):
+        frame = parent[f"t{i}"].read()
+        assert list(frame["seq_num"]) == list(range(n_appends))
