@@ -13,7 +13,9 @@ uid>``, with the agent's decision record beside it in ``decisions/``); the item
 carries the decision and sample uids in its plan arguments, so the runs do too.
 A restarted daemon — after SIGTERM, ``kill -9`` or a reboot — reads the journal,
 finds each open decision's item in a queue, a history or the catalog, and goes
-on: no sample is queued twice, none is forgotten.
+on: no sample is queued twice, none is forgotten. Each finished sample is also
+handed to a `SampleRecorder` (the campaign ledger, which `tandem report` reads);
+one finished before a kill but not yet written down is written after the restart.
 
 Faults: a station that stops answering is set aside (its pending samples stay
 pending) and asked again with back-off while the others go on; a Tiled or
@@ -113,6 +115,18 @@ class ResultSource(Protocol):
     """Analysed results (`tandem.analysis.store.AnalysisStore` in production)."""
 
     def observations(self, campaign_id: str) -> list[Observation]: ...
+
+
+class SampleRecorder(Protocol):
+    """Where each finished sample is written down for the campaign's report (the ledger in production)."""
+
+    def record(self, entry: Entry, attempt: Attempt) -> None:
+        """Write down `attempt` of `entry`, which has finished (its `outcome` is set); idempotent."""
+        ...
+
+    def recorded(self) -> set[str]:
+        """The sample uids already written down (a restarted daemon writes the rest)."""
+        ...
 
 
 class ItemRefusedError(TandemError, ValueError):
@@ -402,6 +416,7 @@ class AgentDaemon:
         stop_criteria: Sequence[StopCriterion] = (),
         settings: DaemonSettings | None = None,
         restore_agent: Callable[[DecisionRecord, Sequence[Observation]], Agent] | None = None,
+        recorder: SampleRecorder | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not queues:
@@ -416,6 +431,9 @@ class AgentDaemon:
         self.stop_criteria = tuple(stop_criteria)
         self.settings = settings or DaemonSettings()
         self._restore_agent = restore_agent
+        self.recorder = recorder
+        #: finished attempts not yet written down by the recorder (retried every round)
+        self._to_record: list[tuple[Entry, Attempt]] = []
         self._clock = clock
         self.entries: dict[str, Entry] = {}
         self._told: set[str] = set()
@@ -444,6 +462,15 @@ class AgentDaemon:
         self._observations = list(observations)
         self._told = {o.run_uid for o in observations}
         self._written_records = len(self.agent.records)
+        if self.recorder is not None:
+            # finished before a kill but not yet written down: the journal says so, the ledger does not
+            known = self.recorder.recorded()
+            self._to_record = [
+                (e, a)
+                for e in self.entries.values()
+                for a in e.attempts
+                if a.outcome is not None and a.sample_uid not in known
+            ]
         n_open = sum(e.status.open for e in self.entries.values())
         logger.info(
             "recovered %d decisions (%d open) and %d results", len(self.entries), n_open, len(observations)
@@ -493,6 +520,7 @@ class AgentDaemon:
             self.stop_reason = self._check_stop()
         if self.stop_reason is None:
             self._fill()
+        self._write_down()
         self.state = "running" if self.stop_reason is None else f"draining: {self.stop_reason}"
         self._beat()
         return self.stop_reason is not None and not any(e.status.open for e in self.entries.values())
@@ -555,9 +583,10 @@ class AgentDaemon:
     def _finished(self, entry: Entry, item: QueueItem) -> None:
         if item.exit_status == "completed":
             run = item.run_uids[-1] if item.run_uids else None
-            self._update(
+            entry = self._update(
                 entry, status=EntryStatus.MEASURED, last_attempt={"outcome": "completed", "run_uid": run}
             )
+            self._to_record.append((entry, entry.attempts[-1]))
             return
         reason = item.message or f"the plan ended {item.exit_status}"
         run = item.run_uids[-1] if item.run_uids else None
@@ -567,6 +596,7 @@ class AgentDaemon:
         self, entry: Entry, reason: str, *, outcome: str = "failed", run_uid: str | None = None
     ) -> None:
         entry = self._update(entry, last_attempt={"outcome": outcome, "reason": reason, "run_uid": run_uid})
+        self._to_record.append((entry, entry.attempts[-1]))
         logger.warning("sample %s (decision %s) failed: %s", entry.sample_uid, entry.decision_uid, reason)
         # a retry finishes a decision already taken (and counted): it goes ahead also while draining
         if len(entry.attempts) < self.settings.max_attempts:
@@ -681,8 +711,9 @@ class AgentDaemon:
         try:
             item_uid = queue.add(self.plan_for(self._suggestion(entry), sample))
         except ItemRefusedError as exc:
-            self._update(entry, last_attempt={"outcome": "refused", "reason": str(exc)})
-            self._update(self.entries[entry.decision_uid], status=EntryStatus.FAILED, reason=str(exc))
+            entry = self._update(entry, last_attempt={"outcome": "refused", "reason": str(exc)})
+            self._to_record.append((entry, entry.attempts[-1]))
+            self._update(entry, status=EntryStatus.FAILED, reason=str(exc))
             logger.error("station %s refused decision %s: %s", entry.station, entry.decision_uid, exc)
             return
         except Exception as exc:
@@ -702,6 +733,16 @@ class AgentDaemon:
         self.journal.put(updated)
         self.entries[updated.decision_uid] = updated
         return updated
+
+    def _write_down(self) -> None:
+        """Hand finished samples to the recorder; one it fails on stays for the next round."""
+        if self.recorder is None:
+            self._to_record.clear()
+        while self._to_record:
+            entry, attempt = self._to_record[0]
+            assert self.recorder is not None
+            self.recorder.record(entry, attempt)
+            self._to_record.pop(0)
 
     # -- stopping ------------------------------------------------------------------------------
 
@@ -849,6 +890,7 @@ __all__ = [
     "QueueServerStation",
     "QueueSnapshot",
     "ResultSource",
+    "SampleRecorder",
     "StationQueue",
     "StopCriterion",
     "Validator",

@@ -137,6 +137,13 @@ class Ledger:
     def update(self, entry: LedgerEntry) -> None:
         self.samples[entry.sample_uid].replace_metadata(metadata=entry.to_dict())
 
+    def put(self, entry: LedgerEntry) -> None:
+        """Add the entry, or replace it if the ledger holds it already (a writer that restarted)."""
+        if entry.sample_uid in self.samples:
+            self.update(entry)
+        else:
+            self.add(entry)
+
     def entries(self) -> list[LedgerEntry]:
         """Every sample of the campaign, in the order they were decided."""
         out = [LedgerEntry.from_dict(node.metadata) for _key, node in self.samples.items()]

@@ -33,7 +33,15 @@ from tandem.cli.app import app
 from tandem.errors import TandemError
 
 if TYPE_CHECKING:
-    from tandem.agents.daemon import AgentDaemon, Journal, PlanRequest, StopCriterion, Validator
+    from tandem.agents.daemon import (
+        AgentDaemon,
+        Attempt,
+        Entry,
+        Journal,
+        PlanRequest,
+        StopCriterion,
+        Validator,
+    )
     from tandem.campaign.config import Campaign
     from tandem.observations import Observation
     from tandem.suggestions import Suggestion
@@ -218,6 +226,41 @@ class CampaignResults:
         return [agent_observation(self.campaign, r, r.finished_at_s) for r in records]
 
 
+class LedgerRecorder:
+    """Writes each sample the daemon finished into the campaign ledger, which `tandem report` reads.
+
+    The daemon's journal is per decision; the ledger is per sample, as the in-process
+    runner writes it. Station times are left out: a daemon sees wall-clock queue times,
+    not a station clock.
+    """
+
+    def __init__(self, client: Any, campaign: Campaign) -> None:
+        from tandem.campaign.ledger import Ledger
+
+        self.ledger = Ledger.create(client, campaign.id, campaign.to_dict())
+
+    def recorded(self) -> set[str]:
+        return {str(key) for key in self.ledger.samples}
+
+    def record(self, entry: Entry, attempt: Attempt) -> None:
+        from tandem.campaign.ledger import LedgerEntry, SampleStatus
+
+        self.ledger.put(
+            LedgerEntry(
+                sample_uid=attempt.sample_uid,
+                campaign_id=entry.campaign_id,
+                station=entry.station,
+                decision_uid=entry.decision_uid,
+                target=dict(entry.target),
+                scan=dict(entry.scan),
+                status=SampleStatus.MEASURED if attempt.outcome == "completed" else SampleStatus.FAILED,
+                run_uid=attempt.run_uid,
+                reason=attempt.reason,
+                decided_at=attempt.queued_at,
+            )
+        )
+
+
 def _client() -> Any:
     from tandem.tiled_server import TiledSettings, attach
 
@@ -290,6 +333,7 @@ def build_daemon(config: Path, *, client: Any | None = None) -> AgentDaemon:
         stop_criteria=stop_criteria(campaign),
         settings=settings,
         restore_agent=restore,
+        recorder=LedgerRecorder(client, campaign),
     )
 
 

@@ -20,7 +20,9 @@ from tiled.client.container import Container
 from tandem.agents.baselines import SpaceFillingAgent
 from tandem.agents.daemon import (
     AgentDaemon,
+    Attempt,
     DaemonSettings,
+    Entry,
     EntryStatus,
     InvalidVerdictError,
     Journal,
@@ -126,6 +128,25 @@ def budget(n: int) -> Callable[[Progress], str | None]:
     return lambda p: f"{n} samples" if p.measured + p.open >= n else None
 
 
+class FakeRecorder:
+    """The campaign ledger in memory: sample uid -> (decision uid, outcome); `fail` raises on next writes."""
+
+    def __init__(self, written: dict[str, tuple[str, str | None]] | None = None) -> None:
+        self.written = {} if written is None else written
+        self.writes = 0
+        self.fail: list[BaseException] = []
+
+    def recorded(self) -> set[str]:
+        return set(self.written)
+
+    def record(self, entry: Entry, attempt: Attempt) -> None:
+        if self.fail:
+            raise self.fail.pop(0)
+        assert attempt.outcome is not None, "only finished samples are written down"
+        self.writes += 1
+        self.written[attempt.sample_uid] = (entry.decision_uid, attempt.outcome)
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 0.0
@@ -144,6 +165,7 @@ def make_daemon(
     stop: Sequence[Callable[[Progress], str | None]] = (),
     clock: Clock | None = None,
     results: FakeResults | None = None,
+    recorder: FakeRecorder | None = None,
 ) -> AgentDaemon:
     region = default_region()
 
@@ -161,6 +183,7 @@ def make_daemon(
         stop_criteria=stop,
         settings=settings or DaemonSettings(queue_depth=2, poll_interval_s=0.01),
         restore_agent=restore,
+        recorder=recorder,
         clock=clock or Clock(),
     )
 
@@ -375,3 +398,55 @@ def test_bad_settings_are_refused() -> None:
         DaemonSettings(queue_depth=0)
     with pytest.raises(DaemonError, match="positive"):
         DaemonSettings(poll_interval_s=0)
+
+
+def test_every_finished_sample_is_written_down_once_also_across_an_outage_and_a_kill(
+    tiled_client: Container, unique_campaign_id: str
+) -> None:
+    first_try = itertools.count()
+
+    def outcome(plan: PlanRequest) -> tuple[str, str]:
+        return ("failed", "the cell leaked") if next(first_try) == 0 else ("completed", "")
+
+    queues = {SAXS: FakeQueue(SAXS, outcome)}
+    settings = DaemonSettings(queue_depth=1, max_attempts=2, poll_interval_s=0.01)
+    recorder = FakeRecorder()
+    first = make_daemon(
+        tiled_client, unique_campaign_id, queues, settings=settings, stop=[budget(3)], recorder=recorder
+    )
+    first.recover()
+    first.step()
+    queues[SAXS].run_all()  # the first sample fails and is retried under a new sample
+    recorder.fail = [ConnectionError("Tiled does not answer")]
+    with pytest.raises(ConnectionError):
+        first.step()
+    assert recorder.written == {}
+    queues[SAXS].run_all()
+    first.step()  # the failed sample is written down now, and the measured retry with it
+    assert sorted(o for _, o in recorder.written.values()) == ["completed", "failed"]
+    # killed after the journal says "measured" but before the ledger has it
+    recorder.fail = [SystemExit("killed")]
+    queues[SAXS].run_all()
+    with pytest.raises(SystemExit):
+        first.step()
+    measured = {e.sample_uid for e in first.journal.entries() if e.status is EntryStatus.MEASURED}
+    assert len(measured) == 2
+    assert not measured <= set(recorder.written)
+
+    second = make_daemon(
+        tiled_client,
+        unique_campaign_id,
+        queues,
+        settings=settings,
+        stop=[budget(3)],
+        recorder=FakeRecorder(recorder.written),
+    )
+    second.recover()
+    for _ in range(10):
+        if second.step():
+            break
+        queues[SAXS].run_all()
+    entries = second.journal.entries()
+    attempts = {a.sample_uid: (e.decision_uid, a.outcome) for e in entries for a in e.attempts}
+    assert recorder.written == attempts  # every sample, failed or measured, under its decision
+    assert recorder.writes + second.recorder.writes == len(attempts)  # type: ignore[union-attr]  # none twice
