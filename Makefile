@@ -34,10 +34,10 @@ layers: $(SELF_STAMP)
 unit: $(SELF_STAMP)
 	$(BIN)/pytest
 
-# The multi-process queue-server test (Redis, two RE Managers, Tiled, the analysis worker, the
-# agent daemon killed and restarted): opt-in, see tests/test_queue_end_to_end.py.
+# The multi-process queue-server test alone (Redis, two RE Managers, Tiled, the analysis worker,
+# the agent daemon killed and restarted); `make unit` runs it too.
 e2e: $(SELF_STAMP)
-	TANDEM_E2E=1 $(BIN)/pytest tests/test_queue_end_to_end.py
+	$(BIN)/pytest tests/test_queue_end_to_end.py
 
 venv: $(SELF_STAMP)
 

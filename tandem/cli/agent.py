@@ -230,14 +230,31 @@ class LedgerRecorder:
     """Writes each sample the daemon finished into the campaign ledger, which `tandem report` reads.
 
     The daemon's journal is per decision; the ledger is per sample, as the in-process
-    runner writes it. Station times are left out: a daemon sees wall-clock queue times,
-    not a station clock.
+    runner writes it. A sample's station times are its run's start and stop, in
+    wall-clock seconds since the campaign began (a real station has no other clock);
+    without a closed run they are left out.
     """
 
     def __init__(self, client: Any, campaign: Campaign) -> None:
         from tandem.campaign.ledger import Ledger
+        from tandem.catalog import Catalog
 
         self.ledger = Ledger.create(client, campaign.id, campaign.to_dict())
+        self.catalog = Catalog(client)
+        self.began = float(self.ledger.node.metadata.get("created", 0.0))
+
+    def _run_times(self, run_uid: str | None) -> tuple[float | None, float | None]:
+        from tandem.catalog import RunNotFoundError
+
+        if run_uid is None:
+            return None, None
+        try:
+            run = self.catalog.run(run_uid)
+        except RunNotFoundError:
+            return None, None
+        stop = run.stop or {}
+        end = stop.get("time")
+        return run.time - self.began, None if end is None else float(end) - self.began
 
     def recorded(self) -> set[str]:
         return {str(key) for key in self.ledger.samples}
@@ -245,6 +262,7 @@ class LedgerRecorder:
     def record(self, entry: Entry, attempt: Attempt) -> None:
         from tandem.campaign.ledger import LedgerEntry, SampleStatus
 
+        start_s, end_s = self._run_times(attempt.run_uid)
         self.ledger.put(
             LedgerEntry(
                 sample_uid=attempt.sample_uid,
@@ -256,6 +274,8 @@ class LedgerRecorder:
                 status=SampleStatus.MEASURED if attempt.outcome == "completed" else SampleStatus.FAILED,
                 run_uid=attempt.run_uid,
                 reason=attempt.reason,
+                start_s=start_s,
+                end_s=end_s,
                 decided_at=attempt.queued_at,
             )
         )
