@@ -18,10 +18,12 @@ if the plan recorded one, else from the settings).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -54,7 +56,11 @@ ANALYSIS_VERSION = f"tandem-analysis {tandem.__version__}"
 #: plans whose primary stream holds a sample's scattering frames: the runs analysis reduces (references
 #: such as empty-cell and transmission runs, and the robot's prepare/load/rinse runs, are not analysed)
 SCATTERING_PLANS = ("sample_plan", "measure_sample")
+#: the plan whose run is the empty cell of the runs that follow it (same station and geometry)
+EMPTY_CELL_PLAN = "measure_empty_cell"
 EMPTY_CELL_STREAM = "empty_cell"
+#: empty-cell exposures kept in memory (frames are megabytes; a campaign uses one per detector set-up)
+EMPTY_CELL_CACHE_SIZE = 8
 SAMPLE_STREAM = "primary"
 
 
@@ -145,6 +151,8 @@ class RunLike(Protocol):
     def time(self) -> float: ...
     @property
     def station(self) -> str | None: ...
+    @property
+    def plan_name(self) -> str | None: ...
     @property
     def sample_uid(self) -> str | None: ...
     @property
@@ -292,6 +300,11 @@ def _composition(run: RunLike, solvents: tuple[str, ...]) -> dict[str, float]:
     return out
 
 
+def _geometry_key(geometry: Any) -> str:
+    """A hashable form of a geometry as recorded in a start document (runs match on equal geometry)."""
+    return json.dumps(geometry, sort_keys=True, default=str)
+
+
 def _probe(run: RunLike) -> str | None:
     probe = run.start.get("probe")
     if isinstance(probe, str) and probe in {p.value for p in Probe}:
@@ -322,6 +335,15 @@ class Analyzer:
         # curves of OK records by run uid (records are immutable but for their labels): labelling a
         # campaign needs them all, and reading them back from Tiled for every run would cost O(N) requests
         self._curves: dict[str, LabelInput] = {}
+        # empty cells: the newest this process measured, by station and geometry (documents it saw), and
+        # the exposures read from Tiled by run uid (a closed run does not change) — so that each sample
+        # needs neither a search for its empty cell nor a read of its megabyte frames
+        self._references: dict[tuple[str, str], RunLike] = {}
+        # its own lock: the RunEngine's thread adds references while a run is being analysed
+        self._references_lock = threading.Lock()
+        self._empty_exposures: OrderedDict[tuple[str, StationCalibration, float | None], Exposure] = (
+            OrderedDict()
+        )
         self._lock = threading.Lock()
 
     # -- one run ---------------------------------------------------------------------------------
@@ -334,6 +356,24 @@ class Analyzer:
                 if existing is not None:
                     return existing
             return self._analyze_and_store(self.catalog.run(run_uid))
+
+    def remember_reference(self, run: RunLike) -> bool:
+        """Keep an empty-cell run this process just measured (from its documents): the runs after it at
+        the same station and geometry use it without looking it up in Tiled. False if it is not one."""
+        if run.plan_name != EMPTY_CELL_PLAN or run.exit_status is not ExitStatus.SUCCESS:
+            return False
+        if not run.station or EMPTY_CELL_STREAM not in run.streams or "geometry" not in run.start:
+            return False
+        try:
+            geometry = geometry_from_metadata(run.start["geometry"]).to_dict()
+        except (TandemError, TypeError, ValueError):
+            return False
+        key = (run.station, _geometry_key(geometry))
+        with self._references_lock:
+            known = self._references.get(key)
+            if known is None or known.time <= run.time:
+                self._references[key] = run
+        return True
 
     def analyze_documents(self, run: DocumentRun) -> AnalysisRecord:
         """Analyse a run from its documents (the in-process path) and store the result."""
@@ -477,8 +517,13 @@ class Analyzer:
     ) -> Exposure | None:
         source: RunLike | None = run if EMPTY_CELL_STREAM in run.streams else None
         if source is None and run.station:
+            # one this process measured is the newest there is (a later one would have come through here)
+            with self._references_lock:
+                known = self._references.get((run.station, _geometry_key(geometry)))
+            source = known if known is not None and known.time <= run.time else None
+        if source is None and run.station:
             for candidate in self.catalog.runs(
-                station=run.station, plan_name="measure_empty_cell", exit_status=ExitStatus.SUCCESS, limit=20
+                station=run.station, plan_name=EMPTY_CELL_PLAN, exit_status=ExitStatus.SUCCESS, limit=20
             ):
                 if candidate.time <= run.time and candidate.start.get("geometry") == dict(geometry):
                     source = candidate
@@ -486,14 +531,28 @@ class Analyzer:
         if source is None:
             return None
         try:
-            return _stream_exposure(source, EMPTY_CELL_STREAM, calibration)
+            return self._empty_exposure(source, calibration, None)
         except AnalysisError:
             if calibration.empty_cell_transmission is None:
                 raise
             # an empty cell measured without its own transmission: the calibrated one will do
-            return _stream_exposure(
-                source, EMPTY_CELL_STREAM, calibration, calibration.empty_cell_transmission
-            )
+            return self._empty_exposure(source, calibration, calibration.empty_cell_transmission)
+
+    def _empty_exposure(
+        self, source: RunLike, calibration: StationCalibration, fixed_transmission: float | None
+    ) -> Exposure:
+        if source.stop is None:  # an open run may still grow: never cached
+            return _stream_exposure(source, EMPTY_CELL_STREAM, calibration, fixed_transmission)
+        key = (source.uid, calibration, fixed_transmission)
+        cached = self._empty_exposures.get(key)
+        if cached is None:
+            cached = _stream_exposure(source, EMPTY_CELL_STREAM, calibration, fixed_transmission)
+            self._empty_exposures[key] = cached
+            while len(self._empty_exposures) > EMPTY_CELL_CACHE_SIZE:
+                self._empty_exposures.popitem(last=False)
+        else:
+            self._empty_exposures.move_to_end(key)
+        return cached
 
     # -- labels ----------------------------------------------------------------------------------
 
@@ -501,11 +560,13 @@ class Analyzer:
         """Label the campaign with this record in it; relabel earlier records whose label moved."""
         if not record.campaign_id or record.curve is None:
             return record
-        items = self._campaign_inputs(record.campaign_id)
+        # one search for both the curves and their labels: it returns every record of the campaign
+        known = self.store.records(campaign_id=record.campaign_id, status=AnalysisStatus.OK, with_curve=False)
+        items = self._campaign_inputs(known)
         items[record.run_uid] = LabelInput(
             record.run_uid, record.probe or "", record.composition, record.curve
         )
-        previous = {uid: label for uid, label in self._labels(record.campaign_id).items() if label}
+        previous = {r.run_uid: r.label for r in known if r.label}
         result = assign_labels(list(items.values()), previous, self.settings.labels)
         moved = {
             uid: (label, result.probabilities[uid])
@@ -521,9 +582,8 @@ class Analyzer:
             label_probabilities=result.probabilities[record.run_uid],
         )
 
-    def _campaign_inputs(self, campaign_id: str) -> dict[str, LabelInput]:
+    def _campaign_inputs(self, known: list[AnalysisRecord]) -> dict[str, LabelInput]:
         out: dict[str, LabelInput] = {}
-        known = self.store.records(campaign_id=campaign_id, status=AnalysisStatus.OK, with_curve=False)
         for rec in known:
             cached = self._curves.get(rec.run_uid)
             if cached is None:
@@ -534,12 +594,6 @@ class Analyzer:
                 self._curves[rec.run_uid] = cached
             out[rec.run_uid] = cached
         return out
-
-    def _labels(self, campaign_id: str) -> dict[str, str | None]:
-        return {
-            r.run_uid: r.label
-            for r in self.store.records(campaign_id=campaign_id, status=AnalysisStatus.OK, with_curve=False)
-        }
 
     # -- many runs -------------------------------------------------------------------------------
 
@@ -586,9 +640,14 @@ class Analyzer:
 class AnalysisCallback:
     """A RunEngine callback that analyses each run from its own documents when it closes.
 
-    The frames are in the event documents, so nothing is read back from Tiled (an empty cell measured
-    in an earlier run is looked up there). Errors are logged, never raised: a failing analysis must not
-    fail the measurement. Only runs of `SCATTERING_PLANS` are analysed (not references, not the robot's runs).
+    The frames are in the event documents, so nothing is read back from Tiled: an empty cell measured
+    by the same RunEngine is kept from its documents too (`Analyzer.remember_reference`); one measured
+    elsewhere is looked up in Tiled. Errors are logged, never raised: a failing analysis must not fail
+    the measurement. Only runs of `SCATTERING_PLANS` are analysed (not references, not the robot's runs).
+
+    `in_background`: the RunEngine goes on as soon as a run's documents are in; the runs are analysed
+    one after the other, in order, by a thread of the callback's own. `barrier()` tells when the runs
+    handed over so far are done.
     """
 
     def __init__(
@@ -604,13 +663,30 @@ class AnalysisCallback:
         self._run_of_descriptor: dict[str, str] = {}
         # in the background, the RunEngine goes on to the next run while this one is fitted
         self._executor = ThreadPoolExecutor(max_workers=1) if in_background else None
-        self._pending: list[Future[None]] = []
+        self._pending: list[Future[Any]] = []
+        self._busy_s = 0.0
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Wait until every run handed to the background has been analysed."""
         pending, self._pending = self._pending, []
         for future in pending:
             future.result(timeout=timeout_s)
+
+    def barrier(self) -> Future[float]:
+        """A future that resolves once every run closed before this call has been analysed (and handed
+        to `on_done`). Its result is the seconds of analysis since the previous barrier."""
+        if self._executor is None:
+            done: Future[float] = Future()
+            done.set_result(self._take_busy())
+            return done
+        future = self._executor.submit(self._take_busy)
+        self._pending = [f for f in self._pending if not f.done()]
+        self._pending.append(future)
+        return future
+
+    def _take_busy(self) -> float:
+        busy, self._busy_s = self._busy_s, 0.0
+        return busy
 
     def __call__(self, name: str, doc: Mapping[str, Any]) -> None:
         try:
@@ -620,7 +696,7 @@ class AnalysisCallback:
 
     def _dispatch(self, name: str, doc: Mapping[str, Any]) -> None:
         if name == "start":
-            if doc.get("plan_name") in SCATTERING_PLANS:
+            if doc.get("plan_name") in (*SCATTERING_PLANS, EMPTY_CELL_PLAN):
                 self._runs[str(doc["uid"])] = DocumentRun(doc)
             return
         if name == "descriptor":
@@ -640,6 +716,9 @@ class AnalysisCallback:
                 return
             self._run_of_descriptor = {d: u for d, u in self._run_of_descriptor.items() if u != run.uid}
             run.add(name, doc)
+            if run.plan_name == EMPTY_CELL_PLAN:
+                self.analyzer.remember_reference(run)
+                return
             if self._executor is None:
                 self._finish(run)
             else:
@@ -648,7 +727,10 @@ class AnalysisCallback:
 
     def _finish(self, run: DocumentRun) -> None:
         started = time.perf_counter()
-        record = self.analyzer.analyze_documents(run)
+        try:
+            record = self.analyzer.analyze_documents(run)
+        finally:
+            self._busy_s += time.perf_counter() - started
         logger.info(
             "analysed run %s in %.2f s: %s", run.uid, time.perf_counter() - started, record.status.value
         )

@@ -19,9 +19,13 @@ devices: the frames are the stream's 2-D array field, whatever its name.
 
 from __future__ import annotations
 
+import logging
 import math
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from enum import StrEnum
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -42,6 +46,8 @@ if TYPE_CHECKING:
 __all__ = [
     "RAW",
     "Catalog",
+    "DocumentQueue",
+    "DocumentQueueError",
     "ExitStatus",
     "InvalidRunQueryError",
     "RawRun",
@@ -50,7 +56,10 @@ __all__ = [
     "RunNotReadyError",
     "raw_runs_node",
     "subscribe_tiled_writer",
+    "tiled_writer",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: the container of raw Bluesky runs at the root of the catalog
 RAW = "raw"
@@ -111,6 +120,120 @@ def raw_runs_node(client: Container) -> Container:
 DocumentCallback = Callable[[str, Mapping[str, Any]], Any]
 
 
+def tiled_writer(
+    client: Container, *, batch_size: int = WRITER_BATCH_SIZE, backup_directory: str | None = None
+) -> DocumentCallback:
+    """The callback that writes runs to the catalog of `client` (see `subscribe_tiled_writer`)."""
+    from bluesky_tiled_plugins import TiledWriter
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive number of events, got {batch_size}")
+    writer: DocumentCallback = TiledWriter(
+        raw_runs_node(client), batch_size=batch_size, backup_directory=backup_directory
+    )
+    return writer
+
+
+class DocumentQueueError(TandemError, RuntimeError):
+    """Documents handed to a `DocumentQueue` could not be processed (the first error is the cause)."""
+
+
+class DocumentQueue:
+    """Runs a document callback in a thread of its own, in document order, so that the caller need not wait.
+
+    A RunEngine calls its callbacks synchronously: with the Tiled writer among them, every
+    document waits for its HTTP requests. Subscribed through a `DocumentQueue`, the RunEngine
+    only hands the document over and goes on; the writer catches up in the background. The
+    queue holds at most `max_documents` (frames are megabytes): a store that falls behind
+    slows the RunEngine down rather than filling the memory.
+
+    `barrier()` says when everything handed over so far has been processed, and how long that
+    took; an error of the callback is logged and raised by the next barrier (and `close`), so
+    nothing fails silently. Documents after an error are still handed to the callback (the next
+    run may well be written). `close()` processes what is queued and stops the thread.
+    """
+
+    def __init__(
+        self, callback: DocumentCallback, *, max_documents: int = 64, name: str = "documents"
+    ) -> None:
+        if max_documents < 1:
+            raise ValueError(f"max_documents must be a positive number, got {max_documents}")
+        self.callback = callback
+        self.name = name
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max_documents)
+        self._errors: list[BaseException] = []
+        self._busy_s = 0.0
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name=f"{name}-queue", daemon=True)
+        self._thread.start()
+
+    def __call__(self, name: str, doc: Mapping[str, Any]) -> None:
+        if self._closed:
+            raise DocumentQueueError(f"{self.name}: a document arrived after the queue was closed")
+        self._queue.put((name, doc))
+
+    def barrier(self) -> Future[float]:
+        """A future that resolves once every document handed over before this call has been processed.
+
+        Its result is the seconds the callback spent on the documents since the previous barrier;
+        its exception, the first error among them (`DocumentQueueError`).
+        """
+        done: Future[float] = Future()
+        if self._closed:  # everything was processed when it closed
+            done.set_result(0.0)
+            return done
+        self._queue.put((_BARRIER, done))
+        return done
+
+    def flush(self, timeout_s: float | None = None) -> float:
+        """Wait until every document handed over has been processed; raise the first error among them."""
+        return self.barrier().result(timeout=timeout_s)
+
+    def close(self, timeout_s: float | None = None) -> None:
+        """Process what is queued, stop the thread, and raise the first error not yet raised."""
+        if self._closed:
+            return
+        last = self.barrier()
+        self._closed = True
+        self._queue.put((_STOP, None))
+        self._thread.join(timeout=timeout_s)
+        if self._thread.is_alive():
+            raise DocumentQueueError(f"{self.name}: documents still being processed after {timeout_s} s")
+        last.result()
+
+    def _work(self) -> None:
+        while True:
+            name, item = self._queue.get()
+            if name == _STOP:
+                return
+            if name == _BARRIER:
+                self._release(item)
+                continue
+            started = time.perf_counter()
+            try:
+                self.callback(name, item)
+            except Exception as error:
+                logger.exception("%s: the %s document could not be processed", self.name, name)
+                self._errors.append(error)
+            finally:
+                self._busy_s += time.perf_counter() - started
+
+    def _release(self, done: Future[float]) -> None:
+        errors, self._errors = self._errors, []
+        busy, self._busy_s = self._busy_s, 0.0
+        if errors:
+            first = f"{type(errors[0]).__name__}: {errors[0]}"
+            failure = DocumentQueueError(f"{self.name}: {len(errors)} document(s) failed; the first: {first}")
+            failure.__cause__ = errors[0]
+            done.set_exception(failure)
+        else:
+            done.set_result(busy)
+
+
+_BARRIER = "__barrier__"
+_STOP = "__stop__"
+
+
 def subscribe_tiled_writer(
     run_engine: RunEngine,
     client: Container,
@@ -129,11 +252,7 @@ def subscribe_tiled_writer(
     `backup_directory`, a run that could not be written is kept there as JSON lines.
     `wrap` wraps the writer callback (for example to time it).
     """
-    from bluesky_tiled_plugins import TiledWriter
-
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive number of events, got {batch_size}")
-    writer = TiledWriter(raw_runs_node(client), batch_size=batch_size, backup_directory=backup_directory)
+    writer = tiled_writer(client, batch_size=batch_size, backup_directory=backup_directory)
     token: int = run_engine.subscribe(wrap(writer) if wrap is not None else writer)
     return token
 

@@ -21,6 +21,8 @@ from tiled.client.container import Container
 from tandem.catalog import (
     RAW,
     Catalog,
+    DocumentQueue,
+    DocumentQueueError,
     ExitStatus,
     InvalidRunQueryError,
     RunDataError,
@@ -28,6 +30,7 @@ from tandem.catalog import (
     RunNotReadyError,
     raw_runs_node,
     subscribe_tiled_writer,
+    tiled_writer,
 )
 from tandem.geometry import DetectorGeometry
 from tandem.suggestions import ScanParameters
@@ -386,3 +389,50 @@ def test_a_follower_asks_only_for_newer_runs(
     assert next(lazily).uid == first
     with pytest.raises(InvalidRunQueryError, match="started_after must be a time"):
         catalog.runs(started_after="yesterday")  # type: ignore[arg-type]
+
+
+def test_a_run_written_in_the_background_is_in_tiled_at_the_barrier(
+    tiled_client: Container, camera: Camera, catalog: Catalog, unique_campaign_id: str
+) -> None:
+    run_engine = RunEngine({})
+    writer = DocumentQueue(tiled_writer(tiled_client), name="test writer")
+    run_engine.subscribe(writer)
+    try:
+        uid = run(run_engine, measure(camera, n_frames=2, campaign_id=unique_campaign_id))
+        seconds = writer.barrier().result(timeout=60)
+        assert seconds > 0
+        written = catalog.run(uid)  # no waiting: the barrier says it is there, closed
+        assert written.exit_status is ExitStatus.SUCCESS
+        np.testing.assert_array_equal(written.frames(), np.stack(camera.taken))
+    finally:
+        writer.close(timeout_s=60)
+
+
+def test_the_document_queue_keeps_order_and_reports_errors_at_the_barrier() -> None:
+    seen: list[str] = []
+
+    def callback(name: str, doc: Any) -> None:
+        if doc.get("bad"):
+            raise RuntimeError(f"cannot write {name}")
+        seen.append(name)
+
+    documents = DocumentQueue(callback, max_documents=2)  # a small queue: the caller waits, nothing is lost
+    for i in range(10):
+        documents(f"doc{i}", {})
+    assert documents.barrier().result(timeout=10) >= 0
+    assert seen == [f"doc{i}" for i in range(10)]
+
+    documents("event", {"bad": True})
+    documents("stop", {})
+    with pytest.raises(DocumentQueueError, match="cannot write event") as failure:
+        documents.flush(timeout_s=10)
+    assert isinstance(failure.value.__cause__, RuntimeError)
+    assert seen[-1] == "stop", "documents after a failed one are still processed"
+    assert documents.flush(timeout_s=10) >= 0, "an error is raised once"
+
+    documents.close(timeout_s=10)
+    with pytest.raises(DocumentQueueError, match="after the queue was closed"):
+        documents("start", {})
+    assert documents.barrier().result(timeout=0) == 0.0
+    with pytest.raises(ValueError, match="max_documents"):
+        DocumentQueue(callback, max_documents=0)

@@ -75,6 +75,22 @@ def station_cost(spec: StationSpec, cheapest_per_hour: float) -> StationCost:
     )
 
 
+#: features named so are parameters of the best model fit (`AnalysisRecord.scalar_features`)
+FIT_FEATURE_PREFIX = "fit_"
+
+
+def agent_learns_from_fits(campaign: Campaign) -> bool:
+    """Whether the campaign's agent reads fitted model parameters, not only labels and curve features.
+
+    Only such an agent has to wait for a result's model fits; the others learn from what analysis
+    makes readable before the fits are done.
+    """
+    objective = campaign.agent.objective
+    if AgentKind(campaign.agent.kind) is not AgentKind.OPTIMISATION or objective is None:
+        return False
+    return objective.feature.startswith(FIT_FEATURE_PREFIX)
+
+
 def build_agent(campaign: Campaign, region: FeasibleRegion | None = None) -> Agent:
     """The agent the campaign file asks for, over the campaign's feasible region."""
     region = region or campaign.feasible_region(stock_check(campaign))

@@ -22,7 +22,7 @@ from bluesky import RunEngine
 from tandem.analysis.pipeline import StationCalibration
 from tandem.campaign.config import Campaign
 from tandem.campaign.config import Station as StationSpec
-from tandem.catalog import DocumentCallback, subscribe_tiled_writer
+from tandem.catalog import DocumentCallback, DocumentQueue, subscribe_tiled_writer, tiled_writer
 from tandem.devices.station import Station
 from tandem.robots.cell_loader import CellLoader
 from tandem.robots.liquid_handler import LiquidHandler
@@ -63,6 +63,8 @@ class StationRig:
     liquid_handler: LiquidHandler
     cell_loader: CellLoader
     RE: RunEngine
+    #: the Tiled writer when it runs in the background (`barrier()` says when the runs are in Tiled)
+    writer: DocumentQueue | None = None
 
     def devices(self) -> dict[str, Any]:
         """The devices by the names plans (and the queue server) know them by."""
@@ -107,8 +109,14 @@ def build_twin_rig(
     cell_loader_prefix: str,
     start_s: float = 0.0,
     wrap_writer: Callable[[DocumentCallback], DocumentCallback] | None = None,
+    background_writer: bool = False,
 ) -> StationRig:
-    """One station of the twin, its RunEngine writing to `tiled_client` (None: nowhere)."""
+    """One station of the twin, its RunEngine writing to `tiled_client` (None: nowhere).
+
+    With `background_writer`, runs are written to Tiled by a thread of their own (the rig's
+    `writer`): `RE(plan)` returns before its run is in Tiled, and whoever needs it there waits
+    on `rig.writer.barrier()`. The writer must be closed when the rig is done with (`twin_lab` does).
+    """
     clock = StationClock(spec.id, time_scale=time_scale, start_s=start_s)
     model = TwinStationModel(spec.instrument, load_truth(truth))
     station, _driver = simulated_station(
@@ -125,11 +133,16 @@ def build_twin_rig(
     cell_loader.wait_for_connection(timeout=10)
     # no signal handlers: several RunEngines share the process, and the CLI owns Ctrl-C
     run_engine = RunEngine({}, context_managers=[])
-    if tiled_client is not None:
+    queued: DocumentQueue | None = None
+    if tiled_client is not None and background_writer:
+        inner = tiled_writer(tiled_client)
+        queued = DocumentQueue(wrap_writer(inner) if wrap_writer else inner, name=f"{spec.id} Tiled writer")
+        run_engine.subscribe(queued)
+    elif tiled_client is not None:
         subscribe_tiled_writer(run_engine, tiled_client, wrap=wrap_writer)
     costs = spec.instrument.time_costs
     run_engine.subscribe(_Timekeeper(clock, load_s=costs.sample_load_s, rinse_s=costs.sample_load_s))
-    return StationRig(spec.id, spec, station, clock, liquid_handler, cell_loader, run_engine)
+    return StationRig(spec.id, spec, station, clock, liquid_handler, cell_loader, run_engine, queued)
 
 
 @dataclass
@@ -154,10 +167,13 @@ def twin_lab(
     stations: tuple[str, ...] | None = None,
     clock_starts_s: Mapping[str, float] | None = None,
     wrap_writer: Callable[[DocumentCallback], DocumentCallback] | None = None,
+    background_writer: bool = False,
 ) -> Iterator[TwinLab]:
     """Start the lab's services, build its rigs, and stop everything on exit, also on failure.
 
-    `data_directory` holds the Tiled catalog (None: no Tiled server, runs go nowhere).
+    `data_directory` holds the Tiled catalog (None: no Tiled server, runs go nowhere). With
+    `background_writer`, each rig writes to Tiled from a thread (see `build_twin_rig`); its
+    queue is drained before the server stops.
     """
     wanted = stations or tuple(campaign.stations)
     with contextlib.ExitStack() as stack:
@@ -186,10 +202,23 @@ def twin_lab(
                 cell_loader_prefix=prefix,
                 start_s=(clock_starts_s or {}).get(sid, 0.0),
                 wrap_writer=wrap_writer,
+                background_writer=background_writer,
             )
+            if rigs[sid].writer is not None:
+                # after the server in the stack, so closed (its queue written) before the server stops
+                stack.callback(_close_writer, rigs[sid])
         # libca must let go of its circuits before the IOCs stop, or it reports disconnects
         stack.callback(_finalize_libca)
         yield TwinLab(campaign, endpoint, env, rigs)
+
+
+def _close_writer(rig: StationRig) -> None:
+    if rig.writer is None:
+        return
+    try:
+        rig.writer.close()
+    except Exception:  # the error was logged as it happened; shutting down goes on
+        logger.exception("the Tiled writer of %s did not finish cleanly", rig.id)
 
 
 def _finalize_libca() -> None:

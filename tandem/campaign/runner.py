@@ -10,6 +10,21 @@ decisions made after its station time of completion.
 
 Everything that matters is in Tiled (raw runs, analysed nodes, the ledger of
 samples, the decision records), so `resume` rebuilds the campaign from there.
+
+What the loop waits for, and what it does not. The agent needs a sample's result
+only when it decides for a station whose clock has passed the sample's end; so the
+RunEngine hands each run to a Tiled writer thread (one per station) and to one
+analysis thread, and the loop goes on at once. When a decision needs a result, the
+loop waits for it: for its label (the phase agents learn from labels, readable
+before the model fits are done) or, for an agent that learns from fitted
+parameters, for the complete record. The analysis thread takes runs in the order
+they closed, so every run is labelled knowing the same earlier runs as it would if
+nothing ran in the background, and decisions do not depend on thread timing.
+
+A sample's ledger entry is marked measured (or failed) by a completion thread,
+only after its run is in Tiled and its analysed node complete: a campaign killed
+at any point finds in the ledger no result that Tiled does not hold, and resumes
+as before. Stopping (the sample budget, Ctrl-C, an error) drains all of it first.
 """
 
 from __future__ import annotations
@@ -17,10 +32,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +47,16 @@ from tandem.agents.protocol import Agent
 from tandem.agents.records import write_records
 from tandem.analysis.pipeline import AnalysisCallback, AnalysisSettings, Analyzer
 from tandem.analysis.store import AnalysisRecord, AnalysisStore
-from tandem.campaign.agent_factory import build_agent
+from tandem.campaign.agent_factory import agent_learns_from_fits, build_agent
 from tandem.campaign.config import Campaign
 from tandem.campaign.history import agent_observation, observations_of, truth_on
 from tandem.campaign.ledger import Ledger, LedgerEntry, SampleStatus
 from tandem.campaign.metrics import phase_map_accuracy
 from tandem.campaign.rig import StationRig, TwinLab, twin_calibration, twin_lab
-from tandem.catalog import Catalog, DocumentCallback, RawRun
+from tandem.catalog import Catalog, RawRun
 from tandem.components import Component
 from tandem.composition import Composition
 from tandem.errors import TandemError
-from tandem.observations import Observation
 from tandem.plans.measurement import measure_empty_cell
 from tandem.plans.sample import sample_plan
 from tandem.sim.clock import Interval
@@ -58,7 +74,7 @@ class CampaignRunError(TandemError, RuntimeError):
 
 
 class StageTimer:
-    """Wall-clock seconds of software work by stage, for the sample in progress."""
+    """Wall-clock seconds of the loop's own work by stage, for the sample in progress."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -73,16 +89,6 @@ class StageTimer:
             yield
         finally:
             self.add(stage, time.perf_counter() - started)
-
-    def wrap(self, stage: str) -> Callable[[DocumentCallback], DocumentCallback]:
-        def wrapper(callback: DocumentCallback) -> DocumentCallback:
-            def timed_callback(name: str, doc: Mapping[str, Any]) -> Any:
-                with self.timed(stage):
-                    return callback(name, doc)
-
-            return timed_callback
-
-        return wrapper
 
     def take(self) -> dict[str, float]:
         """The seconds so far, and start afresh."""
@@ -121,14 +127,73 @@ class Outcome:
     campaign_id: str
     entries: list[LedgerEntry]
     stop_reason: str = ""
+    #: wall-clock seconds of the loop, from its first decision until every result was in Tiled
+    loop_s: float = 0.0
 
 
 @dataclass
-class _Result:
-    """A finished sample waiting for its station time to come."""
+class _InFlight:
+    """A sample whose run is over, and whose results may still be on their way (analysis, Tiled)."""
 
     entry: LedgerEntry
-    observation: Observation | None
+    #: why the plan failed (None: it did not)
+    error: str | None
+    #: resolves when the analysis thread has done every run up to this sample's
+    analysed: Future[float]
+    #: resolves when the station's Tiled writer has written every run up to this sample's
+    written: Future[float]
+    #: seconds of the loop's own work on this sample, by stage
+    loop_timings_s: Mapping[str, float] = field(default_factory=dict)
+
+
+class _Results:
+    """Analysed records by sample uid, as the analysis thread hands them over."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self.readable: dict[str, AnalysisRecord] = {}
+        self.complete: dict[str, AnalysisRecord] = {}
+        #: when the label was readable and when the record was complete (perf_counter), for the timings
+        self.readable_at: dict[str, float] = {}
+        self.complete_at: dict[str, float] = {}
+
+    def on_readable(self, record: AnalysisRecord) -> None:
+        if record.sample_uid is None:
+            return
+        with self._changed:
+            self.readable[record.sample_uid] = record
+            self.readable_at[record.sample_uid] = time.perf_counter()
+            self._changed.notify_all()
+
+    def on_done(self, record: AnalysisRecord) -> None:
+        if record.sample_uid is None:
+            return
+        with self._changed:
+            self.complete[record.sample_uid] = record
+            self.complete_at[record.sample_uid] = time.perf_counter()
+            self.readable.setdefault(record.sample_uid, record)  # complete at once (failed, or no fits)
+            self._changed.notify_all()
+
+    def watch(self, barrier: Future[float]) -> None:
+        """Wake waiters when `barrier` resolves (a sample without analysis resolves only so)."""
+
+        def wake(_: Future[float]) -> None:
+            with self._changed:
+                self._changed.notify_all()
+
+        barrier.add_done_callback(wake)
+
+    def wait(self, sample_uid: str, barrier: Future[float], *, complete: bool) -> AnalysisRecord | None:
+        """The sample's record (readable, or `complete`), or None once its run was analysed without one."""
+        records = self.complete if complete else self.readable
+        with self._changed:
+            self._changed.wait_for(lambda: sample_uid in records or barrier.done())
+            return records.get(sample_uid)
+
+    def forget(self, sample_uid: str) -> None:
+        with self._changed:
+            for table in (self.readable, self.complete, self.readable_at, self.complete_at):
+                table.pop(sample_uid, None)
 
 
 class CampaignRunner:
@@ -166,15 +231,14 @@ class CampaignRunner:
             raise CampaignRunError(
                 f"{self.directory} holds a campaign already: resume it (--resume) or name a new folder"
             )
-        timer = StageTimer()
-        with twin_lab(self.campaign, self.directory, wrap_writer=timer.wrap("tiled")) as lab:
-            return _Loop(self, lab, timer).run()
+        with twin_lab(self.campaign, self.directory, background_writer=True) as lab:
+            return _Loop(self, lab).run()
 
 
 class _Loop:
-    def __init__(self, runner: CampaignRunner, lab: TwinLab, timer: StageTimer) -> None:
+    def __init__(self, runner: CampaignRunner, lab: TwinLab) -> None:
         self.runner = runner
-        self.timer = timer
+        self.timer = StageTimer()
         self.campaign = runner.campaign
         self.lab = lab
         self.client = lab.tiled_client
@@ -186,40 +250,63 @@ class _Loop:
             self.client, AnalysisSettings(calibrations=calibrations, solvent_names=solvents)
         )
         self.agent: Agent = build_agent(self.campaign)
+        self.needs_fits = agent_learns_from_fits(self.campaign)
         self.entries: dict[str, LedgerEntry] = {}
-        self.hidden: list[_Result] = []  # finished, but after the deciding station's time
-        self.running: dict[str, Suggestion] = {}
-        self._last_record: dict[str, AnalysisRecord] = {}
+        self.hidden: list[_InFlight] = []  # finished, but after the deciding station's time
         self._empty_cells: set[tuple[str, str]] = set()
         self.outcome = Outcome(self.campaign.id, [])
+        self.results = _Results()
+        self.analyzer.on_readable = self.results.on_readable
+        # one analysis thread for both stations: runs are analysed (and labelled) in the order they closed
+        self.analysis = AnalysisCallback(self.analyzer, on_done=self.results.on_done, in_background=True)
         for rig in lab.rigs.values():
-            callback = AnalysisCallback(self.analyzer, on_done=self._analysed)
-            rig.RE.subscribe(timer.wrap("analysis")(callback))
+            rig.RE.subscribe(self.analysis)
+        # ledger entries are completed in the order the samples ran, once their results are in Tiled
+        self._completer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
+        self._completions: list[Future[LedgerEntry]] = []
 
     # -- the loop ---------------------------------------------------------------------------------
 
     def run(self) -> Outcome:
-        redo = self._restore() if self.runner.resume else []
-        for entry in redo:
-            self._run_sample(entry)
-        while (reason := self._stop_reason()) is None:
-            rig = self._next_station()
-            if rig is None:
-                reason = "every station has used its beamtime"
-                break
-            with self.timer.timed("agent"):
-                self._reveal(rig.clock.now_s)
-            with self.timer.timed("agent"):
-                decided = self._decide(rig)
-            if decided is None:
-                reason = f"the agent has nothing to suggest for {rig.id}"
-                break
-            self._run_sample(decided)
-        self._reveal(math.inf)
+        started = time.perf_counter()
+        try:
+            reason = self._loop()
+        finally:
+            # whatever stopped the loop, every sample that ran gets its result into Tiled and the ledger
+            self._drain()
+        self.outcome.loop_s = time.perf_counter() - started
         self.outcome.entries = list(self.entries.values())
         self.outcome.stop_reason = reason
         logger.info("campaign %s stopped: %s", self.campaign.id, reason)
         return self.outcome
+
+    def _loop(self) -> str:
+        redo = self._restore() if self.runner.resume else []
+        for entry in redo:
+            self._run_sample(entry, started=time.perf_counter())
+        while (reason := self._stop_reason()) is None:
+            started = time.perf_counter()
+            self._harvest()
+            rig = self._next_station()
+            if rig is None:
+                return "every station has used its beamtime"
+            self._reveal(rig.clock.now_s)
+            decided = self._decide(rig)
+            if decided is None:
+                return f"the agent has nothing to suggest for {rig.id}"
+            self._run_sample(decided, started=started)
+        self._reveal(math.inf)
+        return reason
+
+    def _drain(self) -> None:
+        self.analysis.flush()
+        for future in self._completions:
+            try:
+                future.result()
+            except Exception:
+                logger.exception("a sample's ledger entry could not be completed")
+        self._harvest()
+        self._completer.shutdown(wait=True)
 
     def _next_station(self) -> StationRig | None:
         free = [
@@ -230,13 +317,12 @@ class _Loop:
         return min(free, key=lambda r: (r.clock.now_s, r.id), default=None)
 
     def _decide(self, rig: StationRig) -> LedgerEntry | None:
-        pending = [r.entry for r in self.hidden]
-        pending_suggestions = [self._as_suggestion(e) for e in pending]
-        suggestions = self.agent.suggest(rig.id, 1, pending_suggestions)
+        pending_suggestions = [self._as_suggestion(r.entry) for r in self.hidden]
+        with self.timer.timed("agent"):
+            suggestions = self.agent.suggest(rig.id, 1, pending_suggestions)
         if not suggestions:
             return None
         suggestion = suggestions[0]
-        write_records(self.ledger.decisions, self.agent.records)
         entry = LedgerEntry(
             sample_uid=str(uuid.uuid4()),
             campaign_id=self.campaign.id,
@@ -246,7 +332,10 @@ class _Loop:
             scan=suggestion.scan.to_dict(),
             start_s=rig.clock.now_s,
         )
-        self.ledger.add(entry)
+        # written before the sample runs, so that every run in Tiled is one the ledger knows
+        with self.timer.timed("ledger"):
+            write_records(self.ledger.decisions, self.agent.records)
+            self.ledger.add(entry)
         return entry
 
     def _empty_cell(self, rig: StationRig, configuration: str) -> None:
@@ -266,82 +355,128 @@ class _Loop:
         )
         self._empty_cells.add(key)
 
-    def _run_sample(self, entry: LedgerEntry) -> None:
+    def _run_sample(self, entry: LedgerEntry, *, started: float) -> None:
+        """Run the sample's plan, then hand its results over to the background; `started`: when the loop
+        began working on it (its decision included)."""
         rig = self.lab.rigs[entry.station]
         spec = self.campaign.stations[entry.station]
         start_s = rig.clock.now_s
         first_interval = len(rig.clock.timeline)
-        self._last_record.pop(entry.sample_uid, None)
-        run_started = time.perf_counter()
-        nested = sum(self.timer.seconds.get(k, 0.0) for k in ("tiled", "analysis"))
-        try:
-            self._empty_cell(rig, str(entry.scan.get("configuration") or spec.default_configuration))
-            rig.RE(
-                sample_plan(
-                    rig.station,
-                    rig.liquid_handler,
-                    rig.cell_loader,
-                    dict(entry.target),
-                    float(entry.scan["exposure_s"]),
-                    configuration=entry.scan.get("configuration"),
-                    temperature_c=entry.scan.get("temperature_c"),
-                    n_frames=int(entry.scan.get("n_frames", 1)),
-                    balance=spec.solvent.name,
-                    campaign_id=self.campaign.id,
-                    decision_uid=entry.decision_uid,
-                    sample_uid=entry.sample_uid,
-                    total_volume_ul=spec.spec.sample_volume_ul,
-                    load_volume_ul=min(spec.spec.sample_volume_ul / 2, 300.0),
-                    measure_empty_cell=False,
+        self.results.forget(entry.sample_uid)
+        with self.timer.timed("plans"):  # the RunEngine only hands its documents to the writer and analysis
+            try:
+                self._empty_cell(rig, str(entry.scan.get("configuration") or spec.default_configuration))
+                rig.RE(
+                    sample_plan(
+                        rig.station,
+                        rig.liquid_handler,
+                        rig.cell_loader,
+                        dict(entry.target),
+                        float(entry.scan["exposure_s"]),
+                        configuration=entry.scan.get("configuration"),
+                        temperature_c=entry.scan.get("temperature_c"),
+                        n_frames=int(entry.scan.get("n_frames", 1)),
+                        balance=spec.solvent.name,
+                        campaign_id=self.campaign.id,
+                        decision_uid=entry.decision_uid,
+                        sample_uid=entry.sample_uid,
+                        total_volume_ul=spec.spec.sample_volume_ul,
+                        load_volume_ul=min(spec.spec.sample_volume_ul / 2, 300.0),
+                        measure_empty_cell=False,
+                    )
                 )
-            )
-            error = None
-        except Exception as exc:  # a failed sample is recorded and the campaign goes on
-            logger.warning("sample %s on %s failed: %s", entry.sample_uid, entry.station, exc)
-            error = f"{type(exc).__name__}: {exc}"
-        callbacks = sum(self.timer.seconds.get(k, 0.0) for k in ("tiled", "analysis")) - nested
-        self.timer.add("plans", time.perf_counter() - run_started - callbacks)
-        record = self._last_record.get(entry.sample_uid)
-        observation = None
-        if record is not None and error is None:
-            observation = agent_observation(self.campaign, record, rig.clock.now_s)
-        status = SampleStatus.MEASURED if observation is not None and observation.ok else SampleStatus.FAILED
-        reason = error or (None if status is SampleStatus.MEASURED else _failure(record))
-        done = replace(
+                error = None
+            except Exception as exc:  # a failed sample is recorded and the campaign goes on
+                logger.warning("sample %s on %s failed: %s", entry.sample_uid, entry.station, exc)
+                error = f"{type(exc).__name__}: {exc}"
+        ran = replace(
             entry,
-            status=status,
-            run_uid=record.run_uid if record is not None else None,
             start_s=start_s,
             end_s=rig.clock.now_s,
-            reason=reason,
             inventory=_inventory(rig),
             activities=_activities(rig.clock.timeline[first_interval:]),
             campaign_station_hours=self._station_hours(),
         )
-        self.entries[done.sample_uid] = done
-        self.hidden.append(_Result(done, observation))
+        self.entries[ran.sample_uid] = ran
         if len(self.entries) % self.runner.accuracy_every == 0:
             with self.timer.timed("progress"):
-                done = replace(done, accuracy=self._accuracy())
-        done = replace(done, timings_s=self.timer.take())
-        self.entries[done.sample_uid] = done
-        with self.timer.timed("tiled"):  # counted with the next sample: its timings are written here
-            self.ledger.update(done)
-        self._report_progress(done)
+                ran = replace(ran, accuracy=self._accuracy())
+        self.entries[ran.sample_uid] = ran
+        analysed = self.analysis.barrier()
+        self.results.watch(analysed)
+        written = rig.writer.barrier() if rig.writer is not None else _resolved()
+        timings = self.timer.take()
+        timings["loop"] = time.perf_counter() - started
+        flight = _InFlight(ran, error, analysed, written, timings)
+        self.hidden.append(flight)
+        self._completions.append(self._completer.submit(self._complete, flight))
+        self._report_progress(ran)
 
-    def _analysed(self, record: AnalysisRecord) -> None:
-        if record.sample_uid is not None:
-            self._last_record[record.sample_uid] = record
+    def _complete(self, flight: _InFlight) -> LedgerEntry:
+        """The sample's ledger entry with its result, written once its run and analysis are in Tiled.
+
+        Runs in the completion thread, one sample after the other in the order they ran.
+        """
+        entry, reason = flight.entry, flight.error
+        uid = entry.sample_uid
+        timings = dict(flight.loop_timings_s)
+        try:
+            analysis_s = flight.analysed.result()
+        except Exception as exc:  # the analysis thread itself failed: no result, but the sample is recorded
+            logger.exception("analysis of sample %s did not finish", uid)
+            analysis_s, reason = math.nan, reason or f"analysis did not finish: {exc}"
+        record = self.results.complete.get(uid)
+        readable_at, complete_at = self.results.readable_at.get(uid), self.results.complete_at.get(uid)
+        fits_s = complete_at - readable_at if readable_at is not None and complete_at is not None else 0.0
+        timings["analysis"] = analysis_s - fits_s
+        timings["fits"] = fits_s
+        try:
+            timings["tiled"] = flight.written.result()
+        except Exception as exc:
+            reason = reason or f"the run could not be written to Tiled: {exc}"
+        ok = reason is None and record is not None and record.ok
+        told = self.results.readable.get(uid)
+        if told is not None and told.ok and record is not None and not record.ok and not self.needs_fits:
+            # rare (no candidate model converged): the ledger says failed, as a resumed agent will
+            logger.warning("sample %s: the agent learnt a label that the model fits then failed", uid)
+        done = replace(
+            entry,
+            status=SampleStatus.MEASURED if ok else SampleStatus.FAILED,
+            run_uid=record.run_uid if record is not None else None,
+            reason=None if ok else (reason or _failure(record)),
+            timings_s=timings,
+        )
+        self.ledger.update(done)
+        return done
+
+    def _harvest(self) -> None:
+        """Take in the ledger entries the completion thread has finished, in the order the samples ran."""
+        while self._completions and self._completions[0].done():
+            future = self._completions.pop(0)
+            try:
+                done = future.result()
+            except Exception:
+                logger.exception("a sample's ledger entry could not be completed")
+                continue
+            self.entries[done.sample_uid] = done
 
     def _reveal(self, now_s: float) -> None:
-        """Tell the agent every result that finished by station time `now_s`."""
+        """Tell the agent every result that finished by station time `now_s` (waiting for it if need be)."""
         visible = [r for r in self.hidden if (r.entry.end_s or 0.0) <= now_s]
         if not visible:
             return
         self.hidden = [r for r in self.hidden if r not in visible]
-        observations = [r.observation for r in visible if r.observation is not None]
+        observations = []
+        with self.timer.timed("wait"):
+            for flight in visible:
+                if flight.error is not None:
+                    continue
+                record = self.results.wait(flight.entry.sample_uid, flight.analysed, complete=self.needs_fits)
+                if record is not None:  # a failed analysis too: the agent keeps a note of what it skips
+                    observations.append(agent_observation(self.campaign, record, flight.entry.end_s))
         if observations:
-            self.agent.tell(observations)
+            with self.timer.timed("agent"):
+                self.agent.tell(observations)
 
     def _as_suggestion(self, entry: LedgerEntry) -> Suggestion:
         spec = self.campaign.stations[entry.station]
@@ -359,7 +494,8 @@ class _Loop:
 
     def _stop_reason(self) -> str | None:
         stop = self.campaign.stop
-        done = [e for e in self.entries.values() if e.done]
+        # a sample whose run is over counts, whether or not its result is in yet
+        done = [e for e in self.entries.values() if e.done or e.end_s is not None]
         if self.runner._stop_requested:
             return "stopped by the user"
         if stop.max_samples is not None and len(done) >= stop.max_samples:
@@ -465,6 +601,12 @@ class _Loop:
             len(redo),
         )
         return redo
+
+
+def _resolved() -> Future[float]:
+    done: Future[float] = Future()
+    done.set_result(0.0)
+    return done
 
 
 def _failure(record: AnalysisRecord | None) -> str:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 from tiled.client.container import Container
 
 from tandem.analysis.fitting import FitSettings
-from tandem.analysis.pipeline import AnalysisCallback, AnalysisSettings, Analyzer
+from tandem.analysis.pipeline import (
+    EMPTY_CELL_PLAN,
+    AnalysisCallback,
+    AnalysisSettings,
+    Analyzer,
+    DocumentRun,
+)
 from tandem.analysis.store import AnalysisRecord, AnalysisStore, FitStatus
 from tandem.cli.analyze import twin_calibrations
 from tandem.observations import AnalysisStatus
@@ -244,3 +251,73 @@ def test_no_fits_and_failed_fits_are_told_apart_from_pending(
     record = Analyzer(tiled_client, AnalysisSettings(calibrations=calibrations)).analyze(spoiled)
     assert record.failure_code == "missing_geometry"
     assert record.fits_status is FitStatus.NOT_RUN
+
+
+def test_the_callback_uses_the_empty_cell_it_saw_measured_without_reading_tiled(
+    analyzer: Analyzer,
+    tiled_client: Container,
+    twin_run: Callable[..., str],
+    unique_campaign_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    done: list[AnalysisRecord] = []
+    callback = AnalysisCallback(analyzer, on_done=done.append, in_background=True)
+
+    def as_empty_cell_run(name: str, doc: Any) -> None:
+        # the documents of an empty-cell measurement, as `measure_empty_cell` makes them
+        if name == "start":
+            doc = {**doc, "plan_name": EMPTY_CELL_PLAN}
+        callback(name, doc)
+
+    twin_run(
+        tiled_client,
+        "saxs",
+        MICELLES,
+        campaign_id=unique_campaign_id,
+        exposure_s=10.0,
+        also=as_empty_cell_run,
+    )
+    assert callback.barrier().result(timeout=60) == 0.0, "an empty-cell run is kept, not analysed"
+
+    def no_search(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the empty cell was looked up in Tiled")
+
+    monkeypatch.setattr(analyzer.catalog, "runs", no_search)
+    uid = twin_run(
+        tiled_client,
+        "saxs",
+        MICELLES,
+        campaign_id=unique_campaign_id,
+        exposure_s=10.0,
+        seed=3,
+        empty_cell=False,
+        also=callback,
+    )
+    assert callback.barrier().result(timeout=120) > 0
+    [record] = done
+    assert record.run_uid == uid
+    assert record.ok, record.failure_reason
+    assert record.curve is not None
+    assert record.curve.metadata["empty_cell_subtracted"]
+
+    # another station (or geometry) has no empty cell in memory: Tiled is searched, and has none either
+    monkeypatch.undo()
+    uid = twin_run(
+        tiled_client, "sans", MICELLES, campaign_id=unique_campaign_id, exposure_s=600.0, empty_cell=False
+    )
+    other = analyzer.analyze(uid)
+    assert other.curve is not None
+    assert not other.curve.metadata["empty_cell_subtracted"]
+
+
+def test_only_a_successful_empty_cell_run_is_kept_as_a_reference(analyzer: Analyzer) -> None:
+    start = {"uid": "ec", "time": 1.0, "plan_name": EMPTY_CELL_PLAN, "station": "saxs", "geometry": {}}
+    failed = DocumentRun(start)
+    failed.add("stop", {"run_start": "ec", "exit_status": "fail", "uid": "s", "time": 2.0})
+    assert not analyzer.remember_reference(failed)
+    sample = DocumentRun({**start, "plan_name": "sample_plan"})
+    sample.add("stop", {"run_start": "ec", "exit_status": "success", "uid": "s", "time": 2.0})
+    assert not analyzer.remember_reference(sample)
+    no_frames = DocumentRun(start)
+    no_frames.add("stop", {"run_start": "ec", "exit_status": "success", "uid": "s", "time": 2.0})
+    assert not analyzer.remember_reference(no_frames), "without its empty_cell stream it is no reference"
