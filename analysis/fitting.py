@@ -741,6 +741,34 @@ def fit_models(curve: Curve, features: Features, settings: FitSettings | None = 
     return FitReport(fits, best, s.criterion, {m: v / total for m, v in raw.items()})
 
 
+def screen_models(curve: Curve, features: Features, settings: FitSettings | None = None) -> FitReport:
+    """Only the quick round of `fit_models`: every candidate from its best start, polished briefly on the
+    coarse curve, chosen by the information criterion there.
+
+    About a fifth of the full fits' cost, and enough to tell structures apart (what labelling needs);
+    parameters are rough. Raises `AnalysisError(FIT_NOT_CONVERGED)` when no candidate produced a fit.
+    """
+    s = settings or FitSettings()
+    usable = curve.select(np.isfinite(curve.intensity_per_cm) & (curve.sigma_per_cm > 0))
+    if len(usable) < 10:
+        raise AnalysisError(
+            FailureCode.TOO_FEW_POINTS, f"{len(usable)} usable points; model fits need at least 10"
+        )
+    coarse = _coarse(usable, s)
+    begun = _in_parallel(lambda c: _begin(c, usable, coarse, features, s), s.candidates, s.workers)
+    # a quick round that ran out of evaluations still ranks the structures: keep every finite fit
+    fits = tuple(f for _, f in begun)
+    good = [f for f in fits if math.isfinite(f.chi2_reduced)]
+    if not good:
+        reasons = "; ".join(f"{f.model}: {f.message}" for f in fits)
+        raise AnalysisError(FailureCode.FIT_NOT_CONVERGED, f"no candidate model could be fitted ({reasons})")
+    score: Callable[[ModelFit], float] = (lambda f: f.bic) if s.criterion == "bic" else (lambda f: f.aic)
+    best = min(good, key=score)
+    raw = {f.model: math.exp(-0.5 * min(score(f) - score(best), 1400.0)) for f in good}
+    total = sum(raw.values())
+    return FitReport(fits, best, s.criterion, {m: v / total for m, v in raw.items()})
+
+
 def model_curve(fit: ModelFit, candidates: Sequence[CandidateModel], curve: Curve) -> FloatArray:
     """The fitted model, smeared, at the curve's q points (for plots and residuals)."""
     candidate = next(c for c in candidates if c.name == fit.model)

@@ -1,48 +1,65 @@
-"""Phase labels across a campaign: curve similarity, clustering that picks the number of phases, stable names.
+"""Phase labels across a campaign: each run is named by the structure its curve shows, so a phase has
+one name at every station and no name ever changes meaning.
 
-Similarity. Two curves are compared by shape: the q range both cover is cut
-into log-spaced windows, ln I is averaged in each (which tames noise and
-form-factor wiggles), and the log-log slopes between neighbouring windows
-make the curve's profile. Slopes ignore concentration and contrast (they scale
-I) and say what phases are: a Guinier plateau, q⁻¹ rods, q⁻² sheets, q⁻⁴
-compact particles, a peak. The distance is the RMS difference of the two
-profiles. SAXS and SANS curves of one composition differ in contrast and q
-range; their shapes agree where the contrast allows, so a cross-probe distance
-exists too, but same-probe distances are preferred.
+What a label says. A run's label is its *morphology*: which of the structural
+models of `tandem.analysis.fitting` describes its curve best (`sphere`,
+`cylinder`, `lamellar`, `polymer`, `fractal`), or `no-contrast` when the curve
+is flat within its noise (the probe sees no structure there: a component
+contrast-matched for X-rays, say). The models are fitted with free contrast
+(scale, background and the shell's SLD are fitted), so X-rays and neutrons,
+which see one structure through different contrast, choose the same model: the
+same phase gets the same label at both stations, which is what lets one
+probe's results inform the other's map. A mass fractal whose fitted dimension
+is about 1 is a rod (long rods over a limited q range are fitted as well by
+either), so it is labelled `cylinder`.
 
-Sites. Runs whose realized compositions agree within a tolerance are one site
-(the same point of composition space seen by one or both stations). The
-distance between sites is the largest same-probe distance they share, so a
-difference that only neutrons see splits sites that X-rays would merge. Sites
-with no probe in common fall back to the smallest cross-probe distance.
+How. Every curve is screened once (`fitting.screen_models`: the quick round of
+the model fits, a fifth of their cost) and the result is kept for as long as
+the curve object lives, so labelling a campaign of N runs after each new run
+costs one screen per run, not N. Flatness is tested first: the curve merged to
+a few log-spaced bins, compared with its weighted mean; a χ²ᵣ below
+`flat_chi2_max` means no structure stands out of the noise, and fitting
+models to it would only name noise.
 
-Clustering. Average-linkage hierarchical clustering of the sites; the number
-of phases is the one with the best silhouette among those that keep every
-cluster tighter than `merge_limit` and keep clusters at least
-`min_split_distance` apart (one phase when no split is convincing).
+Probabilities. The information-criterion weights of the screen (Schwarz
+weights), summed per label: a curve that two structures describe about as
+well says so.
 
-Stable names. Labels are `phase-1`, `phase-2`, … Each new clustering is
-matched to the previous labels by overlap (Hungarian assignment on the number
-of runs two clusters share), so adding a sample never renames the phases of
-earlier samples; a cluster with no predecessor gets the next unused name.
+Stable names. A label is a property of one curve, so a new run never renames
+the phases of earlier runs; it can only add a label not seen before. `previous`
+is accepted for the callers that keep labels between calls and is not needed.
+
+Sites. Runs whose realized compositions agree within `composition_tolerance`
+are one site (the same point of composition space seen by one or both
+stations); `Labelling.sites` reports them, and `Labelling.agreement` says at
+how many sites both probes gave the same label.
+
+`shape_distance` (slope profiles of two curves) is kept as a model-free
+similarity for comparing curves.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.optimize import linear_sum_assignment
-from scipy.spatial.distance import squareform
 
 from tandem.analysis.curves import Curve
 from tandem.analysis.failures import AnalysisError, FailureCode
+from tandem.analysis.features import FeatureSettings, extract_features
+from tandem.analysis.fitting import FitSettings, screen_models
 
 FloatArray = npt.NDArray[np.float64]
+
+#: the label of a curve that is flat within its noise
+NO_CONTRAST = "no-contrast"
+#: the label of a curve no model could be fitted to
+UNRESOLVED = "unresolved"
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,34 +72,66 @@ class LabelInput:
     curve: Curve
 
 
+class InvalidLabelSettingsError(AnalysisError, ValueError):
+    """Label settings no labelling could use."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(FailureCode.INTERNAL, message)
+
+
 @dataclass(frozen=True)
 class LabelSettings:
-    #: log-q windows whose mean ln I make a curve's slope profile
-    windows: int = 12
+    #: the curve merged into this many log-q bins for the flatness test
+    flat_bins: int = 15
+    #: a curve whose merged bins scatter about their mean with a χ²ᵣ below this shows no structure
+    flat_chi2_max: float = 10.0
+    #: a mass fractal fitted with a dimension below this is a rod
+    rod_fractal_dim_max: float = 1.5
     #: runs whose compositions differ by at most this (max abs mass-fraction difference) are one site
     composition_tolerance: float = 0.005
-    max_phases: int = 10
-    #: a split must beat this silhouette to be believed ...
-    min_silhouette: float = 0.6
-    #: ... and separate clusters by at least this distance: structure drifting smoothly inside one phase
-    #: (a radius growing with concentration) changes slopes by less
-    min_split_distance: float = 1.0
-    #: sites farther apart than this (RMS difference of log-log slopes) are never one phase
-    merge_limit: float = 3.0
-    #: two curves must share at least this factor in q to be compared
+    #: log-q windows whose mean ln I make a curve's slope profile (`shape_distance`)
+    windows: int = 12
+    #: two curves must share at least this factor in q to be compared (`shape_distance`)
     min_overlap_ratio: float = 2.0
-    prefix: str = "phase-"
+    features: FeatureSettings = field(default_factory=FeatureSettings)
+    #: the screen runs the candidates one after another: labelling runs beside other work
+    fitting: FitSettings = field(default_factory=lambda: FitSettings(workers=1))
 
-    def to_dict(self) -> dict[str, float | int | str]:
+    def __post_init__(self) -> None:
+        problems = []
+        if self.flat_bins < 3:
+            problems.append(f"flat_bins must be at least 3, got {self.flat_bins}")
+        for name in ("flat_chi2_max", "rod_fractal_dim_max", "composition_tolerance"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                problems.append(f"{name} must be a finite number >= 0, got {value!r}")
+        if problems:
+            raise InvalidLabelSettingsError("; ".join(problems))
+
+    def to_dict(self) -> dict[str, object]:
         return {
-            "windows": self.windows,
+            "scheme": "morphology",
+            "candidates": [c.name for c in self.fitting.candidates],
+            "flat_bins": self.flat_bins,
+            "flat_chi2_max": self.flat_chi2_max,
+            "rod_fractal_dim_max": self.rod_fractal_dim_max,
             "composition_tolerance": self.composition_tolerance,
-            "max_phases": self.max_phases,
-            "min_silhouette": self.min_silhouette,
-            "merge_limit": self.merge_limit,
-            "min_split_distance": self.min_split_distance,
+            "windows": self.windows,
             "min_overlap_ratio": self.min_overlap_ratio,
         }
+
+
+@dataclass(frozen=True)
+class Morphology:
+    """What one curve shows: its label, the label's probability, and what decided it."""
+
+    label: str
+    probabilities: Mapping[str, float]
+    #: the best screened model (None for a flat curve or one no model fits)
+    model: str | None = None
+    #: χ²ᵣ of the curve's merged bins about their mean: how far it stands out of flat
+    structure_chi2: float = math.nan
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,6 +141,10 @@ class Labelling:
     n_phases: int
     silhouette: float = math.nan
     sites: Mapping[str, int] = field(default_factory=dict)
+    morphologies: Mapping[str, Morphology] = field(default_factory=dict)
+    #: sites measured by both probes, and how many of them got one label from both
+    sites_both_probes: int = 0
+    agreement: int = 0
 
 
 def slope_profile(curve: Curve, q_lo: float, q_hi: float, windows: int) -> FloatArray:
@@ -148,95 +201,76 @@ def _sites(items: Sequence[LabelInput], tolerance: float) -> list[list[int]]:
     return sites
 
 
-def _site_distances(items: Sequence[LabelInput], sites: list[list[int]], s: LabelSettings) -> FloatArray:
-    n = len(sites)
-    dist = np.zeros((n, n))
-    for i in range(n):
-        for j in range(i + 1, n):
-            same: list[float] = []
-            cross: list[float] = []
-            for a in sites[i]:
-                for b in sites[j]:
-                    d = shape_distance(items[a].curve, items[b].curve, s)
-                    if math.isnan(d):
-                        continue
-                    (same if items[a].probe == items[b].probe else cross).append(d)
-            if same:
-                d_ij = max(same)
-            elif cross:
-                d_ij = min(cross)
-            else:
-                # no common q range at all: nothing says they are alike
-                d_ij = 2.0 * s.merge_limit
-            dist[i, j] = dist[j, i] = d_ij
-    return dist
-
-
-def _silhouette(dist: FloatArray, clusters: npt.NDArray[np.int_]) -> float:
-    ids = np.unique(clusters)
-    if ids.size < 2 or ids.size >= clusters.size:
+def structure_chi2(curve: Curve, bins: int = 15) -> float:
+    """χ²ᵣ of the curve merged into `bins` log-q bins about their weighted mean (≈ 1 for a flat curve)."""
+    ok = np.isfinite(curve.intensity_per_cm) & np.isfinite(curve.sigma_per_cm) & (curve.sigma_per_cm > 0)
+    q, i, sigma = curve.q_inv_a[ok], curve.intensity_per_cm[ok], curve.sigma_per_cm[ok]
+    if q.size < 3:
         return math.nan
-    scores = []
-    for i in range(clusters.size):
-        own = clusters == clusters[i]
-        if own.sum() == 1:
-            scores.append(0.0)
-            continue
-        a = dist[i, own].sum() / (own.sum() - 1)
-        b = min(dist[i, clusters == c].mean() for c in ids if c != clusters[i])
-        scores.append((b - a) / max(a, b) if max(a, b) > 0 else 0.0)
-    return float(np.mean(scores))
+    edges = np.geomspace(q[0], q[-1] * (1 + 1e-12), bins + 1)
+    which = np.clip(np.digitize(q, edges) - 1, 0, bins - 1)
+    w = 1.0 / sigma**2
+    weight = np.bincount(which, weights=w, minlength=bins)
+    filled = weight > 0
+    mean = np.bincount(which, weights=w * i, minlength=bins)[filled] / weight[filled]
+    weight = weight[filled]
+    if mean.size < 2:
+        return math.nan
+    level = float(np.sum(weight * mean) / np.sum(weight))
+    return float(np.sum(weight * (mean - level) ** 2) / (mean.size - 1))
 
 
-def _cluster(dist: FloatArray, s: LabelSettings) -> tuple[npt.NDArray[np.int_], float]:
-    n = dist.shape[0]
-    if n == 1:
-        return np.ones(1, dtype=int), math.nan
-    tree = linkage(squareform(dist, checks=False), method="average")
-    floor = fcluster(tree, t=s.merge_limit, criterion="distance")
-    k_min = int(np.unique(floor).size)
-    best, best_score = floor, _silhouette(dist, floor) if k_min > 1 else s.min_silhouette
-    if k_min == 1:
-        best_score = s.min_silhouette
-    for k in range(max(k_min, 2), min(s.max_phases, n - 1) + 1):
-        # the closest two of the k clusters merge at the (n−k)-th step of the tree
-        if tree[n - k, 2] < s.min_split_distance and k > k_min:
-            break
-        clusters = fcluster(tree, t=k, criterion="maxclust")
-        score = _silhouette(dist, clusters)
-        if not math.isnan(score) and score > best_score:
-            best, best_score = clusters, score
-    return np.asarray(best, dtype=int), best_score
+def _classify(curve: Curve, s: LabelSettings) -> Morphology:
+    chi2 = structure_chi2(curve, s.flat_bins)
+    if math.isfinite(chi2) and chi2 <= s.flat_chi2_max:
+        return Morphology(NO_CONTRAST, {NO_CONTRAST: 1.0}, None, chi2, "no structure above the noise")
+    try:
+        report = screen_models(curve, extract_features(curve, s.features), s.fitting)
+    except AnalysisError as exc:
+        return Morphology(UNRESOLVED, {UNRESOLVED: 1.0}, None, chi2, exc.message)
+    probabilities: dict[str, float] = {}
+    for fit in report.fits:
+        weight = report.weights.get(fit.model, 0.0)
+        if weight > 0:
+            label = _label_of(fit.model, fit.parameters, s)
+            probabilities[label] = probabilities.get(label, 0.0) + weight
+    label = _label_of(report.best.model, report.best.parameters, s)
+    return Morphology(label, probabilities, report.best.model, chi2)
 
 
-def _stable_names(
-    members: Mapping[int, list[str]], previous: Mapping[str, str], prefix: str
-) -> dict[int, str]:
-    """Name each new cluster after the previous label it overlaps most (Hungarian), else a fresh name."""
-    old_names = sorted(set(previous.values()))
-    cluster_ids = sorted(members)
-    names: dict[int, str] = {}
-    if old_names:
-        overlap = np.array(
-            [
-                [sum(previous.get(run) == name for run in members[c]) for name in old_names]
-                for c in cluster_ids
-            ]
+def _label_of(model: str, parameters: Mapping[str, tuple[float, float]], s: LabelSettings) -> str:
+    dimension = parameters.get("fractal_dim_mass", (math.nan, math.nan))[0]
+    if model == "fractal" and dimension < s.rod_fractal_dim_max:
+        return "cylinder"
+    return model
+
+
+class _MorphologyCache:
+    """Each curve's morphology, kept while the curve object lives (the pipeline keeps its curves)."""
+
+    def __init__(self) -> None:
+        self._known: weakref.WeakKeyDictionary[Curve, tuple[LabelSettings, Morphology]] = (
+            weakref.WeakKeyDictionary()
         )
-        rows, cols = linear_sum_assignment(-overlap)
-        for r, c in zip(rows, cols, strict=True):
-            if overlap[r, c] > 0:
-                names[cluster_ids[r]] = old_names[c]
-    used = set(old_names)
-    counter = 1
-    for c in cluster_ids:
-        if c in names:
-            continue
-        while f"{prefix}{counter}" in used:
-            counter += 1
-        names[c] = f"{prefix}{counter}"
-        used.add(names[c])
-    return names
+        self._lock = threading.Lock()
+
+    def get(self, curve: Curve, settings: LabelSettings) -> Morphology:
+        with self._lock:
+            hit = self._known.get(curve)
+        if hit is not None and hit[0] == settings:
+            return hit[1]
+        found = _classify(curve, settings)
+        with self._lock:
+            self._known[curve] = (settings, found)
+        return found
+
+
+_CACHE = _MorphologyCache()
+
+
+def morphology(curve: Curve, settings: LabelSettings | None = None) -> Morphology:
+    """The structure a curve shows: its label, probabilities and the model that decided it."""
+    return _CACHE.get(curve, settings or LabelSettings())
 
 
 def assign_labels(
@@ -244,49 +278,38 @@ def assign_labels(
     previous: Mapping[str, str] | None = None,
     settings: LabelSettings | None = None,
 ) -> Labelling:
-    """Label every run of a campaign; `previous` maps run uid to the label it had, to keep names stable."""
+    """Label every run of a campaign by the structure its curve shows.
+
+    `previous` (run uid -> earlier label) is accepted for callers that keep labels between calls; a
+    run's label depends on its own curve only, so earlier runs keep theirs whatever arrives.
+    """
+    del previous  # names are properties of curves: nothing to reconcile
     s = settings or LabelSettings()
     if not items:
         return Labelling({}, {}, 0)
     uids = [it.run_uid for it in items]
     if len(set(uids)) != len(uids):
         raise AnalysisError(FailureCode.INTERNAL, "each run may appear once in a labelling")
-    sites = _sites(items, s.composition_tolerance)
-    dist = _site_distances(items, sites, s)
-    clusters, score = _cluster(dist, s)
-    members: dict[int, list[str]] = {}
-    for site_index, cluster in enumerate(clusters):
-        members.setdefault(int(cluster), []).extend(uids[i] for i in sites[site_index])
-    names = _stable_names(members, previous or {}, s.prefix)
-    labels: dict[str, str] = {}
+    found = {it.run_uid: morphology(it.curve, s) for it in items}
+    labels = {uid: m.label for uid, m in found.items()}
     site_of: dict[str, int] = {}
-    for site_index, cluster in enumerate(clusters):
-        for i in sites[site_index]:
-            labels[uids[i]] = names[int(cluster)]
-            site_of[uids[i]] = site_index
-    return Labelling(labels, _probabilities(dist, clusters, sites, uids, names), len(members), score, site_of)
-
-
-def _probabilities(
-    dist: FloatArray,
-    clusters: npt.NDArray[np.int_],
-    sites: list[list[int]],
-    uids: list[str],
-    names: Mapping[int, str],
-) -> dict[str, dict[str, float]]:
-    """Soft membership: exp(−d²/2w²) to each cluster's mean distance, w the typical within-cluster spread."""
-    ids = np.unique(clusters)
-    within = [dist[np.ix_(clusters == c, clusters == c)] for c in ids]
-    spreads = [w[np.triu_indices_from(w, 1)] for w in within]
-    pooled = np.concatenate(spreads) if spreads else np.array([])
-    width = float(np.median(pooled)) if pooled.size and np.median(pooled) > 0 else 0.1
-    out: dict[str, dict[str, float]] = {}
-    for site_index in range(len(sites)):
-        d = np.array([dist[site_index, clusters == c].mean() for c in ids])
-        logits = -0.5 * (d / width) ** 2
-        p = np.exp(logits - logits.max())
-        p /= p.sum()
-        probs = {names[int(c)]: float(v) for c, v in zip(ids, p, strict=True)}
-        for i in sites[site_index]:
-            out[uids[i]] = probs
-    return out
+    sites = _sites(items, s.composition_tolerance)
+    both = agree = 0
+    for index, members in enumerate(sites):
+        for i in members:
+            site_of[uids[i]] = index
+        by_probe: dict[str, set[str]] = {}
+        for i in members:
+            by_probe.setdefault(items[i].probe, set()).add(labels[uids[i]])
+        if len(by_probe) > 1:
+            both += 1
+            agree += len(set.intersection(*by_probe.values())) > 0
+    return Labelling(
+        labels=labels,
+        probabilities={uid: dict(m.probabilities) for uid, m in found.items()},
+        n_phases=len(set(labels.values())),
+        sites=site_of,
+        morphologies=found,
+        sites_both_probes=both,
+        agreement=agree,
+    )

@@ -11,7 +11,7 @@ import pytest
 from tandem.analysis.curves import Curve
 from tandem.analysis.failures import AnalysisError, FailureCode
 from tandem.analysis.features import extract_features, guinier, peak, porod
-from tandem.analysis.fitting import HOMOGENEOUS_CANDIDATES, FitSettings, fit_models
+from tandem.analysis.fitting import HOMOGENEOUS_CANDIDATES, FitSettings, fit_models, screen_models
 
 #: these curves are made with the homogeneous models: fit with those (the twin's tests use the defaults)
 HOMOGENEOUS = FitSettings(candidates=HOMOGENEOUS_CANDIDATES)
@@ -108,4 +108,25 @@ def test_too_few_points_to_fit() -> None:
     curve = Curve(q, 1 / q, 0.01 / q, 0.01 * q)
     with pytest.raises(AnalysisError) as info:
         fit_models(curve, extract_features(curve))
+    assert info.value.code is FailureCode.TOO_FEW_POINTS
+
+
+# not the short rod of `noisy_curve` (length 15 radii, from a sphere-like start): the screen's brief
+# polish can leave it at a polydisperse sphere, which only the full fit rules out
+@pytest.mark.parametrize("phase", ["sphere", "lamellar", "polymer"])
+def test_the_screen_alone_tells_distinct_structures_apart(noisy_curve: CurveMaker, phase: str) -> None:
+    curve = noisy_curve(phase)
+    report = screen_models(curve, extract_features(curve), HOMOGENEOUS)
+    assert report.best.model == phase
+    assert report.weights[phase] > 0.99
+    assert sum(report.weights.values()) == pytest.approx(1.0)
+    # the screen works on the merged curve: fewer points than the full fit sees
+    assert report.best.n_points < len(curve)
+
+
+def test_the_screen_needs_enough_points() -> None:
+    q = np.geomspace(0.01, 0.1, 5)
+    curve = Curve(q, 1 / q, 0.01 / q, 0.01 * q)
+    with pytest.raises(AnalysisError) as info:
+        screen_models(curve, extract_features(curve))
     assert info.value.code is FailureCode.TOO_FEW_POINTS
