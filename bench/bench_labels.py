@@ -21,11 +21,13 @@ What it does:
    checkpoint it prints the accuracy of the labels against the truth after the best one-to-one matching
    of label names to phases (`tandem.campaign.metrics.match_labels`, as the campaign report matches):
 
-   - xray: SAXS runs against the truth X-rays can see (the two polymer phases are one, "polymer
-     (x-ray)": PPG is contrast-matched for X-rays);
+   - xray: SAXS runs against the five phases as the twin renders them;
+   - (merged): SAXS runs against a truth with the two polymer phases as one, "polymer (x-ray)" (PPG is
+     nearly contrast-matched for X-rays; but the SDS bound in the polymer-rich clusters is not, and
+     most of them show clearly at SAXS);
    - neutron: SANS runs against the five phases;
-   - combined: all runs with one matching, SAXS runs judged against the merged truth; a label that
-     stands for one phase at one station and another at the other cannot score here;
+   - combined: all runs with one matching (and its merged variant): a label that stands for one phase
+     at one station and another phase at the other cannot score here;
    - renames: how many times an earlier run's label changed when a later run arrived.
 
 The truth is read only here, to score; the labeller never sees it.
@@ -45,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from tandem.analysis.curves import Curve
-from tandem.analysis.labels import LabelInput, Labelling, assign_labels
+from tandem.analysis.labels import LabelInput, assign_labels
 from tandem.analysis.reduction import Exposure, reduce_exposure
 from tandem.campaign.config import Campaign, load_campaign
 from tandem.campaign.metrics import match_labels
@@ -222,6 +224,9 @@ class Checkpoint:
     combined_merged: float
     renames: int
     n_labels: int
+    #: sites measured by both probes, and those where both gave one label
+    sites_both: int
+    sites_agree: int
     seconds_per_call: float
     confusion: str
 
@@ -245,7 +250,6 @@ def run_campaign(runs: Sequence[Run], checkpoints: Sequence[int]) -> list[Checkp
     renames = 0
     calls: list[float] = []
     out: list[Checkpoint] = []
-    result: Labelling | None = None
     for i, run in enumerate(runs[: max(checkpoints)], start=1):
         items.append(LabelInput(run.uid, run.probe, run.composition, run.curve))
         t0 = time.perf_counter()
@@ -265,6 +269,8 @@ def run_campaign(runs: Sequence[Run], checkpoints: Sequence[int]) -> list[Checkp
                     combined_merged=accuracy(done, previous, merged=True),
                     renames=renames,
                     n_labels=len(set(previous.values())),
+                    sites_both=result.sites_both_probes,
+                    sites_agree=result.agreement,
                     seconds_per_call=calls[-1],
                     confusion=_confusion(done, previous),
                 )
@@ -286,12 +292,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     print("runs by probe and phase:", ", ".join(f"{p}/{t}: {c}" for (p, t), c in sorted(counts.items())))
     print(
         f"{'runs':>5} {'xray':>6} {'(merged)':>9} {'neutron':>8} {'combined':>9} {'(merged)':>9} "
-        f"{'renames':>8} {'labels':>7} {'s/call':>7}"
+        f"{'renames':>8} {'labels':>7} {'s/call':>7} {'sites: same label / both probes':>32}"
     )
     for cp in run_campaign(runs, checkpoints):
         print(
             f"{cp.n:5d} {cp.xray:6.1%} {cp.xray_merged:9.1%} {cp.neutron:8.1%} {cp.combined:9.1%} "
-            f"{cp.combined_merged:9.1%} {cp.renames:8d} {cp.n_labels:7d} {cp.seconds_per_call:7.3f}"
+            f"{cp.combined_merged:9.1%} {cp.renames:8d} {cp.n_labels:7d} {cp.seconds_per_call:7.3f} "
+            f"{cp.sites_agree:>26d} / {cp.sites_both}"
         )
         if args.confusion:
             print(cp.confusion)
