@@ -300,6 +300,15 @@ def _composition(run: RunLike, solvents: tuple[str, ...]) -> dict[str, float]:
     return out
 
 
+def _notify(hook: Callable[[AnalysisRecord], None] | None, record: AnalysisRecord) -> None:
+    if hook is None:
+        return
+    try:
+        hook(record)
+    except Exception:  # a consumer's bug must not lose the analysis
+        logger.exception("a hook failed for the record of run %s", record.run_uid)
+
+
 def _geometry_key(geometry: Any) -> str:
     """A hashable form of a geometry as recorded in a start document (runs match on equal geometry)."""
     return json.dumps(geometry, sort_keys=True, default=str)
@@ -318,7 +327,10 @@ class Analyzer:
     A run's node is written as soon as its curve, features and label are known, with its fits
     pending, and completed when the fits are done (see `tandem.analysis.store`): the label is
     readable in Tiled well before the slowest step. `on_readable` is called at that point with the
-    record whose fits are pending; what `analyze` returns is the complete record.
+    record whose fits are pending; what `analyze` returns is the complete record. `on_labelled` is
+    called earlier still, as soon as the label is known and before the node is written: for a
+    consumer in the same process that needs only the label (the campaign's agent), and that does
+    not rely on the node being in Tiled yet.
     """
 
     def __init__(
@@ -327,9 +339,11 @@ class Analyzer:
         settings: AnalysisSettings | None = None,
         *,
         on_readable: Callable[[AnalysisRecord], None] | None = None,
+        on_labelled: Callable[[AnalysisRecord], None] | None = None,
     ) -> None:
         self.settings = settings or AnalysisSettings()
         self.on_readable = on_readable
+        self.on_labelled = on_labelled
         self.catalog = Catalog(client)
         self.store = AnalysisStore(client)
         # curves of OK records by run uid (records are immutable but for their labels): labelling a
@@ -384,14 +398,12 @@ class Analyzer:
         record, features = self._analyze(run)
         if record.ok and record.curve is not None:
             record = self._label(record)
+        if record.fits_pending:
+            _notify(self.on_labelled, record)
         self.store.put(record)
         if features is None or not record.fits_pending:
             return record
-        if self.on_readable is not None:
-            try:
-                self.on_readable(record)
-            except Exception:
-                logger.exception("on_readable failed for run %s", record.run_uid)
+        _notify(self.on_readable, record)
         record = self._fit(record, features)
         self.store.finish(record)
         return record

@@ -150,7 +150,9 @@ class DocumentQueue:
     `barrier()` says when everything handed over so far has been processed, and how long that
     took; an error of the callback is logged and raised by the next barrier (and `close`), so
     nothing fails silently. Documents after an error are still handed to the callback (the next
-    run may well be written). `close()` processes what is queued and stops the thread.
+    run may well be written). `submit(fn)` runs a call of the caller's in the same order (a write
+    that must land before the next run's documents). `close()` processes what is queued and stops
+    the thread.
     """
 
     def __init__(
@@ -171,6 +173,12 @@ class DocumentQueue:
         if self._closed:
             raise DocumentQueueError(f"{self.name}: a document arrived after the queue was closed")
         self._queue.put((name, doc))
+
+    def submit(self, call: Callable[[], Any]) -> None:
+        """Run `call` in the queue's thread after the documents handed over before it (errors: as theirs)."""
+        if self._closed:
+            raise DocumentQueueError(f"{self.name}: a call arrived after the queue was closed")
+        self._queue.put((_CALL, call))
 
     def barrier(self) -> Future[float]:
         """A future that resolves once every document handed over before this call has been processed.
@@ -211,7 +219,10 @@ class DocumentQueue:
                 continue
             started = time.perf_counter()
             try:
-                self.callback(name, item)
+                if name == _CALL:
+                    item()
+                else:
+                    self.callback(name, item)
             except Exception as error:
                 logger.exception("%s: the %s document could not be processed", self.name, name)
                 self._errors.append(error)
@@ -231,6 +242,7 @@ class DocumentQueue:
 
 
 _BARRIER = "__barrier__"
+_CALL = "__call__"
 _STOP = "__stop__"
 
 

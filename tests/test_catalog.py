@@ -419,8 +419,10 @@ def test_the_document_queue_keeps_order_and_reports_errors_at_the_barrier() -> N
     documents = DocumentQueue(callback, max_documents=2)  # a small queue: the caller waits, nothing is lost
     for i in range(10):
         documents(f"doc{i}", {})
+        if i == 4:
+            documents.submit(lambda: seen.append("call"))
     assert documents.barrier().result(timeout=10) >= 0
-    assert seen == [f"doc{i}" for i in range(10)]
+    assert seen == [*(f"doc{i}" for i in range(5)), "call", *(f"doc{i}" for i in range(5, 10))]
 
     documents("event", {"bad": True})
     documents("stop", {})
@@ -433,6 +435,8 @@ def test_the_document_queue_keeps_order_and_reports_errors_at_the_barrier() -> N
     documents.close(timeout_s=10)
     with pytest.raises(DocumentQueueError, match="after the queue was closed"):
         documents("start", {})
+    with pytest.raises(DocumentQueueError, match="after the queue was closed"):
+        documents.submit(lambda: None)
     assert documents.barrier().result(timeout=0) == 0.0
     with pytest.raises(ValueError, match="max_documents"):
         DocumentQueue(callback, max_documents=0)

@@ -30,6 +30,7 @@ as before. Stopping (the sample budget, Ctrl-C, an error) drains all of it first
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import threading
@@ -44,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from tandem.agents.protocol import Agent
-from tandem.agents.records import write_records
+from tandem.agents.records import DecisionRecord, write_records
 from tandem.analysis.pipeline import AnalysisCallback, AnalysisSettings, Analyzer
 from tandem.analysis.store import AnalysisRecord, AnalysisStore
 from tandem.campaign.agent_factory import agent_learns_from_fits, build_agent
@@ -153,11 +154,11 @@ class _Results:
         self._changed = threading.Condition()
         self.readable: dict[str, AnalysisRecord] = {}
         self.complete: dict[str, AnalysisRecord] = {}
-        #: when the label was readable and when the record was complete (perf_counter), for the timings
+        #: when the label was known and when the record was complete (perf_counter), for the timings
         self.readable_at: dict[str, float] = {}
         self.complete_at: dict[str, float] = {}
 
-    def on_readable(self, record: AnalysisRecord) -> None:
+    def on_labelled(self, record: AnalysisRecord) -> None:
         if record.sample_uid is None:
             return
         with self._changed:
@@ -256,7 +257,7 @@ class _Loop:
         self._empty_cells: set[tuple[str, str]] = set()
         self.outcome = Outcome(self.campaign.id, [])
         self.results = _Results()
-        self.analyzer.on_readable = self.results.on_readable
+        self.analyzer.on_labelled = self.results.on_labelled
         # one analysis thread for both stations: runs are analysed (and labelled) in the order they closed
         self.analysis = AnalysisCallback(self.analyzer, on_done=self.results.on_done, in_background=True)
         for rig in lab.rigs.values():
@@ -264,6 +265,7 @@ class _Loop:
         # ledger entries are completed in the order the samples ran, once their results are in Tiled
         self._completer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         self._completions: list[Future[LedgerEntry]] = []
+        self._records_written = 0
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -332,11 +334,23 @@ class _Loop:
             scan=suggestion.scan.to_dict(),
             start_s=rig.clock.now_s,
         )
-        # written before the sample runs, so that every run in Tiled is one the ledger knows
+        # in the station's Tiled queue, ahead of the sample's run: every run in Tiled is one the ledger knows
+        records = self.agent.records[self._records_written :]
+        self._records_written += len(records)
         with self.timer.timed("ledger"):
-            write_records(self.ledger.decisions, self.agent.records)
-            self.ledger.add(entry)
+            self._in_order(rig, functools.partial(self._record_decision, records, entry))
         return entry
+
+    def _record_decision(self, records: Sequence[DecisionRecord], entry: LedgerEntry) -> None:
+        write_records(self.ledger.decisions, records)
+        self.ledger.add(entry)
+
+    def _in_order(self, rig: StationRig, write: Callable[[], object]) -> None:
+        """Write to Tiled in order with the station's runs (at once if the rig writes synchronously)."""
+        if rig.writer is None:
+            write()
+        else:
+            rig.writer.submit(write)
 
     def _empty_cell(self, rig: StationRig, configuration: str) -> None:
         """Measure the empty cell once per detector configuration: every later sample there uses it."""
