@@ -136,6 +136,8 @@ class MultiProbeSettings:
     num_restarts: int = 4
     raw_samples: int = 128
     maxiter: int = 60
+    #: assumed correlation between the probes' views of a label only one probe has reported
+    unseen_task_correlation: float = 0.5
     #: the probe whose labels define the phase map
     reference_probe: Probe = Probe.NEUTRON
     #: hyperparameter fitting; the lengthscale prior's median is 0.6 of the box (see `RefitPolicy`)
@@ -268,27 +270,44 @@ class MultiProbeAgent(AgentBase):
         if newly_seen:
             # a label now reported by a second probe: its task correlation has become identifiable
             self.gp.request_refit()
+        elif self.gp.hyperparameters is not None and not self.gp.needs_refit():
+            # a probe may just have looked where a label of the other was reported: no refit, but
+            # the fixed correlations of one-probe labels must follow at once
+            before = self.gp.hyperparameters.task_covariance
+            hp = self.unidentified_tasks_independent(self.gp.hyperparameters)
+            after = hp.task_covariance
+            if before is not None and after is not None and not np.array_equal(after, before):
+                self.gp.use_hyperparameters(hp, self.gp.n_at_fit)
 
     def unidentified_tasks_independent(self, hp: KernelHyperparameters) -> KernelHyperparameters:
-        """Task covariances of labels reported by one probe only: independent, equal variances.
+        """Task covariances of labels reported by one probe only: fixed, not fitted.
 
         Such a label's cross-probe correlation is not identified by the data: the
         marginal likelihood happily makes it 1 (the X-ray "merged polymer" label
         would then be copied into the neutron map, which would confidently
         predict a label neutrons never report, and the neutron latents there
-        would look settled). Until both probes have reported a label, the other
-        probe's view of it is an independent latent with the same prior variance:
-        a label seen by SAXS alone may hide phases only SANS can tell apart, so
-        SANS information there stays high until SANS has looked.
+        would look settled). So it is set, with equal variances for both probes:
+
+        * while the other probe has not looked where the label was reported,
+          the correlation is `unseen_task_correlation`: analysis names a phase
+          alike at both stations, so a label is likely the same phase to the
+          other probe, but it may hide phases only that probe tells apart, so
+          the other probe's view stays uncertain enough to be worth a look;
+        * once the other probe has looked there and reported something else, the
+          label is one probe's alone and the two views are independent.
         """
         if hp.task_covariance is None:
             return hp
         b = hp.task_covariance.copy()
+        looked = {probe: self._labels_looked_at(probe) for probe in PROBES}
         for i, label in enumerate(self.labels[: len(b)]):
             seen = self.seen_by.get(label, set())
             if len(seen) == 1:
-                t = PROBES.index(next(iter(seen)))
-                b[i] = b[i, t, t] * np.eye(b.shape[-1])
+                (probe,) = seen
+                t = PROBES.index(probe)
+                others_looked = any(label in looked[p] for p in PROBES if p is not probe)
+                rho = 0.0 if others_looked else self.settings.unseen_task_correlation
+                b[i] = b[i, t, t] * ((1.0 - rho) * np.eye(b.shape[-1]) + rho)
         return replace(hp, task_covariance=b)
 
     @property
@@ -336,13 +355,30 @@ class MultiProbeAgent(AgentBase):
         ref = Probe(self.settings.reference_probe)
         return next((s for s in stations if self.costs[s].probe is ref), None)
 
+    def _labels_looked_at(self, probe: Probe, pending_u: np.ndarray | None = None) -> set[str]:
+        """Labels of other probes' observations where `probe` has looked.
+
+        `probe` has looked at a label when one of its observations (or a sample
+        pending on one of its stations, from `pending_u`) has, as its nearest
+        observation by another probe, one that bears that label.
+        """
+        u = self.observed_unit()
+        mine = np.array([o.probe is probe for o in self.observations], dtype=bool)
+        others = np.array([o.label for o, m in zip(self.observations, mine, strict=True) if not m])
+        looked_from = u[mine]
+        if pending_u is not None and len(pending_u):
+            on_probe = np.array([self.stations.get(s) is probe for s in self.pending_stations], dtype=bool)
+            looked_from = np.concatenate([looked_from, pending_u[on_probe]])
+        if len(others) == 0 or len(looked_from) == 0:
+            return set()
+        nearest = np.linalg.norm(looked_from[:, None, :] - u[~mine][None, :, :], axis=-1).argmin(-1)
+        return {str(lab) for lab in others[nearest]}
+
     def unlooked_labels(self, pending_u: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Labels only other probes reported, where the reference probe has not looked yet.
 
         Returns each such label with the unit-cube points of the observations that
-        bear it. The reference probe has looked at a label when one of its
-        observations (or a sample pending on its station) lies where the other
-        probes' nearest observation bears that label.
+        bear it (see `_labels_looked_at` for when a probe has looked).
         """
         ref = Probe(self.settings.reference_probe)
         u = self.observed_unit()
@@ -350,15 +386,8 @@ class MultiProbeAgent(AgentBase):
         others = np.array([o.label for o, r in zip(self.observations, is_ref, strict=True) if not r])
         if len(others) == 0:
             return {}
-        looked_from = u[is_ref]
-        if pending_u is not None and len(pending_u):
-            on_ref = np.array([self.stations.get(s) is ref for s in self.pending_stations], dtype=bool)
-            looked_from = np.concatenate([looked_from, pending_u[on_ref]])
+        looked = self._labels_looked_at(ref, pending_u)
         other_u = u[~is_ref]
-        looked: set[str] = set()
-        if len(looked_from):
-            nearest = np.linalg.norm(looked_from[:, None, :] - other_u[None, :, :], axis=-1).argmin(-1)
-            looked = {str(lab) for lab in others[nearest]}
         return {
             label: other_u[others == label]
             for label in self.labels

@@ -21,11 +21,13 @@ import uuid
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import torch
 
 from tandem.agents.base import AgentBase
 from tandem.agents.baselines import RandomAgent, SpaceFillingAgent
+from tandem.agents.gp import DTYPE
 from tandem.agents.multi_probe import MultiProbeAgent, StationCost
-from tandem.agents.phase_mapping import PhaseMappingAgent
+from tandem.agents.phase_mapping import PhaseMappingAgent, class_probabilities, dirichlet_targets
 from tandem.agents.region import FeasibleRegion, region_from_bounds
 from tandem.observations import AnalysisStatus, Observation
 from tandem.sim.instruments import instrument_for
@@ -184,6 +186,68 @@ def efficiency(seeds: int, max_samples: int, every: int, target: float) -> None:
         print(f"  {other} / phase_mapping = {medians[other] / base:.2f}x (a lower bound if censored)")
 
 
+# -- the ceiling: an oracle that knows the truth --------------------------------------------------
+
+
+def _oracle_campaign(
+    seed: int, max_samples: int, every: int, n_candidates: int, points: np.ndarray
+) -> list[tuple[int, float]]:
+    """Greedy one-step oracle: of `n_candidates` random compositions, measure the one whose *true*
+    label raises the agent's classifier's grid accuracy most (same model, same hyperparameter fits)."""
+    r = region()
+    truth = phases_of(points)
+    agent = PhaseMappingAgent(r, seed=seed)
+    rng = np.random.default_rng(seed)
+    u_grid = torch.as_tensor(r.to_unit(points), dtype=DTYPE)
+    curve = []
+    for i in range(1, max_samples + 1):
+        if not agent.ready:
+            (s,) = agent.suggest(SANS)
+            fractions = fractions_of(r, s)
+        else:
+            model = agent.gp.model()
+            base = agent.base_samples()
+            cands = r.from_unit(rng.random((n_candidates, r.dim)))
+            labels = phases_of(cands)
+            known = {lab: k for k, lab in enumerate(agent.labels)}
+            best, best_acc = 0, -1.0
+            with torch.no_grad():
+                for k, (c, lab) in enumerate(zip(cands, labels, strict=True)):
+                    if lab not in known:  # a phase the map has not seen yet: always worth finding
+                        best = k
+                        break
+                    onehot = np.zeros((1, len(agent.labels)))
+                    onehot[0, known[lab]] = 1.0
+                    y, yvar = dirichlet_targets(onehot, agent.settings.alpha_epsilon)
+                    x = torch.as_tensor(r.to_unit(c[None]), dtype=DTYPE)
+                    probs = class_probabilities(*model.condition(x, y, yvar).mean_and_variance(u_grid), base)
+                    acc = float(np.mean(np.asarray(agent.labels)[probs.argmax(-1).numpy()] == truth))
+                    if acc > best_acc:
+                        best, best_acc = k, acc
+            fractions = cands[best]
+        agent.tell([observe(fractions, Probe.NEUTRON)])
+        if i % every == 0:
+            curve.append((i, accuracy(agent.predict(points).most_likely(), points, truth)))
+    return curve
+
+
+def ceiling(seeds: int, max_samples: int, every: int, target: float, n_candidates: int) -> None:
+    print(
+        f"\n## Ceiling: samples to {target:.0%} for a greedy oracle that knows the truth "
+        f"(best of {n_candidates} random candidates each step, the agent's own classifier)"
+    )
+    points = grid(region())
+    for seed in range(seeds):
+        t0 = time.perf_counter()
+        curve = _oracle_campaign(seed, max_samples, every, n_candidates, points)
+        n = samples_to(curve, target)
+        print(
+            f"oracle seed {seed}: {n if n else f'>{max_samples}':>5} samples "
+            f"(accuracy at {max_samples}: {curve[-1][1]:.3f}; {time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
+
+
 # -- beamtime ----------------------------------------------------------------------------------
 
 
@@ -248,8 +312,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "part", nargs="?", default="all", choices=["all", "latency", "efficiency", "beamtime"]
+        "part", nargs="?", default="all", choices=["all", "latency", "efficiency", "beamtime", "ceiling"]
     )
+    parser.add_argument("--candidates", type=int, default=200, help="oracle candidates per step (ceiling)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--max-samples", type=int, default=150)
     parser.add_argument("--every", type=int, default=5)
@@ -263,6 +328,8 @@ def main() -> None:
         efficiency(args.seeds, args.max_samples, args.every, args.target)
     if args.part in ("all", "beamtime"):
         beamtime(args.seeds, args.max_samples, args.every, args.target)
+    if args.part == "ceiling":
+        ceiling(args.seeds, args.max_samples, args.every, args.target, args.candidates)
 
 
 if __name__ == "__main__":

@@ -69,10 +69,14 @@ def test_sans_first_looks_at_every_label_only_saxs_has_reported(region: Feasible
     xray_labels = set(agent.labels)
     assert "polymer (x-ray blind)" in xray_labels
     assert set(agent.unlooked_labels()) == xray_labels
-    # the task correlation of a label one probe alone has reported is not identified: independent
+    # the task correlation of a label one probe alone has reported is not identified: until the other
+    # probe has looked there it is fixed at the prior correlation, with equal variances
     hp = agent.gp.model().hyperparameters
     assert hp.task_covariance is not None
-    np.testing.assert_allclose(hp.task_covariance[:, 0, 1], 0.0)
+    b = hp.task_covariance
+    np.testing.assert_allclose(b[:, 1, 1], b[:, 0, 0])
+    np.testing.assert_allclose(b[:, 0, 1], agent.settings.unseen_task_correlation * b[:, 0, 0])
+    assert 0.0 < agent.settings.unseen_task_correlation < 1.0
     # one SANS look per X-ray label, each deep inside the label it looks at, batched without repeats
     picks = agent.suggest(None, n=len(xray_labels) + 1)
     looks = [rec.acquisition["chosen_extras"].get("looks_at") for rec in agent.records]
@@ -92,7 +96,7 @@ def test_sans_first_looks_at_every_label_only_saxs_has_reported(region: Feasible
     hp = agent.gp.model().hyperparameters
     assert hp.task_covariance is not None
     corr = dict(zip(agent.labels, hp.task_covariance[:, 0, 1], strict=True))
-    assert corr["polymer (x-ray blind)"] == 0.0  # SANS never reports it: still independent
+    assert corr["polymer (x-ray blind)"] == 0.0  # SANS looked there and reported other labels: independent
     assert corr["spherical_micelles"] > 0.0
 
 
