@@ -371,8 +371,12 @@ class _Problem:
         self.extra: dict[str, float] = {}
         self._weight = 1.0 / curve.sigma_per_cm
         self._y = curve.intensity_per_cm * self._weight
-        #: the background cannot exceed the curve itself
+        #: the background cannot exceed the curve itself ...
         self.background_limit = float(np.abs(curve.intensity_per_cm).max()) or 1.0
+        #: ... nor be negative beyond the noise: once the empty cell is subtracted, what is left flat is
+        #: the sample's own incoherent and solvent scattering. A negative level let a wrong shape buy its
+        #: fit (a polymer coil with a steep tail mimicked SANS micelles with a background of -0.8/cm).
+        self.background_floor = -3.0 * float(np.nanmedian(curve.sigma_per_cm))
 
     def shape_vector(self, values: Mapping[str, float]) -> FloatArray:
         out = []
@@ -400,9 +404,10 @@ class _Problem:
         return np.asarray(self.resolution.apply(theory), dtype=np.float64)
 
     def linear(self, unit: FloatArray) -> tuple[float, float]:
-        """The best scale (> 0) and background (|b| ≤ the curve's largest |I|) for a unit-scale model."""
+        """The best scale (> 0) and background (from the floor to the curve's largest |I|) for a
+        unit-scale model."""
         a, w, y = unit * self._weight, self._weight, self._y
-        limit = self.background_limit
+        floor, limit = self.background_floor, self.background_limit
         tiny = 1e-30
 
         def chi2(scale: float, background: float) -> float:
@@ -414,16 +419,16 @@ class _Problem:
             return max(float(a @ (y - background * w)) / aa, tiny) if aa > 0 else tiny
 
         def background_for(scale: float) -> float:
-            return float(np.clip(w @ (y - scale * a) / (w @ w), -limit, limit))
+            return float(np.clip(w @ (y - scale * a) / (w @ w), floor, limit))
 
         try:
             (scale, background), *_ = np.linalg.lstsq(np.column_stack([a, w]), y, rcond=None)
         except np.linalg.LinAlgError:
             scale, background = math.nan, math.nan
-        if np.isfinite(scale) and scale > 0 and abs(background) <= limit:
+        if np.isfinite(scale) and scale > 0 and floor <= background <= limit:
             return float(scale), float(background)
         # a bound is active: the optimum lies on one of the edges
-        edges = [(tiny, background_for(tiny))] + [(scale_for(b), b) for b in (-limit, limit)]
+        edges = [(tiny, background_for(tiny))] + [(scale_for(b), b) for b in (floor, limit)]
         return min(edges, key=lambda sb: chi2(*sb))
 
     def solve(self, shape: FloatArray) -> tuple[float, float, FloatArray]:
