@@ -74,6 +74,10 @@ class FeasibleRegion:
     solvents: Mapping[str, Component] = field(default_factory=dict)
     max_total: float = 1.0
     stock_check: StockCheck | None = field(default=None, compare=False)
+    #: how far (mass fraction) a *measured* composition may lie outside the bounds or over the cap and
+    #: still be learnt from: a robot never makes the target exactly, and a sample targeted on the cap
+    #: comes out a little over it about half the time. Suggestions themselves keep to the region.
+    measured_tolerance: float = BOUNDS_TOLERANCE
 
     def __post_init__(self) -> None:
         if len(self.components) == 0:
@@ -91,6 +95,10 @@ class FeasibleRegion:
                 )
         if not (math.isfinite(self.max_total) and 0.0 < self.max_total <= 1.0):
             raise InvalidRegionError(f"max_total must lie in (0, 1], got {self.max_total!r}")
+        if not (math.isfinite(self.measured_tolerance) and 0.0 <= self.measured_tolerance < 0.1):
+            raise InvalidRegionError(
+                f"measured_tolerance must lie in [0, 0.1) (a mass fraction), got {self.measured_tolerance!r}"
+            )
         if float(self.lower.sum()) >= self.max_total:
             raise InvalidRegionError(
                 f"the lower bounds sum to {float(self.lower.sum()):.4g}, which leaves nothing below "
@@ -157,7 +165,8 @@ class FeasibleRegion:
     # -- membership ---------------------------------------------------------------------------
 
     def why_outside(self, composition: Mapping[str, float]) -> str | None:
-        """None if `composition` lies in the bounds and under the cap, else what is wrong with it."""
+        """None if measured `composition` lies in the bounds and under the cap (within
+        `measured_tolerance`), else what is wrong with it."""
         unknown = sorted(set(composition) - set(self.names))
         if unknown:
             return f"components {unknown} are not modelled (the region has {list(self.names)})"
@@ -170,10 +179,10 @@ class FeasibleRegion:
             return f"non-finite mass fraction for {bad}"
         for name, w in values.items():
             lo, hi = self.bounds[name]
-            if w < lo - BOUNDS_TOLERANCE or w > hi + BOUNDS_TOLERANCE:
+            if w < lo - self.measured_tolerance or w > hi + self.measured_tolerance:
                 return f"{name} = {w:.6g} lies outside its bounds [{lo:.6g}, {hi:.6g}]"
         total = math.fsum(values.values())
-        if total > self.max_total + BOUNDS_TOLERANCE:
+        if total > self.max_total + self.measured_tolerance:
             return f"the non-solvent fractions sum to {total:.6g}, above max_total={self.max_total:.6g}"
         return None
 
@@ -245,6 +254,7 @@ class FeasibleRegion:
             "default_solvent": _component_dict(self.default_solvent),
             "solvents": {s: _component_dict(c) for s, c in self.solvents.items()},
             "max_total": self.max_total,
+            "measured_tolerance": self.measured_tolerance,
         }
 
     @classmethod
@@ -257,6 +267,7 @@ class FeasibleRegion:
                 solvents={str(s): _component(c) for s, c in (data.get("solvents") or {}).items()},
                 max_total=float(data.get("max_total", 1.0)),
                 stock_check=stock_check,
+                measured_tolerance=float(data.get("measured_tolerance", BOUNDS_TOLERANCE)),
             )
         except (KeyError, TypeError, IndexError) as exc:
             raise InvalidRegionError(f"malformed feasible-region description: {exc!r}") from None

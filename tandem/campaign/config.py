@@ -409,6 +409,7 @@ class Campaign:
             solvents={sid: s.solvent for sid, s in self.stations.items()},
             max_total=self.max_total,
             stock_check=check,
+            measured_tolerance=self.space.tolerance,
         )
 
     def to_dict(self) -> dict[str, Any]:

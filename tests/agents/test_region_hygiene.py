@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 
@@ -47,6 +48,20 @@ def test_composition_uses_each_stations_solvent(region: FeasibleRegion) -> None:
     assert sans.mass_fraction("H2O") == 0.0
 
 
+def test_a_measured_composition_a_little_over_the_cap_is_learnt_from_not_skipped() -> None:
+    # a sample targeted on the cap comes out over it about half the time (pipetting is never exact)
+    strict = default_region(max_total=0.25)
+    region = dataclasses.replace(strict, measured_tolerance=1e-3)
+    over = {"SDS": 0.15, "PPG": 0.0707, "NaCl": 0.03}  # sums to 0.2507
+    assert strict.why_outside(over) is not None
+    assert region.why_outside(over) is None
+    assert "max_total" in (region.why_outside({"SDS": 0.15, "PPG": 0.075, "NaCl": 0.03}) or "")
+    assert "outside its bounds" in (region.why_outside({"SDS": 0.152, "PPG": 0.0, "NaCl": 0.0}) or "")
+    # suggestions keep to the region itself, and the tolerance survives the records
+    assert not bool(region.inside_unit(region.to_unit(np.array([[0.15, 0.0707, 0.03]])))[0])
+    assert FeasibleRegion.from_dict(region.to_dict()).measured_tolerance == 1e-3
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -58,6 +73,8 @@ def test_composition_uses_each_stations_solvent(region: FeasibleRegion) -> None:
             "lower bounds",
         ),
         ({"default_solvent": SDS}, "must be a liquid"),
+        ({"measured_tolerance": -1e-3}, "measured_tolerance"),
+        ({"measured_tolerance": math.nan}, "measured_tolerance"),
     ],
 )
 def test_bad_regions_say_what_is_wrong(kwargs: dict, message: str) -> None:
