@@ -321,16 +321,34 @@ def _probe(run: RunLike) -> str | None:
     return {SAXS: Probe.XRAY.value, SANS: Probe.NEUTRON.value}.get(run.station or "")
 
 
+@dataclass(frozen=True)
+class PendingAnalysis:
+    """A run reduced and labelled, its node not yet written: what `Analyzer.write_and_fit` takes.
+
+    `record` is final when its analysis failed or it is not to be fitted (`fits_pending` is False);
+    `features` are what the fits start from (None when there is nothing to fit).
+    """
+
+    record: AnalysisRecord
+    features: Features | None
+
+
 class Analyzer:
     """Analyses raw runs of one Tiled catalog into analysed nodes of the same catalog.
 
-    A run's node is written as soon as its curve, features and label are known, with its fits
-    pending, and completed when the fits are done (see `tandem.analysis.store`): the label is
-    readable in Tiled well before the slowest step. `on_readable` is called at that point with the
-    record whose fits are pending; what `analyze` returns is the complete record. `on_labelled` is
-    called earlier still, as soon as the label is known and before the node is written: for a
-    consumer in the same process that needs only the label (the campaign's agent), and that does
-    not rely on the node being in Tiled yet.
+    One run's analysis has two stages. `reduce_and_label` reduces the frames, extracts the
+    features and labels the curve, and writes nothing; `write_and_fit` writes the node with its
+    fits pending, fits the models and completes the node (see `tandem.analysis.store`), so the
+    label is readable in Tiled well before the slowest step. `analyze` does both. A label is a
+    property of its own curve (`tandem.analysis.labels`), so the first stage of a run needs
+    nothing from any earlier run's second stage: a caller may run the stages in two threads and
+    have the labels of later runs while earlier ones are still being fitted (`AnalysisCallback`).
+
+    `on_labelled` is called at the end of the first stage with the record as it then stands
+    (labelled, or failed, or complete when there is nothing to fit), before anything is written:
+    for a consumer in the same process that needs only the label (the campaign's agent) and does
+    not rely on the node being in Tiled yet. `on_readable` is called once the node with its fits
+    pending is in Tiled; what `analyze` and `write_and_fit` return is the complete record.
     """
 
     def __init__(
@@ -346,9 +364,6 @@ class Analyzer:
         self.on_labelled = on_labelled
         self.catalog = Catalog(client)
         self.store = AnalysisStore(client)
-        # curves of OK records by run uid (records are immutable but for their labels): labelling a
-        # campaign needs them all, and reading them back from Tiled for every run would cost O(N) requests
-        self._curves: dict[str, LabelInput] = {}
         # empty cells: the newest this process measured, by station and geometry (documents it saw), and
         # the exposures read from Tiled by run uid (a closed run does not change) — so that each sample
         # needs neither a search for its empty cell nor a read of its megabyte frames
@@ -358,7 +373,10 @@ class Analyzer:
         self._empty_exposures: OrderedDict[tuple[str, StationCalibration, float | None], Exposure] = (
             OrderedDict()
         )
+        # one run at a time through `analyze` (no two writers of one node); the reduction stage has a
+        # lock of its own (its empty-cell cache), so that it may run while another run is being fitted
         self._lock = threading.Lock()
+        self._reduction_lock = threading.Lock()
 
     # -- one run ---------------------------------------------------------------------------------
 
@@ -395,16 +413,29 @@ class Analyzer:
             return self._analyze_and_store(run)
 
     def _analyze_and_store(self, run: RunLike) -> AnalysisRecord:
-        record, features = self._analyze(run)
-        if record.ok and record.curve is not None:
-            record = self._label(record)
-        if record.fits_pending:
-            _notify(self.on_labelled, record)
+        return self.write_and_fit(self.reduce_and_label(run))
+
+    def reduce_and_label(self, run: RunLike) -> PendingAnalysis:
+        """The first stage: reduction, features and label, nothing written; then `on_labelled`.
+
+        Whatever goes wrong with the run's data makes a failed record, not an exception.
+        """
+        with self._reduction_lock:
+            record, features = self._analyze(run)
+        _notify(self.on_labelled, record)
+        return PendingAnalysis(record, features if record.fits_pending else None)
+
+    def write_and_fit(self, pending: PendingAnalysis) -> AnalysisRecord:
+        """The second stage: the node written (fits pending: `on_readable`), fitted, completed.
+
+        Returns the complete record. Raises only when the store itself fails.
+        """
+        record = pending.record
         self.store.put(record)
-        if features is None or not record.fits_pending:
+        if pending.features is None or not record.fits_pending:
             return record
         _notify(self.on_readable, record)
-        record = self._fit(record, features)
+        record = self._fit(record, pending.features)
         self.store.finish(record)
         return record
 
@@ -420,9 +451,8 @@ class Analyzer:
         except Exception as exc:  # a bug must not stop the worker: record it and go on
             logger.exception("model fits of run %s failed unexpectedly", record.run_uid)
             code, reason = FailureCode.INTERNAL.value, f"{type(exc).__name__}: {exc}"
-        # A failed analysis is not data: it leaves the campaign's labelling (the curve stays in the
-        # node, for whoever wants to see what no model describes).
-        self._curves.pop(record.run_uid, None)
+        # A failed analysis is not data: it loses its label (the curve stays in the node, for whoever
+        # wants to see what no model describes).
         return replace(
             record,
             status=AnalysisStatus.FAILED,
@@ -455,7 +485,7 @@ class Analyzer:
         )
 
     def _analyze(self, run: RunLike) -> tuple[AnalysisRecord, Features | None]:
-        """Reduction and features (the fits come later, `_fit`); the features, when there are any."""
+        """Reduction, features and label (the fits come later, `_fit`); the features, when there are any."""
         base = self._base_record(run)
         try:
             if run.exit_status is not ExitStatus.SUCCESS:
@@ -470,7 +500,7 @@ class Analyzer:
             features = extract_features(curve, self.settings.features)
             fits_status = FitStatus.PENDING if self.settings.fit else FitStatus.NOT_RUN
             record = replace(base, curve=curve, features=features.to_dict(), fits_status=fits_status)
-            return record, features
+            return self._label(record), features
         except AnalysisError as exc:
             return replace(
                 base, status=AnalysisStatus.FAILED, failure_code=exc.code.value, failure_reason=exc.message
@@ -569,43 +599,21 @@ class Analyzer:
     # -- labels ----------------------------------------------------------------------------------
 
     def _label(self, record: AnalysisRecord) -> AnalysisRecord:
-        """Label the campaign with this record in it; relabel earlier records whose label moved."""
-        if not record.campaign_id or record.curve is None:
+        """The record with its label: the structure its own curve shows.
+
+        A label never depends on other runs (`tandem.analysis.labels.assign_labels`: names are
+        properties of curves and never move), so a run is labelled alone: no search of the
+        campaign's records, and nothing waits for earlier runs' nodes to be in Tiled.
+        """
+        if record.curve is None:
             return record
-        # one search for both the curves and their labels: it returns every record of the campaign
-        known = self.store.records(campaign_id=record.campaign_id, status=AnalysisStatus.OK, with_curve=False)
-        items = self._campaign_inputs(known)
-        items[record.run_uid] = LabelInput(
-            record.run_uid, record.probe or "", record.composition, record.curve
-        )
-        previous = {r.run_uid: r.label for r in known if r.label}
-        result = assign_labels(list(items.values()), previous, self.settings.labels)
-        moved = {
-            uid: (label, result.probabilities[uid])
-            for uid, label in result.labels.items()
-            if uid != record.run_uid and previous.get(uid) != label
-        }
-        if moved:
-            self.store.set_labels(moved)
-        self._curves[record.run_uid] = items[record.run_uid]
+        item = LabelInput(record.run_uid, record.probe or "", record.composition, record.curve)
+        result = assign_labels([item], settings=self.settings.labels)
         return replace(
             record,
             label=result.labels[record.run_uid],
             label_probabilities=result.probabilities[record.run_uid],
         )
-
-    def _campaign_inputs(self, known: list[AnalysisRecord]) -> dict[str, LabelInput]:
-        out: dict[str, LabelInput] = {}
-        for rec in known:
-            cached = self._curves.get(rec.run_uid)
-            if cached is None:
-                full = self.store.get(rec.run_uid)
-                if full is None or full.curve is None:
-                    continue
-                cached = LabelInput(rec.run_uid, rec.probe or "", rec.composition, full.curve)
-                self._curves[rec.run_uid] = cached
-            out[rec.run_uid] = cached
-        return out
 
     # -- many runs -------------------------------------------------------------------------------
 
@@ -649,6 +657,20 @@ class Analyzer:
                 stop.wait(poll_interval_s)
 
 
+@dataclass(frozen=True)
+class AnalysisSeconds:
+    """Seconds of analysis work between two barriers of an `AnalysisCallback`, by stage."""
+
+    #: reduction, features and label (`Analyzer.reduce_and_label`)
+    label_s: float = 0.0
+    #: the node written, the model fits, the node completed (`Analyzer.write_and_fit`)
+    fits_s: float = 0.0
+
+    @property
+    def total_s(self) -> float:
+        return self.label_s + self.fits_s
+
+
 class AnalysisCallback:
     """A RunEngine callback that analyses each run from its own documents when it closes.
 
@@ -657,9 +679,12 @@ class AnalysisCallback:
     elsewhere is looked up in Tiled. Errors are logged, never raised: a failing analysis must not fail
     the measurement. Only runs of `SCATTERING_PLANS` are analysed (not references, not the robot's runs).
 
-    `in_background`: the RunEngine goes on as soon as a run's documents are in; the runs are analysed
-    one after the other, in order, by a thread of the callback's own. `barrier()` tells when the runs
-    handed over so far are done.
+    `in_background`: the RunEngine goes on as soon as a run's documents are in, and each run's two
+    stages run in two threads of the callback's own, one after the other in the order the runs
+    closed: a labelling thread (reduction, features, label: `Analyzer.on_labelled` hears of it) and a
+    fitting thread (the node written, fitted, completed; then `on_done`). The labels of later runs
+    need not wait for the fits of earlier ones. `barrier()` tells when the runs handed over so far
+    are done with both stages; `close()` finishes them and stops the threads.
     """
 
     def __init__(
@@ -673,31 +698,55 @@ class AnalysisCallback:
         self.on_done = on_done
         self._runs: dict[str, DocumentRun] = {}
         self._run_of_descriptor: dict[str, str] = {}
-        # in the background, the RunEngine goes on to the next run while this one is fitted
-        self._executor = ThreadPoolExecutor(max_workers=1) if in_background else None
-        self._pending: list[Future[Any]] = []
-        self._busy_s = 0.0
+        self._labeller: ThreadPoolExecutor | None = None
+        self._fitter: ThreadPoolExecutor | None = None
+        if in_background:
+            # one thread per stage keeps each stage in run order (labels reach their consumer in order)
+            self._labeller = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis-label")
+            self._fitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis-fits")
+        # each written by its stage's thread only (or by the caller's, analysing in the foreground)
+        self._label_busy_s = 0.0
+        self._fits_busy_s = 0.0
 
     def flush(self, timeout_s: float | None = None) -> None:
-        """Wait until every run handed to the background has been analysed."""
-        pending, self._pending = self._pending, []
-        for future in pending:
-            future.result(timeout=timeout_s)
+        """Wait until every run handed over so far has been through both stages."""
+        self.barrier().result(timeout=timeout_s)
 
-    def barrier(self) -> Future[float]:
+    def barrier(self) -> Future[AnalysisSeconds]:
         """A future that resolves once every run closed before this call has been analysed (and handed
-        to `on_done`). Its result is the seconds of analysis since the previous barrier."""
-        if self._executor is None:
-            done: Future[float] = Future()
-            done.set_result(self._take_busy())
-            return done
-        future = self._executor.submit(self._take_busy)
-        self._pending = [f for f in self._pending if not f.done()]
-        self._pending.append(future)
-        return future
+        to `on_done`). Its result is the seconds of each stage since the previous barrier."""
+        done: Future[AnalysisSeconds] = Future()
+        if self._labeller is None:
+            done.set_result(AnalysisSeconds(self._take_label_busy(), self._take_fits_busy()))
+        else:
+            # it passes through the labelling thread, then the fitting thread, behind the runs before it
+            self._labeller.submit(self._pass_labelling, done)
+        return done
 
-    def _take_busy(self) -> float:
-        busy, self._busy_s = self._busy_s, 0.0
+    def close(self) -> None:
+        """Analyse every run handed over, then stop the threads; later runs are analysed in the
+        caller's thread."""
+        labeller, fitter = self._labeller, self._fitter
+        if labeller is None or fitter is None:
+            return
+        labeller.shutdown(wait=True)  # every run labelled, and its second stage queued
+        fitter.shutdown(wait=True)
+        self._labeller = self._fitter = None
+
+    def _pass_labelling(self, done: Future[AnalysisSeconds]) -> None:
+        label_s = self._take_label_busy()
+        fitter = self._fitter
+        if fitter is None:  # not while this thread runs: `close` stops this thread before that one
+            done.set_result(AnalysisSeconds(label_s, self._take_fits_busy()))
+        else:
+            fitter.submit(lambda: done.set_result(AnalysisSeconds(label_s, self._take_fits_busy())))
+
+    def _take_label_busy(self) -> float:
+        busy, self._label_busy_s = self._label_busy_s, 0.0
+        return busy
+
+    def _take_fits_busy(self) -> float:
+        busy, self._fits_busy_s = self._fits_busy_s, 0.0
         return busy
 
     def __call__(self, name: str, doc: Mapping[str, Any]) -> None:
@@ -731,26 +780,48 @@ class AnalysisCallback:
             if run.plan_name == EMPTY_CELL_PLAN:
                 self.analyzer.remember_reference(run)
                 return
-            if self._executor is None:
+            if self._labeller is None:
                 self._finish(run)
             else:
-                self._pending = [f for f in self._pending if not f.done()]
-                self._pending.append(self._executor.submit(self._finish_quietly, run))
+                self._labeller.submit(self._label_in_background, run)
 
     def _finish(self, run: DocumentRun) -> None:
+        """Both stages in the caller's thread."""
+        self._done(run.uid, self._write(self._label(run)))
+
+    def _label(self, run: DocumentRun) -> PendingAnalysis:
         started = time.perf_counter()
         try:
-            record = self.analyzer.analyze_documents(run)
+            return self.analyzer.reduce_and_label(run)
         finally:
-            self._busy_s += time.perf_counter() - started
-        logger.info(
-            "analysed run %s in %.2f s: %s", run.uid, time.perf_counter() - started, record.status.value
-        )
+            self._label_busy_s += time.perf_counter() - started
+
+    def _write(self, pending: PendingAnalysis) -> AnalysisRecord:
+        started = time.perf_counter()
+        try:
+            return self.analyzer.write_and_fit(pending)
+        finally:
+            self._fits_busy_s += time.perf_counter() - started
+
+    def _done(self, run_uid: str, record: AnalysisRecord) -> None:
+        logger.info("analysed run %s: %s", run_uid, record.status.value)
         if self.on_done is not None:
             self.on_done(record)
 
-    def _finish_quietly(self, run: DocumentRun) -> None:
+    def _label_in_background(self, run: DocumentRun) -> None:
         try:
-            self._finish(run)
+            pending = self._label(run)
         except Exception:
             logger.exception("could not analyse run %s", run.uid)
+            return
+        fitter = self._fitter
+        if fitter is None:  # not while this thread runs: `close` stops this thread before that one
+            self._write_in_background(pending)
+        else:
+            fitter.submit(self._write_in_background, pending)
+
+    def _write_in_background(self, pending: PendingAnalysis) -> None:
+        try:
+            self._done(pending.record.run_uid, self._write(pending))
+        except Exception:
+            logger.exception("could not store or fit the analysis of run %s", pending.record.run_uid)

@@ -18,9 +18,9 @@ the loop (main thread; its stages add up to `loop`, the sample's wall time)
 * progress — the live map accuracy against the truth (reporting)
 
 in the background (their own threads, overlapping the loop and each other)
-* tiled    — the Tiled writer, writing the sample's runs
-* analysis — reduction, features, labels and the analysed node, to readable
-* fits     — the model fits and the node's completion
+* tiled    — the station's Tiled writer, writing the sample's runs
+* analysis — the labelling thread: reduction, features, label (what `wait` waits for)
+* fits     — the fitting thread: the analysed node written, the model fits, the node completed
 
 Usage: python bench/bench_campaign.py [--samples 100] [--data DIR]
 """

@@ -13,13 +13,15 @@ samples, the decision records), so `resume` rebuilds the campaign from there.
 
 What the loop waits for, and what it does not. The agent needs a sample's result
 only when it decides for a station whose clock has passed the sample's end; so the
-RunEngine hands each run to a Tiled writer thread (one per station) and to one
-analysis thread, and the loop goes on at once. When a decision needs a result, the
-loop waits for it: for its label (the phase agents learn from labels, readable
-before the model fits are done) or, for an agent that learns from fitted
-parameters, for the complete record. The analysis thread takes runs in the order
-they closed, so every run is labelled knowing the same earlier runs as it would if
-nothing ran in the background, and decisions do not depend on thread timing.
+RunEngine hands each run to a Tiled writer thread (one per station) and to the
+analysis, and the loop goes on at once. Analysis has two threads, each taking the
+runs in the order they closed: one reduces and labels them, the other writes their
+analysed nodes and fits the models. When a decision needs a result, the loop waits
+for it: for its label (the phase agents learn from labels), which does not wait for
+earlier runs' nodes or fits, or, for an agent that learns from fitted parameters,
+for the complete record. A label depends on its own run's curve only, and the
+agent is told the results in the order the samples ran, so decisions do not depend
+on thread timing.
 
 A sample's ledger entry is marked measured (or failed) by a completion thread,
 only after its run is in Tiled and its analysed node complete: a campaign killed
@@ -46,7 +48,7 @@ import numpy as np
 
 from tandem.agents.protocol import Agent
 from tandem.agents.records import DecisionRecord, write_records
-from tandem.analysis.pipeline import AnalysisCallback, AnalysisSettings, Analyzer
+from tandem.analysis.pipeline import AnalysisCallback, AnalysisSeconds, AnalysisSettings, Analyzer
 from tandem.analysis.store import AnalysisRecord, AnalysisStore
 from tandem.campaign.agent_factory import agent_learns_from_fits, build_agent
 from tandem.campaign.config import Campaign
@@ -139,8 +141,8 @@ class _InFlight:
     entry: LedgerEntry
     #: why the plan failed (None: it did not)
     error: str | None
-    #: resolves when the analysis thread has done every run up to this sample's
-    analysed: Future[float]
+    #: resolves when analysis has done every run up to this sample's (both stages)
+    analysed: Future[AnalysisSeconds]
     #: resolves when the station's Tiled writer has written every run up to this sample's
     written: Future[float]
     #: seconds of the loop's own work on this sample, by stage
@@ -148,22 +150,19 @@ class _InFlight:
 
 
 class _Results:
-    """Analysed records by sample uid, as the analysis thread hands them over."""
+    """Analysed records by sample uid, as the analysis threads hand them over: `readable` from the
+    labelling thread (labelled, or failed before a label), `complete` from the fitting thread."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self.readable: dict[str, AnalysisRecord] = {}
         self.complete: dict[str, AnalysisRecord] = {}
-        #: when the label was known and when the record was complete (perf_counter), for the timings
-        self.readable_at: dict[str, float] = {}
-        self.complete_at: dict[str, float] = {}
 
     def on_labelled(self, record: AnalysisRecord) -> None:
         if record.sample_uid is None:
             return
         with self._changed:
             self.readable[record.sample_uid] = record
-            self.readable_at[record.sample_uid] = time.perf_counter()
             self._changed.notify_all()
 
     def on_done(self, record: AnalysisRecord) -> None:
@@ -171,20 +170,21 @@ class _Results:
             return
         with self._changed:
             self.complete[record.sample_uid] = record
-            self.complete_at[record.sample_uid] = time.perf_counter()
-            self.readable.setdefault(record.sample_uid, record)  # complete at once (failed, or no fits)
+            self.readable.setdefault(record.sample_uid, record)
             self._changed.notify_all()
 
-    def watch(self, barrier: Future[float]) -> None:
+    def watch(self, barrier: Future[AnalysisSeconds]) -> None:
         """Wake waiters when `barrier` resolves (a sample without analysis resolves only so)."""
 
-        def wake(_: Future[float]) -> None:
+        def wake(_: Future[AnalysisSeconds]) -> None:
             with self._changed:
                 self._changed.notify_all()
 
         barrier.add_done_callback(wake)
 
-    def wait(self, sample_uid: str, barrier: Future[float], *, complete: bool) -> AnalysisRecord | None:
+    def wait(
+        self, sample_uid: str, barrier: Future[AnalysisSeconds], *, complete: bool
+    ) -> AnalysisRecord | None:
         """The sample's record (readable, or `complete`), or None once its run was analysed without one."""
         records = self.complete if complete else self.readable
         with self._changed:
@@ -193,8 +193,8 @@ class _Results:
 
     def forget(self, sample_uid: str) -> None:
         with self._changed:
-            for table in (self.readable, self.complete, self.readable_at, self.complete_at):
-                table.pop(sample_uid, None)
+            self.readable.pop(sample_uid, None)
+            self.complete.pop(sample_uid, None)
 
 
 class CampaignRunner:
@@ -258,7 +258,7 @@ class _Loop:
         self.outcome = Outcome(self.campaign.id, [])
         self.results = _Results()
         self.analyzer.on_labelled = self.results.on_labelled
-        # one analysis thread for both stations: runs are analysed (and labelled) in the order they closed
+        # one analysis for both stations: runs are labelled, and then fitted, in the order they closed
         self.analysis = AnalysisCallback(self.analyzer, on_done=self.results.on_done, in_background=True)
         for rig in lab.rigs.values():
             rig.RE.subscribe(self.analysis)
@@ -301,7 +301,7 @@ class _Loop:
         return reason
 
     def _drain(self) -> None:
-        self.analysis.flush()
+        self.analysis.close()
         for future in self._completions:
             try:
                 future.result()
@@ -435,15 +435,13 @@ class _Loop:
         uid = entry.sample_uid
         timings = dict(flight.loop_timings_s)
         try:
-            analysis_s = flight.analysed.result()
-        except Exception as exc:  # the analysis thread itself failed: no result, but the sample is recorded
+            seconds = flight.analysed.result()
+            timings["analysis"], timings["fits"] = seconds.label_s, seconds.fits_s
+        except Exception as exc:  # the analysis itself failed: no result, but the sample is recorded
             logger.exception("analysis of sample %s did not finish", uid)
-            analysis_s, reason = math.nan, reason or f"analysis did not finish: {exc}"
+            timings["analysis"] = timings["fits"] = math.nan
+            reason = reason or f"analysis did not finish: {exc}"
         record = self.results.complete.get(uid)
-        readable_at, complete_at = self.results.readable_at.get(uid), self.results.complete_at.get(uid)
-        fits_s = complete_at - readable_at if readable_at is not None and complete_at is not None else 0.0
-        timings["analysis"] = analysis_s - fits_s
-        timings["fits"] = fits_s
         try:
             timings["tiled"] = flight.written.result()
         except Exception as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from tandem.analysis.fitting import FitSettings
 from tandem.analysis.pipeline import (
     EMPTY_CELL_PLAN,
     AnalysisCallback,
+    AnalysisSeconds,
     AnalysisSettings,
     Analyzer,
     DocumentRun,
@@ -262,9 +264,17 @@ def test_no_fits_and_failed_fits_are_told_apart_from_pending(
     spoiled = twin_run(
         tiled_client, "saxs", MICELLES, campaign_id=unique_campaign_id, exposure_s=1.0, geometry=False
     )
-    record = Analyzer(tiled_client, AnalysisSettings(calibrations=calibrations)).analyze(spoiled)
+    told: list[tuple[AnalysisRecord, AnalysisRecord | None]] = []
+    record = Analyzer(
+        tiled_client,
+        AnalysisSettings(calibrations=calibrations),
+        on_labelled=lambda r: told.append((r, store.get(r.run_uid, pending_fits=True))),
+    ).analyze(spoiled)
     assert record.failure_code == "missing_geometry"
     assert record.fits_status is FitStatus.NOT_RUN
+    [(failed, in_tiled)] = told
+    assert failed.failure_code == "missing_geometry", "a run that fails before its label is told too"
+    assert in_tiled is None, "and before its node is written"
 
 
 def test_the_callback_uses_the_empty_cell_it_saw_measured_without_reading_tiled(
@@ -291,7 +301,7 @@ def test_the_callback_uses_the_empty_cell_it_saw_measured_without_reading_tiled(
         exposure_s=10.0,
         also=as_empty_cell_run,
     )
-    assert callback.barrier().result(timeout=60) == 0.0, "an empty-cell run is kept, not analysed"
+    assert callback.barrier().result(timeout=60).total_s == 0.0, "an empty-cell run is kept, not analysed"
 
     def no_search(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the empty cell was looked up in Tiled")
@@ -307,7 +317,7 @@ def test_the_callback_uses_the_empty_cell_it_saw_measured_without_reading_tiled(
         empty_cell=False,
         also=callback,
     )
-    assert callback.barrier().result(timeout=120) > 0
+    assert callback.barrier().result(timeout=120).total_s > 0
     [record] = done
     assert record.run_uid == uid
     assert record.ok, record.failure_reason
@@ -335,3 +345,63 @@ def test_only_a_successful_empty_cell_run_is_kept_as_a_reference(analyzer: Analy
     no_frames = DocumentRun(start)
     no_frames.add("stop", {"run_start": "ec", "exit_status": "success", "uid": "s", "time": 2.0})
     assert not analyzer.remember_reference(no_frames), "without its empty_cell stream it is no reference"
+
+
+def test_in_the_background_a_label_does_not_wait_for_the_fits_of_earlier_runs(
+    tiled_client: Container, twin_run: Callable[..., str], unique_campaign_id: str
+) -> None:
+    store = AnalysisStore(tiled_client)
+    labelled: list[str] = []
+    second_labelled = threading.Event()
+    # whether the second run was labelled while the first run's fits were held back
+    held: list[bool] = []
+
+    def on_labelled(record: AnalysisRecord) -> None:
+        labelled.append(record.run_uid)
+        if len(labelled) == 2:
+            second_labelled.set()
+
+    def on_readable(record: AnalysisRecord) -> None:
+        # the fitting thread, before the first run's fits: they may not start until the second run has
+        # been labelled, which can only happen if labelling goes on without them (else: held is False)
+        if record.run_uid == labelled[0]:
+            held.append(second_labelled.wait(timeout=300))
+
+    analyzer = Analyzer(
+        tiled_client,
+        AnalysisSettings(calibrations=twin_calibrations()),
+        on_labelled=on_labelled,
+        on_readable=on_readable,
+    )
+    done: list[AnalysisRecord] = []
+    callback = AnalysisCallback(analyzer, on_done=done.append, in_background=True)
+    uids = [
+        twin_run(
+            tiled_client,
+            "saxs",
+            MICELLES,
+            campaign_id=unique_campaign_id,
+            exposure_s=10.0,
+            seed=i,
+            also=callback,
+        )
+        for i in range(2)
+    ]
+    seconds = callback.barrier().result(timeout=600)
+    assert held == [True], "the second run's label waited for the first run's fits"
+    assert labelled == uids, "labels are handed over in the order the runs closed"
+    assert [r.run_uid for r in done] == uids, "and so are the complete records"
+    assert all(r.ok and r.label and r.fits["best_model"] for r in done), [r.failure_reason for r in done]
+    assert all(store.is_done(uid) for uid in uids)
+    assert isinstance(seconds, AnalysisSeconds)
+    assert seconds.label_s > 0
+    assert seconds.fits_s > 0
+    assert callback.barrier().result(timeout=60) == AnalysisSeconds(), "no work since the last barrier"
+
+    # closed: what was handed over is done, and a later run is analysed in the caller's thread
+    callback.close()
+    uid = twin_run(
+        tiled_client, "saxs", MICELLES, campaign_id=unique_campaign_id, exposure_s=10.0, seed=7, also=callback
+    )
+    assert done[-1].run_uid == uid
+    assert store.is_done(uid)
