@@ -66,6 +66,8 @@ from tandem.sim.clock import Interval
 from tandem.suggestions import ScanParameters, Suggestion
 
 logger = logging.getLogger(__name__)
+#: the reason of a sample whose run a stop cut off (its decision is run again as a new sample)
+INTERRUPTED_REASON = "interrupted: the campaign was stopped"
 
 
 #: the confidence stop criterion is not trusted on fewer samples than this
@@ -506,8 +508,13 @@ class _Loop:
 
     def _stop_reason(self) -> str | None:
         stop = self.campaign.stop
-        # a sample whose run is over counts, whether or not its result is in yet
-        done = [e for e in self.entries.values() if e.done or e.end_s is not None]
+        # a sample whose run is over counts, whether or not its result is in yet; one cut off by a stop
+        # does not (its decision is run again as a new sample), so a kill costs no part of the budget
+        done = [
+            e
+            for e in self.entries.values()
+            if (e.done or e.end_s is not None) and e.reason != INTERRUPTED_REASON
+        ]
         if self.runner._stop_requested:
             return "stopped by the user"
         if stop.max_samples is not None and len(done) >= stop.max_samples:
@@ -588,9 +595,7 @@ class _Loop:
                 self.entries[done.sample_uid] = done
                 continue
             # started but never finished: that sample went to waste; run its decision as a new sample
-            failed = replace(
-                entry, status=SampleStatus.FAILED, reason="interrupted: the campaign was stopped"
-            )
+            failed = replace(entry, status=SampleStatus.FAILED, reason=INTERRUPTED_REASON)
             self.ledger.update(failed)
             self.entries[failed.sample_uid] = failed
             again = replace(entry, sample_uid=str(uuid.uuid4()), decided_at=time.time())
