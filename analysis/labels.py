@@ -273,17 +273,11 @@ def morphology(curve: Curve, settings: LabelSettings | None = None) -> Morpholog
     return _CACHE.get(curve, settings or LabelSettings())
 
 
-def assign_labels(
-    items: Sequence[LabelInput],
-    previous: Mapping[str, str] | None = None,
-    settings: LabelSettings | None = None,
-) -> Labelling:
+def assign_labels(items: Sequence[LabelInput], settings: LabelSettings | None = None) -> Labelling:
     """Label every run of a campaign by the structure its curve shows.
 
-    `previous` (run uid -> earlier label) is accepted for callers that keep labels between calls; a
-    run's label depends on its own curve only, so earlier runs keep theirs whatever arrives.
+    A run's label depends on its own curve only, so earlier runs keep theirs whatever arrives.
     """
-    del previous  # names are properties of curves: nothing to reconcile
     s = settings or LabelSettings()
     if not items:
         return Labelling({}, {}, 0)

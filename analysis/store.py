@@ -324,23 +324,6 @@ class AnalysisStore:
     def done_uids(self) -> set[str]:
         return set(self._node.search(Key("complete") == True).keys())  # noqa: E712
 
-    def set_labels(self, labels: Mapping[str, tuple[str, Mapping[str, float]]]) -> int:
-        """Update the label (and probabilities) of existing nodes; returns how many changed."""
-        changed = 0
-        for uid, (label, probabilities) in labels.items():
-            node = self._lookup(uid)
-            if node is None:
-                continue
-            if node.metadata.get("label") == label and node.metadata.get("label_probabilities") == dict(
-                probabilities
-            ):
-                continue
-            node.update_metadata(
-                metadata={"label": label, "label_probabilities": _json_safe(dict(probabilities))}
-            )
-            changed += 1
-        return changed
-
     def observations(self, campaign_id: str) -> list[Observation]:
         return [r.to_observation() for r in self.records(campaign_id=campaign_id, with_curve=False)]
 

@@ -30,6 +30,7 @@ from tandem.analysis.integration import integrator_for
 from tandem.analysis.pipeline import AnalysisCallback, AnalysisSettings, Analyzer
 from tandem.analysis.reduction import Exposure, reduce_exposure
 from tandem.analysis.store import AnalysisStore
+from tandem.campaign.rig import twin_curve
 from tandem.catalog import raw_runs_node
 from tandem.cli.analyze import twin_calibrations
 from tandem.sim.detector_image import simulate_empty_cell_frame, simulate_frame
@@ -210,8 +211,6 @@ def bench_latency(n_runs: int) -> None:
 
 
 def bench_fits() -> None:
-    from tandem.sim.detector_image import simulate_empty_cell_frame, simulate_frame
-
     phases = {
         "spherical_micelles": MICELLES,
         "elongated_micelles": {"SDS": 0.084, "PPG": 0.06, "NaCl": 0.04},
@@ -219,30 +218,10 @@ def bench_fits() -> None:
         "polymer_solution": {"SDS": 0.031, "PPG": 0.04, "NaCl": 0.01},
         "polymer_clusters": {"SDS": 0.018, "PPG": 0.1, "NaCl": 0.05},
     }
-    instrument = instrument_for("saxs")
-    calibration = twin_calibrations()["saxs"]
     settings = FitSettings(workers=1)
     print("model fits alone, CPU s per curve (1 thread, best of 2):")
     for phase, composition in phases.items():
-        rng = np.random.default_rng(0)
-        truth = default_system(composition, instrument.probe)
-        frames = [
-            simulate_frame(instrument, None, composition, truth, 10.0, rng),
-            simulate_empty_cell_frame(instrument, None, 10.0, rng),
-        ]
-        sample, cell = (
-            Exposure(
-                f.counts,
-                10.0,
-                f.monitor_counts * calibration.detector_efficiency,
-                f.transmission,
-                calibration.saturation_counts,
-            )
-            for f in frames
-        )
-        curve = reduce_exposure(
-            sample, frames[0].geometry, thickness_mm=calibration.path_length_mm, empty_cell=cell
-        )
+        curve, _ = twin_curve("saxs", composition, 10.0)
         features = extract_features(curve)
         fit_models(curve, features, settings)
         cpu = []

@@ -48,13 +48,10 @@ import numpy as np
 
 from tandem.analysis.curves import Curve
 from tandem.analysis.labels import LabelInput, assign_labels
-from tandem.analysis.reduction import Exposure, reduce_exposure
 from tandem.campaign.config import Campaign, load_campaign
 from tandem.campaign.metrics import match_labels
-from tandem.cli.analyze import twin_calibrations
-from tandem.sim.detector_image import simulate_empty_cell_frame, simulate_frame
-from tandem.sim.instruments import instrument_for
-from tandem.sim.systems import NEUTRON_ONLY_BOUNDARY, SOLUTE_NAMES, default_system, phases_of
+from tandem.campaign.rig import twin_curve
+from tandem.sim.systems import NEUTRON_ONLY_BOUNDARY, SOLUTE_NAMES, phases_of
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "campaigns" / "demo.yaml"
 XRAY_MERGED = "polymer (x-ray)"
@@ -137,27 +134,7 @@ def measure(
     station: str, composition: Mapping[str, float], exposure_s: float, configuration: str, seed: int
 ) -> Curve:
     """The reduced curve of one run, as the pipeline would make it from the twin's frames."""
-    instrument = instrument_for(station)
-    calibration = twin_calibrations()[station]
-    rng = np.random.default_rng(seed)
-    truth = default_system(composition, instrument.probe)
-    frames = [
-        simulate_frame(instrument, configuration, composition, truth, exposure_s, rng),
-        simulate_empty_cell_frame(instrument, configuration, exposure_s, rng),
-    ]
-    sample, cell = (
-        Exposure(
-            f.counts,
-            exposure_s,
-            f.monitor_counts * calibration.detector_efficiency,
-            f.transmission,
-            calibration.saturation_counts,
-        )
-        for f in frames
-    )
-    return reduce_exposure(
-        sample, frames[0].geometry, thickness_mm=calibration.path_length_mm, empty_cell=cell
-    )
+    return twin_curve(station, composition, exposure_s, configuration, seed)[0]
 
 
 def make_runs(n_samples: int, seed: int, cache: Path | None) -> list[Run]:
@@ -253,7 +230,7 @@ def run_campaign(runs: Sequence[Run], checkpoints: Sequence[int]) -> list[Checkp
     for i, run in enumerate(runs[: max(checkpoints)], start=1):
         items.append(LabelInput(run.uid, run.probe, run.composition, run.curve))
         t0 = time.perf_counter()
-        result = assign_labels(items, previous)
+        result = assign_labels(items)
         calls.append(time.perf_counter() - t0)
         renames += sum(1 for uid, label in previous.items() if result.labels[uid] != label)
         previous = dict(result.labels)

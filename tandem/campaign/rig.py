@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 from bluesky import RunEngine
 
+from tandem.analysis.curves import Curve
 from tandem.analysis.pipeline import StationCalibration
+from tandem.analysis.reduction import Exposure, reduce_exposure
 from tandem.campaign.config import Campaign
 from tandem.campaign.config import Station as StationSpec
 from tandem.catalog import DocumentCallback, DocumentQueue, subscribe_tiled_writer, tiled_writer
@@ -28,11 +30,13 @@ from tandem.robots.cell_loader import CellLoader
 from tandem.robots.liquid_handler import LiquidHandler
 from tandem.sim.cell_loader_ioc import CellLoaderIOC
 from tandem.sim.clock import StationClock
-from tandem.sim.instruments import Instrument
+from tandem.sim.detector_image import simulate_empty_cell_frame, simulate_frame
+from tandem.sim.instruments import Instrument, instrument_for
 from tandem.sim.ioc import CAEnvironment, ca_session, serve_ioc
 from tandem.sim.liquid_handler import SimulatedLiquidHandler
 from tandem.sim.station_devices import TwinStationModel, simulated_station
-from tandem.sim.truth import load_truth
+from tandem.sim.systems import default_system
+from tandem.sim.truth import TruthPoint, load_truth
 from tandem.tiled_server import EmbeddedTiledServer, TiledEndpoint
 
 logger = logging.getLogger(__name__)
@@ -50,6 +54,39 @@ def twin_calibration(instrument: Instrument) -> StationCalibration:
         saturation_counts=float(instrument.detector.max_counts),
         empty_cell_transmission=instrument.cell.transmission,
     )
+
+
+def twin_curve(
+    station: str,
+    composition: Mapping[str, float],
+    exposure_s: float,
+    configuration: str | None = None,
+    seed: int = 0,
+) -> tuple[Curve, TruthPoint]:
+    """One sample and its empty cell on the twin's `station`, reduced as the pipeline does, without a
+    RunEngine or Tiled: the benches and the analysis tests measure analysis on these."""
+    instrument = instrument_for(station)
+    calibration = twin_calibration(instrument)
+    rng = np.random.default_rng(seed)
+    truth = default_system(composition, instrument.probe)
+    frames = [
+        simulate_frame(instrument, configuration, composition, truth, exposure_s, rng),
+        simulate_empty_cell_frame(instrument, configuration, exposure_s, rng),
+    ]
+    sample, cell = (
+        Exposure(
+            f.counts,
+            exposure_s,
+            f.monitor_counts * calibration.detector_efficiency,
+            f.transmission,
+            calibration.saturation_counts,
+        )
+        for f in frames
+    )
+    curve = reduce_exposure(
+        sample, frames[0].geometry, thickness_mm=calibration.path_length_mm, empty_cell=cell
+    )
+    return curve, truth
 
 
 @dataclass

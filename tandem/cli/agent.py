@@ -488,12 +488,16 @@ def _verdict(decision_uid: str, approved: bool, campaign: str | None, note: str)
     )
 
 
+DecisionArgument = Annotated[str, typer.Argument(help="Decision uid of a suggestion awaiting approval.")]
+NoteOption = Annotated[str, typer.Option("--note", help="Why, for the record.")]
+
+
 @agent_app.command("approve")
 def approve(
-    decision_uid: Annotated[str, typer.Argument(help="Decision uid of a suggestion awaiting approval.")],
+    decision_uid: DecisionArgument,
     *,
     campaign: CampaignOption = None,
-    note: Annotated[str, typer.Option("--note", help="Why, for the record.")] = "",
+    note: NoteOption = "",
 ) -> None:
     """Let a suggestion that waits for approval go to its station's queue (recorded in Tiled)."""
     _verdict(decision_uid, True, campaign, note)
@@ -501,10 +505,10 @@ def approve(
 
 @agent_app.command("deny")
 def deny(
-    decision_uid: Annotated[str, typer.Argument(help="Decision uid of a suggestion awaiting approval.")],
+    decision_uid: DecisionArgument,
     *,
     campaign: CampaignOption = None,
-    note: Annotated[str, typer.Option("--note", help="Why, for the record.")] = "",
+    note: NoteOption = "",
 ) -> None:
     """Refuse a suggestion that waits for approval; it is never queued (recorded in Tiled)."""
     _verdict(decision_uid, False, campaign, note)

@@ -190,7 +190,7 @@ def test_labels_never_move_as_data_arrives(make_curve: CurveMaker, rng: np.rando
     first = assign_labels(without_polymer)
     assert first.n_phases == 3
     flat = LabelInput("flat", "xray", {"surfactant": 0.5}, _flat(rng))
-    second = assign_labels([*items, flat], previous=first.labels)
+    second = assign_labels([*items, flat])
     assert {u: second.labels[u] for u in first.labels} == dict(first.labels)
     assert {second.labels[u] for u in truth if truth[u] == "polymer"} == {"polymer"}
     assert second.labels["flat"] == NO_CONTRAST

@@ -11,11 +11,10 @@ from tandem.analysis.curves import Curve
 from tandem.analysis.features import extract_features
 from tandem.analysis.fitting import FitReport, fit_models
 from tandem.analysis.labels import shape_distance
-from tandem.analysis.reduction import Exposure, reduce_exposure
-from tandem.cli.analyze import twin_calibrations
-from tandem.sim.detector_image import simulate_empty_cell_frame, simulate_frame
+from tandem.campaign.rig import twin_curve
+from tandem.sim.detector_image import simulate_frame
 from tandem.sim.instruments import instrument_for
-from tandem.sim.systems import default_system, phase_of
+from tandem.sim.systems import phase_of
 from tandem.sim.truth import TruthPoint
 
 pytestmark = pytest.mark.slow
@@ -45,29 +44,7 @@ def measure(
     configuration: str | None = None,
     seed: int = 0,
 ) -> tuple[Curve, TruthPoint]:
-    """Sample and empty-cell frames from the twin, reduced as the pipeline does."""
-    instrument = instrument_for(station)
-    calibration = twin_calibrations()[station]
-    rng = np.random.default_rng(seed)
-    truth = default_system(composition, instrument.probe)
-    frames = [
-        simulate_frame(instrument, configuration, composition, truth, exposure_s, rng),
-        simulate_empty_cell_frame(instrument, configuration, exposure_s, rng),
-    ]
-    sample, cell = (
-        Exposure(
-            f.counts,
-            exposure_s,
-            f.monitor_counts * calibration.detector_efficiency,
-            f.transmission,
-            calibration.saturation_counts,
-        )
-        for f in frames
-    )
-    curve = reduce_exposure(
-        sample, frames[0].geometry, thickness_mm=calibration.path_length_mm, empty_cell=cell
-    )
-    return curve, truth
+    return twin_curve(station, composition, exposure_s, configuration, seed)
 
 
 def _fit(curve: Curve) -> FitReport:
