@@ -15,12 +15,12 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from tandem.components import Components
 from tandem.composition import Composition, union
 from tandem.errors import TandemError
 from tandem.robots.deck import Deck, Pipette, Well
+from tandem.robots.milp import solve_program
 
 
 class ReasonCode(StrEnum):
@@ -228,13 +228,18 @@ class _Problem:
         n, m = len(self.sources), len(self.names)
         c = np.zeros(n + 1)
         c[-1] = 1.0
-        a_ub = np.block([[self.w, -np.ones((m, 1))], [-self.w, -np.ones((m, 1))]])
-        b_ub = np.concatenate([self.t, -self.t])
-        a_eq = np.concatenate([np.ones(n), [0.0]])[None, :]
-        res = linprog(
-            c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=[1.0], bounds=[(0, None)] * (n + 1), method="highs"
+        a = np.block(
+            [[self.w, -np.ones((m, 1))], [-self.w, -np.ones((m, 1))], [np.ones((1, n)), np.zeros((1, 1))]]
         )
-        if not res.success:  # pragma: no cover - the LP is always feasible (any convex combination)
+        res = solve_program(
+            c,
+            a,
+            np.concatenate([np.full(2 * m, -np.inf), [1.0]]),
+            np.concatenate([self.t, -self.t, [1.0]]),
+            lower=np.zeros(n + 1),
+            upper=np.full(n + 1, np.inf),
+        )
+        if res.x is None:  # pragma: no cover - the LP is always feasible (any convex combination)
             raise RuntimeError(f"closest-composition LP failed: {res.message}")
         distance = float(res.x[-1])
         # The L∞ optimum leaves the other components free up to that distance; of those
@@ -242,16 +247,15 @@ class _Problem:
         # an unwanted component is reported only when it is forced in.
         unwanted = (self.t == 0).astype(float)
         slack = distance * (1 + 1e-9) + 1e-12
-        res2 = linprog(
+        res2 = solve_program(
             unwanted @ self.w,
-            A_ub=np.vstack([self.w, -self.w]),
-            b_ub=np.concatenate([self.t + slack, slack - self.t]),
-            A_eq=np.ones((1, n)),
-            b_eq=[1.0],
-            bounds=[(0, None)] * n,
-            method="highs",
+            np.vstack([self.w, np.ones((1, n))]),
+            np.concatenate([self.t - slack, [1.0]]),
+            np.concatenate([self.t + slack, [1.0]]),
+            lower=np.zeros(n),
+            upper=np.full(n, np.inf),
         )
-        x = res2.x if res2.success else res.x[:n]
+        x = res2.x if res2.x is not None else res.x[:n]
         return distance, np.clip(x, 0.0, None)
 
     def solve(
@@ -316,15 +320,16 @@ class _Problem:
             row = np.zeros(n_var)
             row[i], row[n + i] = 1.0, -(min_volume_ul or 0.0) / volume
             add(row, 0.0, np.inf)
-        integrality = np.concatenate([np.zeros(n), np.ones(nz), [0]])
-        bounds = Bounds(np.zeros(n_var), np.concatenate([ub, np.ones(nz), [np.inf]]))
-        res = milp(
+        res = solve_program(
             cost,
-            integrality=integrality,
-            bounds=bounds,
-            constraints=LinearConstraint(np.vstack(rows), np.array(lo), np.array(hi)),
+            np.vstack(rows),
+            np.array(lo),
+            np.array(hi),
+            lower=np.zeros(n_var),
+            upper=np.concatenate([ub, np.ones(nz), [np.inf]]),
+            integral=np.concatenate([np.zeros(n, dtype=bool), np.ones(nz, dtype=bool), [False]]),
         )
-        if res.x is None or res.status != 0:
+        if res.x is None:
             return None
         used = res.x[n : n + nz] > 0.5 if nz else res.x[:n] > 1e-12
         return self._finish(res.x[:n], used, volume, tolerance=tolerance, min_volume_ul=min_volume_ul, ub=ub)
