@@ -32,7 +32,9 @@ class InvalidProgramError(TandemError, ValueError):
 class ProgramStatus(StrEnum):
     OPTIMAL = "optimal"
     INFEASIBLE = "infeasible"
-    UNBOUNDED = "unbounded"  # or infeasible: HiGHS cannot always tell which
+    UNBOUNDED = "unbounded"
+    #: presolve found a ray or a contradiction without telling which (the MIP solver may stop there)
+    INFEASIBLE_OR_UNBOUNDED = "infeasible_or_unbounded"
     FAILED = "failed"  # the solver stopped without an answer; `message` says why
 
 
@@ -54,7 +56,7 @@ _STATUS = {
     highspy.HighsModelStatus.kOptimal: ProgramStatus.OPTIMAL,
     highspy.HighsModelStatus.kInfeasible: ProgramStatus.INFEASIBLE,
     highspy.HighsModelStatus.kUnbounded: ProgramStatus.UNBOUNDED,
-    highspy.HighsModelStatus.kUnboundedOrInfeasible: ProgramStatus.UNBOUNDED,
+    highspy.HighsModelStatus.kUnboundedOrInfeasible: ProgramStatus.INFEASIBLE_OR_UNBOUNDED,
 }
 
 
