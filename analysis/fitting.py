@@ -9,11 +9,21 @@ radius, peak position, Porod exponent) and a small grid of shapes; `scale` and
 `background` enter linearly and are solved exactly at every start, so the
 non-linear search begins close. Bounded evaluations keep a fit fast; one that
 does not converge is reported as such, not used.
+
+`fit_models` starts with the quick round of every candidate, which is all that
+`screen_models` does (labelling screens every curve before its fits). A screen
+is remembered for the curve object it ran on, until that curve is fitted: a
+`fit_models` of the same curve with the same settings (threads aside) and the
+same starting points takes the screen's quick round over instead of repeating
+it, with the same result.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -629,6 +639,62 @@ def _coarse(curve: Curve, settings: FitSettings) -> Curve:
     return curve.coarsened(max(1, len(curve) // settings.coarse_points))
 
 
+@dataclass(frozen=True)
+class _Screen:
+    """A quick round kept for the full fit of the same curve (`screen_models` → `fit_models`)."""
+
+    settings: FitSettings
+    usable: Curve
+    coarse: Curve
+    #: each candidate's starting points, as the features gave them: the screen is only taken over by a
+    #: fit whose features give the same starts
+    starts: tuple[list[dict[str, float]], ...]
+    begun: list[tuple[_Search | None, ModelFit]]
+
+
+class _ScreenMemo:
+    """The latest screens by curve object, each handed to at most one fit.
+
+    Bounded, because labelling without fitting leaves screens behind (each holds its candidates'
+    kernels); a curve is held weakly, and a screen is handed over only for the very object it ran on
+    (an `id` can be reused once its curve is gone).
+    """
+
+    def __init__(self, size: int = 16) -> None:
+        self._size = size
+        self._screens: OrderedDict[int, tuple[weakref.ref[Curve], _Screen]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, curve: Curve, screen: _Screen) -> None:
+        with self._lock:
+            self._screens[id(curve)] = (weakref.ref(curve), screen)
+            self._screens.move_to_end(id(curve))
+            while len(self._screens) > self._size:
+                self._screens.popitem(last=False)
+
+    def take(self, curve: Curve) -> _Screen | None:
+        with self._lock:
+            ref, screen = self._screens.pop(id(curve), (None, None))
+        return screen if ref is not None and ref() is curve else None
+
+
+_SCREENS = _ScreenMemo()
+
+
+def _same_work(a: FitSettings, b: FitSettings) -> bool:
+    """Whether two settings fit alike (the number of threads changes nothing in the result)."""
+    return replace(a, workers=1) == replace(b, workers=1)
+
+
+def _screened(curve: Curve, features: Features, s: FitSettings) -> _Screen | None:
+    """The remembered screen of `curve`, if it is the quick round this fit would run."""
+    screen = _SCREENS.take(curve)
+    if screen is None or not _same_work(screen.settings, s):
+        return None
+    starts = tuple(c.starts(features, screen.usable) for c in s.candidates)
+    return screen if starts == screen.starts else None
+
+
 #: what a model that cannot be evaluated (bad parameters for its kernel) raises: a non-converged fit
 #: with the reason, so one broken candidate does not sink the others
 _MODEL_ERRORS = (TypeError, ValueError, KeyError, ArithmeticError, np.linalg.LinAlgError)
@@ -682,6 +748,24 @@ def _in_parallel(work: Callable[[Any], Any], items: Sequence[Any], workers: int)
     return [work(item) for item in items]
 
 
+def _quick_round(
+    curve: Curve, features: Features, s: FitSettings
+) -> tuple[_Screen, list[tuple[_Search | None, ModelFit]]]:
+    """Every candidate set up and given its quick round (what `screen_models` is, and `fit_models`
+    begins with)."""
+    usable = curve.select(np.isfinite(curve.intensity_per_cm) & (curve.sigma_per_cm > 0))
+    if len(usable) < 10:
+        raise AnalysisError(
+            FailureCode.TOO_FEW_POINTS, f"{len(usable)} usable points; model fits need at least 10"
+        )
+    coarse = _coarse(usable, s)
+    begun: list[tuple[_Search | None, ModelFit]] = _in_parallel(
+        lambda c: _begin(c, usable, coarse, features, s), s.candidates, s.workers
+    )
+    starts = tuple(c.starts(features, usable) for c in s.candidates)
+    return _Screen(s, usable, coarse, starts, begun), begun
+
+
 def fit_models(curve: Curve, features: Features, settings: FitSettings | None = None) -> FitReport:
     """Fit every candidate and choose the best by the information criterion.
 
@@ -690,18 +774,11 @@ def fit_models(curve: Curve, features: Features, settings: FitSettings | None = 
     s = settings or FitSettings()
     if s.criterion not in ("aic", "bic"):
         raise AnalysisError(FailureCode.INTERNAL, f"criterion is 'aic' or 'bic', got {s.criterion!r}")
-    usable = curve.select(np.isfinite(curve.intensity_per_cm) & (curve.sigma_per_cm > 0))
-    if len(usable) < 10:
-        raise AnalysisError(
-            FailureCode.TOO_FEW_POINTS, f"{len(usable)} usable points; model fits need at least 10"
-        )
-    coarse = _coarse(usable, s)
     # Two rounds: a quick fit of every candidate from its best start, then the full multi-start fit
     # of those whose χ² is anywhere near the best. Clearly wrong structures (χ² hundreds of times
     # the best) cannot win and are left at their quick fit, which is most of the time saved.
-    begun: list[tuple[_Search | None, ModelFit]] = _in_parallel(
-        lambda c: _begin(c, usable, coarse, features, s), s.candidates, s.workers
-    )
+    screen = _screened(curve, features, s)
+    begun = screen.begun if screen is not None else _quick_round(curve, features, s)[1]
     finite = [f.chi2_reduced for _, f in begun if math.isfinite(f.chi2_reduced)]
     best_first = min(finite) if finite else math.inf
     shortlist = [
@@ -754,13 +831,8 @@ def screen_models(curve: Curve, features: Features, settings: FitSettings | None
     parameters are rough. Raises `AnalysisError(FIT_NOT_CONVERGED)` when no candidate produced a fit.
     """
     s = settings or FitSettings()
-    usable = curve.select(np.isfinite(curve.intensity_per_cm) & (curve.sigma_per_cm > 0))
-    if len(usable) < 10:
-        raise AnalysisError(
-            FailureCode.TOO_FEW_POINTS, f"{len(usable)} usable points; model fits need at least 10"
-        )
-    coarse = _coarse(usable, s)
-    begun = _in_parallel(lambda c: _begin(c, usable, coarse, features, s), s.candidates, s.workers)
+    screen, begun = _quick_round(curve, features, s)
+    _SCREENS.put(curve, screen)
     # a quick round that ran out of evaluations still ranks the structures: keep every finite fit
     fits = tuple(f for _, f in begun)
     good = [f for f in fits if math.isfinite(f.chi2_reduced)]
