@@ -431,11 +431,17 @@ class Analyzer:
         Returns the complete record. Raises only when the store itself fails.
         """
         record = pending.record
-        self.store.put(record)
-        if pending.features is None or not record.fits_pending:
+        features = pending.features
+        if features is None or not record.fits_pending:
+            self.store.put(record)
             return record
-        _notify(self.on_readable, record)
-        record = self._fit(record, pending.features)
+        # The fits are CPU and the node's writes mostly wait for the server: the models are fitted in a
+        # thread of their own while the node is written (the fits are still stored only after it).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis-fit-models") as pool:
+            fitted = pool.submit(self._fit, record, features)
+            self.store.put(record)
+            _notify(self.on_readable, record)
+            record = fitted.result()
         self.store.finish(record)
         return record
 

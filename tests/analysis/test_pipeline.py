@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from tiled.client.container import Container
 
+from tandem.analysis import pipeline
 from tandem.analysis.fitting import FitSettings
 from tandem.analysis.pipeline import (
     EMPTY_CELL_PLAN,
@@ -227,6 +228,38 @@ def test_the_node_is_readable_with_fits_pending_then_complete(
     assert [r.run_uid for r in store.records(campaign_id=unique_campaign_id, pending_fits=True)] == [uid]
 
 
+def test_the_models_are_fitted_while_the_node_is_written(
+    tiled_client: Container,
+    twin_run: Callable[..., str],
+    unique_campaign_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fitting_started = threading.Event()
+    fit_models = pipeline.fit_models
+
+    def fit(*args: Any) -> Any:
+        fitting_started.set()
+        return fit_models(*args)
+
+    monkeypatch.setattr(pipeline, "fit_models", fit)
+    # called once the node with its fits pending is written: the fits have begun by then (if they ran
+    # after the writes, as they once did, this would wait in vain and record False)
+    overlapped: list[bool] = []
+    analyzer = Analyzer(
+        tiled_client,
+        AnalysisSettings(calibrations=twin_calibrations()),
+        on_readable=lambda record: overlapped.append(fitting_started.wait(timeout=120)),
+    )
+    uid = twin_run(tiled_client, "saxs", MICELLES, campaign_id=unique_campaign_id, exposure_s=10.0)
+    final = analyzer.analyze(uid)
+    assert overlapped == [True]
+    assert final.fits_status is FitStatus.DONE
+    stored = AnalysisStore(tiled_client).get(uid)
+    assert stored is not None
+    assert stored.fits_status is FitStatus.DONE
+    assert stored.fits["best_model"] == final.fits["best_model"]
+
+
 def test_no_fits_and_failed_fits_are_told_apart_from_pending(
     tiled_client: Container, twin_run: Callable[..., str], unique_campaign_id: str
 ) -> None:
@@ -362,8 +395,9 @@ def test_in_the_background_a_label_does_not_wait_for_the_fits_of_earlier_runs(
             second_labelled.set()
 
     def on_readable(record: AnalysisRecord) -> None:
-        # the fitting thread, before the first run's fits: they may not start until the second run has
-        # been labelled, which can only happen if labelling goes on without them (else: held is False)
+        # the fitting thread, before the first run's fits are stored: they may not be until the second
+        # run has been labelled, which can only happen if labelling goes on without them (else: held is
+        # False)
         if record.run_uid == labelled[0]:
             held.append(second_labelled.wait(timeout=300))
 
