@@ -64,9 +64,11 @@ def main() -> None:
     data = args.data or Path(tempfile.mkdtemp(prefix="tandem-bench-")) / "campaign"
 
     load_before = os.getloadavg()
+    cpu_before = os.times()
     started = time.perf_counter()
     outcome = CampaignRunner(campaign, data).run()
     wall_s = time.perf_counter() - started
+    cpu_after = os.times()
     load_after = os.getloadavg()
     with EmbeddedTiledServer(data / "tiled") as endpoint:
         client = endpoint.connect()
@@ -80,6 +82,16 @@ def main() -> None:
         f"{outcome.loop_s / max(n, 1):.2f} s per sample"
     )
     print(f"load average (1, 5, 15 min) before {_load(load_before)}, after {_load(load_after)}")
+    # the child processes are counted once they have exited: the Tiled server and the IOCs, stopped
+    # when the campaign ends (the Tiled server's share is most of it)
+    own_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+    children_s = (cpu_after.children_user + cpu_after.children_system) - (
+        cpu_before.children_user + cpu_before.children_system
+    )
+    print(
+        f"CPU per sample: this process {own_s / max(n, 1):.2f} s, its child processes (Tiled server, "
+        f"IOCs) {children_s / max(n, 1):.2f} s, on {os.cpu_count()} cores"
+    )
     print(f"{'stage':<10} {'median s':>9} {'p90 s':>8} {'mean s':>8}")
     print("-- the loop (adds up to the wall time per sample)")
     for stage in LOOP_STAGES:
