@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from tandem.agents.errors import AgentStateError
 
 RECORD_SPEC = "tandem-decision"
@@ -103,11 +105,17 @@ def write_records(container: Any, records: Iterable[DecisionRecord]) -> list[str
     restarted agent can write everything it holds again.
     """
     written: list[str] = []
-    existing = set(container)
     for record in records:
-        if record.decision_uid in existing:
+        # create and let the server refuse a duplicate: listing the container first would fetch
+        # every earlier record's metadata, a cost that grew with the campaign
+        try:
+            container.create_container(
+                key=record.decision_uid, metadata=record.to_dict(), specs=[RECORD_SPEC]
+            )
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != httpx.codes.CONFLICT:
+                raise
             continue
-        container.create_container(key=record.decision_uid, metadata=record.to_dict(), specs=[RECORD_SPEC])
         written.append(record.decision_uid)
     return written
 

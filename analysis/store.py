@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import numpy as np
 from tiled.queries import Key
 
@@ -255,11 +256,17 @@ class AnalysisStore:
         A record whose fits are pending is written readable but not complete: `finish` completes it.
         """
         key = record.run_uid
-        if key in self._node:
-            self._node.delete_contents(key, recursive=True, external_only=False)
         # the fits status is set last: a node with arrays missing is never "pending", only incomplete
         metadata = record.metadata() | {"complete": False, "fits_status": None}
-        container = self._node.create_container(key, metadata=metadata)
+        try:
+            # most runs are analysed once: create first, and replace only when the server says the
+            # node exists (asking first cost a request per run)
+            container = self._node.create_container(key, metadata=metadata)
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != httpx.codes.CONFLICT:
+                raise
+            self._node.delete_contents(key, recursive=True, external_only=False)
+            container = self._node.create_container(key, metadata=metadata)
         if record.curve is not None:
             for name in ARRAYS:
                 container.write_array(np.asarray(getattr(record.curve, name), dtype=np.float64), key=name)
