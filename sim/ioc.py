@@ -163,23 +163,55 @@ def _ca_repeater_command() -> list[str]:
     return [sys.executable, "-P", "-m", "caproto.commandline.repeater"]
 
 
+def repeater_answers(port: int, timeout_s: float) -> bool:
+    """Whether a CA repeater on 127.0.0.1:`port` answers a registration (the handshake libca makes)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(timeout_s)
+        sock.sendto(bytes(ca.RepeaterRegisterRequest("127.0.0.1")), ("127.0.0.1", port))
+        try:
+            reply, _ = sock.recvfrom(1024)
+        except (TimeoutError, ConnectionRefusedError):
+            return False
+    return reply[:2] == bytes(ca.RepeaterConfirmResponse("127.0.0.1"))[:2]
+
+
+def _wait_for_repeater(process: subprocess.Popen[Any], port: int, timeout_s: float) -> None:
+    # libca registers with the repeater once its context starts and, finding none, prints "unable to
+    # contact CA repeater after 50 tries" into the user's terminal; on a busy machine the Python
+    # repeater can take seconds to bind, so clients are let in only once it answers
+    deadline = time.monotonic() + timeout_s
+    while not repeater_answers(port, timeout_s=0.2):
+        if process.poll() is not None:
+            raise IOCError(f"the CA repeater exited with code {process.returncode} before it answered")
+        if time.monotonic() > deadline:
+            raise IOCError(f"the CA repeater did not answer on 127.0.0.1:{port} within {timeout_s} s")
+
+
 @contextlib.contextmanager
-def ca_session(env: CAEnvironment | None = None, *, n_servers: int = 8) -> Iterator[CAEnvironment]:
-    """Point this process's CA clients at a loopback session; run its repeater.
+def ca_session(
+    env: CAEnvironment | None = None, *, n_servers: int = 8, repeater_timeout_s: float = 30.0
+) -> Iterator[CAEnvironment]:
+    """Point this process's CA clients at a loopback session; run its repeater and wait until it answers.
 
     On exit libca is finalized (if pyepics was used): after that, pyepics cannot
     be used again in this process, so open one session per process (pytest: one
     per test session).
     """
     env = env or CAEnvironment.allocate(n_servers)
-    saved = {key: os.environ.get(key) for key in env.client_env()}
-    os.environ.update(env.client_env())
     repeater = subprocess.Popen(
         _ca_repeater_command(),
         env={**os.environ, **env.client_env()},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    try:
+        _wait_for_repeater(repeater, env.repeater_port, repeater_timeout_s)
+    except BaseException:
+        _stop(repeater)
+        raise
+    saved = {key: os.environ.get(key) for key in env.client_env()}
+    os.environ.update(env.client_env())
     try:
         yield env
     finally:
