@@ -299,13 +299,13 @@ class MultiProbeAgent(AgentBase):
         if hp.task_covariance is None:
             return hp
         b = hp.task_covariance.copy()
-        looked = {probe: self._labels_looked_at(probe) for probe in PROBES}
+        not_reported = {probe: self.labels_not_reported_by(probe) for probe in PROBES}
         for i, label in enumerate(self.labels[: len(b)]):
             seen = self.seen_by.get(label, set())
             if len(seen) == 1:
                 (probe,) = seen
                 t = PROBES.index(probe)
-                others_looked = any(label in looked[p] for p in PROBES if p is not probe)
+                others_looked = any(label in not_reported[p] for p in PROBES if p is not probe)
                 rho = 0.0 if others_looked else self.settings.unseen_task_correlation
                 b[i] = b[i, t, t] * ((1.0 - rho) * np.eye(b.shape[-1]) + rho)
         return replace(hp, task_covariance=b)
@@ -373,6 +373,17 @@ class MultiProbeAgent(AgentBase):
             return set()
         nearest = np.linalg.norm(looked_from[:, None, :] - u[~mine][None, :, :], axis=-1).argmin(-1)
         return {str(lab) for lab in others[nearest]}
+
+    def labels_not_reported_by(self, probe: Probe) -> set[str]:
+        """Labels only other probes report, where `probe` has looked and reported something else.
+
+        `probe` does not tell those structures apart the way the other probes do, so its map never
+        names them (see `predict`).
+        """
+        looked = self._labels_looked_at(probe)
+        return {
+            label for label in self.labels if probe not in self.seen_by.get(label, set()) and label in looked
+        }
 
     def unlooked_labels(self, pending_u: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Labels only other probes reported, where the reference probe has not looked yet.
@@ -537,7 +548,8 @@ class MultiProbeAgent(AgentBase):
         if len(self.labels) < 2:
             probs = np.ones((len(x), len(self.labels)))
             return Prediction(self.region.names, x, labels=tuple(self.labels), probabilities=probs)
-        task = PROBES.index(Probe(probe or self.settings.reference_probe))
+        probe_ = Probe(probe or self.settings.reference_probe)
+        task = PROBES.index(probe_)
         u = self.region.to_unit(x)
         base = self.base_samples()
         chunks = []
@@ -547,9 +559,14 @@ class MultiProbeAgent(AgentBase):
                 part = u[start : start + 2048]
                 part = torch.cat([part, torch.full_like(part[:, :1], float(task))], -1)
                 chunks.append(class_probabilities(*model.mean_and_variance(part), base))
-        return Prediction(
-            self.region.names, x, labels=tuple(self.labels), probabilities=torch.cat(chunks).numpy()
-        )
+        probs = torch.cat(chunks).numpy()
+        # a label this probe was seen not to report is not a phase of its map: where the model has
+        # no data of this probe, that label's latent sits at its prior mean and could win by default
+        absent = [i for i, label in enumerate(self.labels) if label in self.labels_not_reported_by(probe_)]
+        if absent and len(absent) < len(self.labels):
+            probs[:, absent] = 0.0
+            probs /= probs.sum(-1, keepdims=True)
+        return Prediction(self.region.names, x, labels=tuple(self.labels), probabilities=probs)
 
     # -- state --------------------------------------------------------------------------------
 

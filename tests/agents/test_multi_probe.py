@@ -147,6 +147,14 @@ def test_neutron_map_is_predicted_where_only_saxs_measured(screened: MultiProbeA
     blind = np.isin(truth, NEUTRON_ONLY_BOUNDARY)
     # X-rays call the polymer phases by their merged label; the neutron map names them
     assert np.mean([p == "polymer (x-ray blind)" for p in np.array(xray_view)[blind]]) > 0.7
+    # and never uses the merged label: SANS looked where SAXS reported it and saw other phases
+    assert screened.labels_not_reported_by(Probe.NEUTRON) == {"polymer (x-ray blind)"}
+    # and the X-ray map, conversely, never names the phases only neutrons tell apart
+    assert screened.labels_not_reported_by(Probe.XRAY) == {"polymer_clusters", "polymer_solution"}
+    blind_column = screened.labels.index("polymer (x-ray blind)")
+    neutron = screened.predict(points)
+    assert np.all(neutron.probabilities[:, blind_column] == 0.0)
+    np.testing.assert_allclose(neutron.probabilities.sum(-1), 1.0)
 
 
 def test_restore_from_state(screened: MultiProbeAgent, region: FeasibleRegion) -> None:
