@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 import pytest
 
@@ -15,7 +13,6 @@ from tandem.campaign.rig import twin_curve
 from tandem.sim.detector_image import simulate_frame
 from tandem.sim.instruments import instrument_for
 from tandem.sim.systems import phase_of
-from tandem.sim.truth import TruthPoint
 
 pytestmark = pytest.mark.slow
 
@@ -37,16 +34,6 @@ EXPECTED_MODEL = {
 }
 
 
-def measure(
-    station: str,
-    composition: Mapping[str, float],
-    exposure_s: float,
-    configuration: str | None = None,
-    seed: int = 0,
-) -> tuple[Curve, TruthPoint]:
-    return twin_curve(station, composition, exposure_s, configuration, seed)
-
-
 def _fit(curve: Curve) -> FitReport:
     return fit_models(curve, extract_features(curve))
 
@@ -57,7 +44,7 @@ def test_phase_points_are_where_the_twin_says() -> None:
 
 
 def test_reduced_curve_matches_the_true_absolute_intensity() -> None:
-    curve, truth = measure("saxs", PHASE_POINTS["spherical_micelles"], 10.0)
+    curve, truth = twin_curve("saxs", PHASE_POINTS["spherical_micelles"], 10.0)
     instrument = instrument_for("saxs")
     frame = simulate_frame(
         instrument, None, PHASE_POINTS["spherical_micelles"], truth, 10.0, np.random.default_rng(1)
@@ -70,19 +57,19 @@ def test_reduced_curve_matches_the_true_absolute_intensity() -> None:
 
 @pytest.mark.parametrize("phase", list(PHASE_POINTS))
 def test_model_selection_on_the_twin(phase: str) -> None:
-    curve, _ = measure("saxs", PHASE_POINTS[phase], 10.0)
+    curve, _ = twin_curve("saxs", PHASE_POINTS[phase], 10.0)
     report = _fit(curve)
     assert report.best.model == EXPECTED_MODEL[phase], {f.model: f.chi2_reduced for f in report.fits}
 
 
 def test_sphere_radius_and_lamellar_spacing_are_recovered() -> None:
-    curve, truth = measure("saxs", PHASE_POINTS["spherical_micelles"], 10.0)
+    curve, truth = twin_curve("saxs", PHASE_POINTS["spherical_micelles"], 10.0)
     best = _fit(curve).best
     assert best.model == "sphere"
     assert best.parameters["radius"][0] == pytest.approx(truth.parameters["radius"], rel=0.03)
     assert best.parameters["thickness"][0] == pytest.approx(truth.parameters["thickness"], rel=0.1)
 
-    curve, truth = measure("saxs", PHASE_POINTS["lamellar"], 10.0)
+    curve, truth = twin_curve("saxs", PHASE_POINTS["lamellar"], 10.0)
     best = _fit(curve).best
     assert best.model == "lamellar"
     assert best.parameters["d_spacing"][0] == pytest.approx(truth.parameters["d_spacing"], rel=0.03)
@@ -95,18 +82,18 @@ def test_sphere_radius_and_lamellar_spacing_are_recovered() -> None:
 def test_saxs_and_sans_agree_in_shape_where_contrast_allows(phase: str) -> None:
     """Where X-rays and neutrons see the same structure with similar contrast profiles, the two
     stations' curves of one composition are closer in shape than curves of different phases."""
-    saxs, _ = measure("saxs", PHASE_POINTS[phase], 10.0)
-    sans, _ = measure("sans", PHASE_POINTS[phase], 1200.0, configuration="middle")
+    saxs, _ = twin_curve("saxs", PHASE_POINTS[phase], 10.0)
+    sans, _ = twin_curve("sans", PHASE_POINTS[phase], 1200.0, configuration="middle")
     across_stations = shape_distance(saxs, sans)
     others = [
-        shape_distance(saxs, measure("saxs", c, 10.0)[0]) for p, c in PHASE_POINTS.items() if p != phase
+        shape_distance(saxs, twin_curve("saxs", c, 10.0)[0]) for p, c in PHASE_POINTS.items() if p != phase
     ]
     assert across_stations < min(others)
 
 
 def test_counting_noise_falls_with_exposure() -> None:
-    short, _ = measure("sans", PHASE_POINTS["polymer_solution"], 300.0, configuration="middle")
-    long, _ = measure("sans", PHASE_POINTS["polymer_solution"], 1200.0, configuration="middle")
+    short, _ = twin_curve("sans", PHASE_POINTS["polymer_solution"], 300.0, configuration="middle")
+    long, _ = twin_curve("sans", PHASE_POINTS["polymer_solution"], 1200.0, configuration="middle")
     rel_short = np.median(short.sigma_per_cm / np.abs(short.intensity_per_cm))
     rel_long = np.median(long.sigma_per_cm / np.abs(long.intensity_per_cm))
     assert rel_long / rel_short == pytest.approx(0.5, rel=0.1)
