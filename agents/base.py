@@ -3,6 +3,15 @@
 Concrete agents say how they model the data (`_admitted`, `predict`) and how
 they rank candidates (`_propose`); `AgentBase` turns a ranking into
 suggestions the stocks can make, with a decision record for each.
+
+No sample is wasted on a point already taken: a candidate within `SAME_POINT`
+(unit cube, max-norm) of a pending suggestion, or of a composition the target
+station's probe has already measured, is passed over (recorded as "already
+measured" in the decision's `rejected` list), unless the agent was asked for
+replicates (`replicates=True`). The same composition measured by the *other*
+probe is not a replicate: the multi-probe agent sends SANS to where SAXS looked.
+Every agent, its initial design and the baselines choose through here, so the
+rule holds for all of them.
 """
 
 from __future__ import annotations
@@ -75,6 +84,7 @@ class AgentBase:
         scans: Mapping[str, ScanParameters] | None = None,
         seed: int = 0,
         requirements: Iterable[Requirement] = (),
+        replicates: bool = False,
     ) -> None:
         self.region = region
         self.stations: dict[str, Probe] = dict(stations or {"saxs": Probe.XRAY, "sans": Probe.NEUTRON})
@@ -82,6 +92,8 @@ class AgentBase:
             raise AgentError("an agent needs at least one station to suggest for")
         self.scans: dict[str, ScanParameters] = dict(scans or {})
         self.seed = int(seed)
+        #: may a suggestion repeat a composition this probe has measured? (pending points: never)
+        self.replicates = bool(replicates)
         self.step = 0
         self.observations: list[Observation] = []
         self._screen = Screen(region, requirements)
@@ -122,6 +134,7 @@ class AgentBase:
             "agent": self.name,
             "seed": self.seed,
             "step": self.step,
+            "replicates": self.replicates,
             "region": self.region.to_dict(),
             "stations": {s: p.value for s, p in self.stations.items()},
             "scans": {s: scan.to_dict() for s, scan in self.scans.items()},
@@ -180,6 +193,8 @@ class AgentBase:
         try:
             self.seed = int(state["seed"])
             self.step = int(state["step"])
+            # not a constructor argument of every agent, so restored here rather than in `_construct`
+            self.replicates = bool(state.get("replicates", False))
             self._restore_model_state(state.get("model") or {})
         except (KeyError, TypeError, ValueError) as exc:
             raise AgentStateError(f"malformed agent state: {exc!r}") from None
@@ -266,32 +281,91 @@ class AgentBase:
     def _first_feasible(
         self, ranked: Sequence[Candidate], station: str | None, pending_u: np.ndarray
     ) -> tuple[Candidate, Candidate | None, list[dict[str, Any]]]:
-        """The best candidate the stocks can make (and the next distinct one), skipping pending points."""
-        chosen: Candidate | None = None
+        """The best candidate the stocks can make (and the next distinct one), skipping pending points
+        and, unless replicates are asked for, points the target station's probe has measured.
+
+        When every ranked candidate is taken, fresh Sobol points farthest from everything taken
+        are tried, so that an agent whose acquisition keeps peaking on measured points still
+        suggests something new.
+        """
+        measured = self._measured_by_probe()
         rejected: list[dict[str, Any]] = []
+        found, taken = self._scan(ranked, station, pending_u, measured, rejected)
+        if found is None and taken:
+            found, _ = self._scan(self._fresh(pending_u, measured), station, pending_u, measured, rejected)
+        if found is None:
+            raise NoFeasibleCandidateError(
+                f"none of the {len(ranked)} candidates can be made"
+                + (f" (first reason: {rejected[0]['reason']})" if rejected else "")
+                + ("" if self.replicates else "; for replicates of measured points set replicates")
+            )
+        chosen, runner_up = found
+        return chosen, runner_up, rejected
+
+    def _scan(
+        self,
+        ranked: Sequence[Candidate],
+        station: str | None,
+        pending_u: np.ndarray,
+        measured: Mapping[Probe, np.ndarray],
+        rejected: list[dict[str, Any]],
+    ) -> tuple[tuple[Candidate, Candidate | None] | None, int]:
+        """The best usable candidate of `ranked` and the next distinct one (reasons into `rejected`),
+        and how many candidates were passed over as measured or pending."""
+        chosen: Candidate | None = None
+        taken = 0
         for raw in sorted(ranked, key=lambda c: -c.value):
             u = np.clip(raw.u, 0.0, 1.0)
             cand = Candidate(u, raw.value, raw.station, raw.scan, raw.extras)
             if chosen is not None:
                 if np.max(np.abs(u - chosen.u)) > SAME_POINT:
-                    return chosen, cand, rejected
+                    return (chosen, cand), taken
                 continue
-            if len(pending_u) and np.min(np.max(np.abs(pending_u - u), axis=1)) <= SAME_POINT:
+            if _near(u, pending_u):
+                taken += 1
                 continue
             where = cand.station or station or next(iter(self.stations))
-            reason = self.region.why_infeasible(self.region.from_unit(u), where)
+            if not self.replicates and _near(u, measured.get(self.stations[where], _NONE)):
+                taken += 1
+                reason: str | None = ALREADY_MEASURED
+            else:
+                reason = self.region.why_infeasible(self.region.from_unit(u), where)
             if reason is not None:
-                if len(rejected) < 20:
+                if len(rejected) < MAX_REJECTED_RECORDED:
                     rejected.append({"value": cand.value, "reason": reason})
                 logger.info("%s: candidate rejected (%s)", self.name, reason)
                 continue
             chosen = cand
-        if chosen is None:
-            raise NoFeasibleCandidateError(
-                f"none of the {len(ranked)} candidates can be made"
-                + (f" (first reason: {rejected[0]['reason']})" if rejected else "")
-            )
-        return chosen, None, rejected
+        return (None if chosen is None else (chosen, None)), taken
+
+    def _measured_by_probe(self) -> dict[Probe, np.ndarray]:
+        """Unit-cube points each probe has measured."""
+        out: dict[Probe, np.ndarray] = {}
+        for probe in set(self.stations.values()):
+            mine = [o.composition for o in self.observations if o.probe is probe]
+            out[probe] = self.unit_points(mine)
+        return out
+
+    def _fresh(self, pending_u: np.ndarray, measured: Mapping[Probe, np.ndarray]) -> list[Candidate]:
+        """Sobol points of the region ranked by their distance from everything measured or pending."""
+        points = self.region.sobol(FALLBACK_CANDIDATES, seed=self.decision_seed()).numpy()
+        taken = np.concatenate([pending_u.reshape(-1, self.region.dim), *measured.values()])
+        scores = maximin_ranking(points, taken)
+        return [Candidate(p, float(v)) for p, v in zip(points, scores, strict=True)]
+
+
+#: The reason a candidate is passed over when its probe has measured that composition already.
+ALREADY_MEASURED = "already measured"
+#: Rejected candidates a decision record lists (the rest are only logged).
+MAX_REJECTED_RECORDED = 20
+#: Sobol points tried when every ranked candidate has been measured already.
+FALLBACK_CANDIDATES = 256
+_NONE = np.zeros((0, 0))
+
+
+def _near(u: np.ndarray, points: np.ndarray) -> bool:
+    """Is `u` within `SAME_POINT` (max-norm) of any of `points`?"""
+    return bool(len(points)) and float(np.min(np.max(np.abs(points - u), axis=1))) <= SAME_POINT
 
 
 #: Torch threads for a decision. One: the solves of a decision are many and memory-bound, and

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tandem.agents.base import AgentBase
 from tandem.agents.baselines import RandomAgent, SpaceFillingAgent
 from tandem.agents.multi_probe import MultiProbeAgent, MultiProbeSettings, StationCost
 from tandem.agents.optimisation import Objective, OptimisationAgent, OptimisationSettings
@@ -93,6 +94,14 @@ def agent_learns_from_fits(campaign: Campaign) -> bool:
 
 def build_agent(campaign: Campaign, region: FeasibleRegion | None = None) -> Agent:
     """The agent the campaign file asks for, over the campaign's feasible region."""
+    agent = _build_agent(campaign, region)
+    # every agent chooses through `AgentBase`, which holds the rule; not every constructor takes it
+    if isinstance(agent, AgentBase):
+        agent.replicates = campaign.agent.replicates
+    return agent
+
+
+def _build_agent(campaign: Campaign, region: FeasibleRegion | None) -> Agent:
     region = region or campaign.feasible_region(stock_check(campaign))
     spec = campaign.agent
     settings: Mapping[str, Any] = spec.settings

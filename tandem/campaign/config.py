@@ -212,6 +212,8 @@ class AgentSpec(_Strict):
     #: passed to the agent's settings (for example `n_initial` of the phase-mapping agent)
     settings: dict[str, Any] = Field(default_factory=dict)
     objective: ObjectiveSpec | None = None
+    #: may the agent measure a composition again at a probe that has measured it? (default: never)
+    replicates: bool = False
 
 
 class StopSpec(_Strict):
