@@ -20,6 +20,7 @@ hydrogenous oil and surfactant against D2O.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -119,9 +120,14 @@ class Ternary(ZooSystem):
         return _lamellar(phi_s, phi_o, rho)
 
 
+@dataclass(frozen=True)
 class _Slds:
-    def __init__(self, *, water: float, oil: float, tail: float, head: float) -> None:
-        self.water, self.oil, self.tail, self.head = water, oil, tail, head
+    """SLDs (1e-6/Å²) of the four species the structures are built from, for one probe."""
+
+    water: float
+    oil: float
+    tail: float
+    head: float
 
 
 def _sphere_volume(radius_a: float) -> float:
