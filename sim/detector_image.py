@@ -5,15 +5,24 @@ The expected counts in a pixel are
     N = Φ t ε T_cell T_sample [d · dΣ/dΩ(q) + cell(q)] ΔΩ + dark · t
 
 with Φ the flux on the sample, t the exposure, ε the detector efficiency, T the
-transmissions, d the path length (cm), dΣ/dΩ the sample's scattering (structure
-from the ground truth, smeared by the station's resolution, plus the solvent's
-flat scattering), cell(q) the windows' scattering (1/sr) and ΔΩ the pixel's
-solid angle. Behind the beam stop only a tiny leakage is counted. Counts are
-Poisson-distributed and clipped at the detector's counter depth (saturation).
+transmissions, d the path length (cm), dΣ/dΩ the sample's scattering, cell(q)
+the windows' scattering (1/sr) and ΔΩ the pixel's solid angle. Behind the beam
+stop only a tiny leakage is counted. Counts are Poisson-distributed and clipped
+at the detector's counter depth (saturation).
+
+The sample's dΣ/dΩ is the ground truth's *structure*, smeared by the station's
+resolution, plus the sample's *flat* scattering, which the instrument computes
+from the composition (`Instrument.flat_per_cm`): for neutrons the incoherent
+scattering of every component, solvent and solutes, from their formulas and
+densities; for X-rays the solvent's compressibility scattering. The truth's own
+`background` is set to 0 before its model is evaluated: the instrument owns the
+solutes' incoherent, so it is counted once whichever system the truth describes
+(the default system states its solutes' incoherent as `background`; that value
+is exactly what the instrument computes for them).
 
 An empty-cell frame drops the sample term and T_sample; a solvent (blank)
-frame has the pure station solvent as its sample. Together they are what a
-reduction needs for absolute intensities.
+frame has the pure station solvent as its sample, with that solvent's own flat
+scattering. Together they are what a reduction needs for absolute intensities.
 
 Speed: I(q) is computed once on a radial grid spanning the detector and
 interpolated onto the pixels' q map, which is cached per geometry.
@@ -23,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import lru_cache
 
@@ -137,10 +146,8 @@ def simulate_frame(  # noqa: PLR0917 - the station devices' calling contract
     config, exposure = _checked(instrument, configuration, exposure_s, temperature_c)
     t_sample = instrument.sample_transmission(composition)  # also checks the composition
     q = radial_grid(config.geometry)
-    solvent_volume_fraction = _solvent_volume_fraction(instrument, composition)
-    sample = (
-        instrument_intensity(truth, q, instrument, config)
-        + solvent_volume_fraction * instrument.solvent_flat_per_cm
+    sample = instrument_intensity(structure_only(truth), q, instrument, config) + instrument.flat_per_cm(
+        composition
     )
     return _render(
         FrameKind.SAMPLE,
@@ -190,7 +197,7 @@ def simulate_solvent_frame(
     """The blank: the station's pure solvent (H2O or D2O) in the cell."""
     config, exposure = _checked(instrument, configuration, exposure_s, temperature_c)
     q = radial_grid(config.geometry)
-    sample = np.full_like(q, instrument.solvent_flat_per_cm)
+    sample = np.full_like(q, instrument.flat_per_cm({}))
     t_solvent = instrument.sample_transmission({})
     return _render(
         FrameKind.SOLVENT,
@@ -220,14 +227,14 @@ def _check_truth_probe(instrument: Instrument, truth: TruthPoint) -> None:
         raise InstrumentError(f"truth must be a TruthPoint, got {type(truth).__name__}")
 
 
-def _solvent_volume_fraction(instrument: Instrument, composition: Mapping[str, float]) -> float:
-    """Volume fraction of solvent in the sample: it scales the solvent's own flat scattering."""
-    components = instrument.components
-    solutes = {name: float(w) for name, w in composition.items()}
-    w_solvent = 1.0 - math.fsum(solutes.values())
-    v_solvent = w_solvent / instrument.solvent.density_g_per_ml
-    volume = v_solvent + sum(w / components[n].density_g_per_ml for n, w in solutes.items())
-    return v_solvent / volume if volume > 0 else 0.0
+def structure_only(truth: TruthPoint) -> TruthPoint:
+    """`truth` with its flat `background` at 0: the instrument adds the sample's flat scattering itself.
+
+    Set explicitly rather than dropped, since sasmodels would otherwise add its own default (0.001).
+    """
+    if truth.parameters.get("background") == 0.0:
+        return truth
+    return replace(truth, parameters={**truth.parameters, "background": 0.0})
 
 
 def _render(

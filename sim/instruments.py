@@ -11,13 +11,29 @@ detector (Pilatus-like) and of a reactor pinhole SANS instrument with a ³He
 area detector. Transmissions are computed from the sample's composition:
 photoabsorption for X-rays (periodictable's f2 at the station energy) and
 coherent + incoherent + absorption cross-sections for neutrons.
+
+An instrument knows the components it may be given (`components`, the twin's
+default system unless a campaign brings its own: `for_campaign`) and its
+station's solvent, which is the rest of every sample.
+
+**Who owns the flat scattering.** Everything flat that follows from the
+composition alone belongs to the instrument (`flat_per_cm`), never to the
+ground truth: for neutrons the incoherent scattering of *every* component,
+solvent and solutes alike (its incoherent cross-section / 4π from its formula
+and density, weighted by its volume fraction: hydrogen dominates it); for X-rays
+the solvent's compressibility scattering (water's, the usual absolute standard),
+weighted by the solvent's volume fraction. A truth describes structure only:
+`tandem.sim.detector_image` renders it with `background` set to 0, so a truth
+that also states its solutes' incoherent there (the default system does) does
+not count it twice, and a truth over any other components gets its incoherent
+without having to compute it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -135,8 +151,9 @@ class Instrument:
     time_costs: TimeCosts
     exposure_limits_s: tuple[float, float]
     temperature_limits_c: tuple[float, float]
-    #: flat dΣ/dΩ (1/cm/sr) of the pure solvent: compressibility (X-rays) or incoherent (neutrons)
-    solvent_flat_per_cm: float
+    #: X-rays: flat dΣ/dΩ (1/cm/sr) of the pure solvent from its compressibility (density
+    #: fluctuations); neutrons: 0, their flat is the composition's incoherent (`flat_per_cm`)
+    compressibility_flat_per_cm: float
     #: attenuation of the direct beam while transmission is measured (SANS) or diode efficiency (SAXS)
     transmission_beam_fraction: float = 1e-3
     components: Components = field(default=DEFAULT_COMPONENTS)
@@ -173,18 +190,68 @@ class Instrument:
             )
         return float(temperature_c)
 
+    def for_campaign(self, components: Components, solvent: Component) -> Instrument:
+        """This instrument for a campaign's own components, with `solvent` taking the rest of every sample."""
+        if solvent.name not in components:
+            raise InstrumentError(
+                f"the solvent {solvent.name!r} of station {self.station!r} is not one of the components "
+                f"({', '.join(components)}); add it to the components or choose one of them"
+            )
+        if components[solvent.name] != solvent:
+            raise InstrumentError(
+                f"the solvent {solvent} of station {self.station!r} differs from the component of that "
+                f"name ({components[solvent.name]}); define it once"
+            )
+        if not solvent.is_liquid:
+            raise InstrumentError(
+                f"the solvent {solvent.name!r} of station {self.station!r} is a solute; "
+                f"choose a liquid: {', '.join(c.name for c in components.liquids) or '(none)'}"
+            )
+        return replace(self, components=components, solvent=solvent)
+
     # -- physics -------------------------------------------------------------------------------
+
+    def volume_fractions(self, composition: Mapping[str, float]) -> dict[str, float]:
+        """Volume fraction of every component of the sample (the solvent included), from partial volumes.
+
+        `composition` maps the non-solvent components to mass fractions; the solvent is the rest.
+        """
+        fractions = _with_solvent(composition, self.solvent, self.components)
+        volumes = {n: w / self.components[n].density_g_per_ml for n, w in fractions.items()}
+        total = math.fsum(volumes.values())
+        return {n: v / total for n, v in volumes.items()}
 
     def attenuation_per_cm(self, composition: Mapping[str, float]) -> float:
         """Linear attenuation coefficient (1/cm) of the sample: solutes in this station's solvent."""
-        fractions = _with_solvent(composition, self.solvent, self.components)
-        volume = sum(w / self.components[n].density_g_per_ml for n, w in fractions.items())
-        mu = 0.0
-        for name, w in fractions.items():
-            component = self.components[name]
-            mu_per_density = self._attenuation_of(component) / component.density_g_per_ml
-            mu += w * mu_per_density / volume
-        return mu
+        return math.fsum(
+            phi * self._attenuation_of(self.components[name])
+            for name, phi in self.volume_fractions(composition).items()
+        )
+
+    def incoherent_per_cm(self, composition: Mapping[str, float]) -> float:
+        """Incoherent dΣ/dΩ (1/cm/sr) of the sample for neutrons (0 for X-rays): every component's,
+        solvent included, from its formula and density; the hydrogen in it is most of it."""
+        if self.probe is not Probe.NEUTRON:
+            return 0.0
+        return math.fsum(
+            phi * _incoherent_per_cm_sr(self.components[name], self.wavelength_a)
+            for name, phi in self.volume_fractions(composition).items()
+        )
+
+    def flat_per_cm(self, composition: Mapping[str, float]) -> float:
+        """All flat dΣ/dΩ (1/cm/sr) of the sample that the twin adds to the truth's structure.
+
+        Neutrons: the incoherent of every component. X-rays: the solvent's compressibility
+        scattering, in proportion to its volume fraction (solutes' own is negligible beside it).
+        """
+        if self.probe is Probe.NEUTRON:
+            return self.incoherent_per_cm(composition)
+        return self.volume_fractions(composition)[self.solvent.name] * self.compressibility_flat_per_cm
+
+    @property
+    def solvent_flat_per_cm(self) -> float:
+        """Flat dΣ/dΩ (1/cm/sr) of the pure solvent, what a blank shows above the empty cell."""
+        return self.flat_per_cm({})
 
     def sample_transmission(self, composition: Mapping[str, float]) -> float:
         """Transmission of the sample alone (the cell's windows excluded)."""
@@ -240,15 +307,31 @@ def _attenuation_per_cm(
     return float(coherent) + float(absorption) + float(incoherent)
 
 
+@cache
+def _incoherent_per_cm_sr(component: Component, wavelength_a: float) -> float:
+    """Incoherent dΣ/dΩ (1/cm/sr) of the pure component: its incoherent cross-section per volume / 4π.
+
+    periodictable's tabulated bound-atom values, isotropic over 4π; the same physics as the
+    default system's `_incoherent_per_sr` for its solutes.
+    """
+    from periodictable import nsf
+
+    result: Any = nsf.neutron_scattering(
+        component.formula, density=component.density_g_per_ml, wavelength=wavelength_a
+    )
+    return float(result[1][2]) / (4.0 * math.pi)
+
+
 def _with_solvent(
     composition: Mapping[str, float], solvent: Component, components: Components
 ) -> dict[str, float]:
     fractions: dict[str, float] = {}
     for name, raw in composition.items():
         if name not in components or name == solvent.name:
-            solutes = [n for n in components if n not in (H2O.name, D2O.name)]
+            others = [n for n in components if n != solvent.name]
             raise InvalidCompositionError(
-                f"unknown solute {name!r}; known: {', '.join(solutes)} (the solvent is the rest)"
+                f"unknown solute {name!r}; known: {', '.join(others)} "
+                f"(the solvent {solvent.name} is the rest)"
             )
         w = float(raw)
         if not (math.isfinite(w) and 0.0 <= w <= 1.0):
@@ -334,7 +417,7 @@ SAXS_INSTRUMENT = Instrument(
     exposure_limits_s=(0.001, 600.0),
     temperature_limits_c=(5.0, 90.0),
     # water's isothermal compressibility scattering at 20-25 °C, the usual SAXS absolute standard
-    solvent_flat_per_cm=0.0165,
+    compressibility_flat_per_cm=0.0165,
     transmission_beam_fraction=1e-3,
 )
 
@@ -364,8 +447,8 @@ SANS_INSTRUMENT = Instrument(
     ),
     exposure_limits_s=(1.0, 7200.0),
     temperature_limits_c=(5.0, 80.0),
-    # D2O: incoherent scattering of D plus a little H from exchange with air moisture
-    solvent_flat_per_cm=0.06,
+    # neutrons: the flat is the sample's incoherent, computed from its composition (`flat_per_cm`)
+    compressibility_flat_per_cm=0.0,
     transmission_beam_fraction=1e-2,
 )
 

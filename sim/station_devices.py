@@ -37,7 +37,6 @@ from tandem.geometry import DetectorGeometry
 from tandem.sim.clock import StationClock
 from tandem.sim.detector_image import simulate_empty_cell_frame, simulate_frame
 from tandem.sim.instruments import Instrument, instrument_for
-from tandem.sim.systems import D2O, H2O
 from tandem.sim.truth import GroundTruth, load_truth
 from tandem.stations import Probe
 
@@ -45,8 +44,6 @@ logger = logging.getLogger(__name__)
 
 #: The ground truth when a configuration names none.
 DEFAULT_TRUTH = "tandem.sim.systems:default_system"
-#: Liquids the twin's stations use as the solvent; the truth takes every other component.
-SOLVENT_NAMES = frozenset({H2O.name, D2O.name})
 #: Temperature ramps publish a readback at least every this many station seconds.
 RAMP_STEP_S = 5.0
 
@@ -174,7 +171,10 @@ class TwinStationModel:
                 self.instrument, configuration, exposure_s, rng, temperature_c=temperature_c
             )
         else:
-            solutes = {n: w for n, w in composition.items() if n not in SOLVENT_NAMES}
+            # the truth takes every component but the station's solvent, which is the rest; another
+            # liquid in the sample (an oil, H2O in a D2O lab) is one of the truth's components
+            solvent = self.instrument.solvent.name
+            solutes = {n: w for n, w in composition.items() if n != solvent}
             point = self.truth(solutes, self.probe)
             frame = simulate_frame(
                 self.instrument, configuration, solutes, point, exposure_s, rng, temperature_c=temperature_c

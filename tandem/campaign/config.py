@@ -786,7 +786,10 @@ class _Checker:
         deck_file, deck, deck_path = built
         if not self._deck_matches(where, deck, solvent, components):
             return None
-        return Station(sid, spec, instrument, solvent, deck, deck_file, deck_path)
+        # the twin measures the campaign's own components (attenuation, incoherent) in this station's solvent
+        return Station(
+            sid, spec, instrument.for_campaign(components, solvent), solvent, deck, deck_file, deck_path
+        )
 
     def _station_solvent(
         self, where: Path_, spec: StationSpec, instrument: Instrument, components: Components
