@@ -58,6 +58,8 @@ if TYPE_CHECKING:
     from tandem.agents.region import FeasibleRegion, StockCheck
 
 DEFAULT_TRUTH = "tandem.sim.systems:default_system"
+#: failed samples in a row after which a campaign stops, unless its file says otherwise
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
 #: Exposures on the default ladder between a station's shortest and longest (both included).
 EXPOSURE_LADDER_STEPS = 4
 #: At most this many unreachable corners are reported per station; the rest are counted.
@@ -224,6 +226,9 @@ class StopSpec(_Strict):
     max_station_hours: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     #: stop once the mean confidence (most likely label's probability) over the map's grid reaches this
     target_confidence: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
+    #: stop once this many samples in a row have failed: a campaign whose samples keep failing
+    #: (a truth that cannot answer, stocks that ran out) would otherwise spend its budget on failures
+    max_consecutive_failures: int = Field(default=DEFAULT_MAX_CONSECUTIVE_FAILURES, ge=1)
 
 
 class TwinSpec(_Strict):
@@ -1090,6 +1095,7 @@ def _describe(component: Component) -> str:
 
 
 __all__ = [
+    "DEFAULT_MAX_CONSECUTIVE_FAILURES",
     "DEFAULT_TRUTH",
     "AgentKind",
     "AgentSpec",

@@ -140,6 +140,8 @@ class Outcome:
     campaign_id: str
     entries: list[LedgerEntry]
     stop_reason: str = ""
+    #: the campaign stopped because `stop.max_consecutive_failures` samples in a row failed
+    stopped_on_failures: bool = False
     #: wall-clock seconds of the loop, from its first decision until every result was in Tiled
     loop_s: float = 0.0
 
@@ -288,6 +290,8 @@ class _Loop:
         self._completions: list[Future[LedgerEntry]] = []
         self._records_written = 0
         self._last_accuracy: float | None = None
+        #: why each sample whose plan failed failed, known as its run ends (before its ledger entry is)
+        self._plan_errors: dict[str, str] = {}
         # the agent's prediction on the report grid: the accuracy and the confidence criterion share it
         # until the agent is next told or asked anything
         self._prediction: Prediction | None = None
@@ -429,6 +433,7 @@ class _Loop:
             except Exception as exc:  # a failed sample is recorded and the campaign goes on
                 logger.warning("sample %s on %s failed: %s", entry.sample_uid, entry.station, exc)
                 error = f"{type(exc).__name__}: {exc}"
+                self._plan_errors[entry.sample_uid] = error
         ran = replace(
             entry,
             start_s=start_s,
@@ -534,7 +539,7 @@ class _Loop:
 
     def _stop_reason(self) -> str | None:
         stop = self.campaign.stop
-        reason = self._budget_spent()
+        reason = self._budget_spent() or self._failing()
         if reason is not None:
             return reason
         if stop.target_confidence is not None and self._samples_done() >= MIN_SAMPLES_FOR_CONFIDENCE:
@@ -542,6 +547,35 @@ class _Loop:
             if confidence is not None and confidence >= stop.target_confidence:
                 return f"confidence target reached ({confidence:.3f} >= {stop.target_confidence:g})"
         return None
+
+    def _failing(self) -> str | None:
+        """Why the campaign stops if its last `stop.max_consecutive_failures` samples all failed.
+
+        A sample counts as failed once its plan has failed or its ledger entry says failed (the
+        analysis too can fail it, known a little later); one cut off by a stop is skipped, and the
+        streak ends at a sample that was measured or whose result is not in yet.
+        """
+        limit = self.campaign.stop.max_consecutive_failures
+        streak, last = 0, ""
+        for entry in reversed(self.entries.values()):
+            if entry.reason == INTERRUPTED_REASON:
+                continue
+            why = (
+                entry.reason
+                if entry.status is SampleStatus.FAILED
+                else self._plan_errors.get(entry.sample_uid)
+            )
+            if why is None:
+                break
+            streak += 1
+            last = last or why
+        if streak < limit:
+            return None
+        self.outcome.stopped_on_failures = True
+        return (
+            f"{streak} samples in a row failed (stop.max_consecutive_failures is {limit}); "
+            f"the last failed with: {last}"
+        )
 
     def _samples_done(self) -> int:
         # a sample whose run is over counts, whether or not its result is in yet; one cut off by a stop

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 console = Console(stderr=True)
 
+#: exit status of a campaign that stopped because its samples kept failing (2: a bad campaign file)
+FAILURES_EXIT_CODE = 3
 #: the bundled example campaign, in the checkout
 DEMO_CAMPAIGN = Path(__file__).resolve().parents[2] / "examples" / "campaigns" / "demo.yaml"
 
@@ -73,6 +75,15 @@ def _run(config: Path, data: Path | None, report_dir: Path | None, resume: bool)
             outcome = runner.run()
         finally:
             signal.signal(signal.SIGINT, previous)
+    if outcome.stopped_on_failures:
+        console.print(f"[red]stopped: {outcome.stop_reason}[/red]")
+        try:
+            report = _write(data, campaign.id, report_dir)
+        except Exception as exc:  # the failures are the news; a report of them is a bonus
+            console.print(f"no report was written ({type(exc).__name__}: {exc})")
+        else:
+            _summarise(report.metrics, report.folder)
+        raise typer.Exit(FAILURES_EXIT_CODE)
     console.print(f"stopped: {outcome.stop_reason}; writing the report…")
     report = _write(data, campaign.id, report_dir)
     _summarise(report.metrics, report.folder)
@@ -127,7 +138,9 @@ def campaign(
     run ends, and the agent chooses for whichever station is free.
 
     Ctrl-C stops after the sample in progress; `--resume` continues later without repeating or losing
-    a sample. Example: `tandem campaign examples/campaigns/demo.yaml --data runs/demo`.
+    a sample. Exits with 2 for a campaign file with problems, 3 when the campaign stopped because its
+    samples kept failing (`stop: max_consecutive_failures`), 1 for any other error.
+    Example: `tandem campaign examples/campaigns/demo.yaml --data runs/demo`.
     """
     _configure_logging()
     try:
