@@ -6,9 +6,10 @@ microemulsion droplets, and rods where the surfactant is plentiful and the oil s
 come from the components' formulas and densities (`Component.xray_sld`, `neutron_sld`); its
 flat scattering is left to the twin's instrument, which computes every component's incoherent.
 
-`fails_at_the_station` answers the campaign-file check and the report's map (called from the
-main thread) but raises for every measurement, which the twin's stations make from their
-worker threads: a campaign with it must stop on its failures.
+`names_no_model` and `misspells_a_parameter` answer what the twin cannot draw, for the
+campaign-file check to refuse. `fails_at_the_station` answers the campaign-file check and the
+report's map (called from the main thread) but raises for every measurement, which the twin's
+stations make from their worker threads: a campaign with it must stop on its failures.
 
 The campaign's `components:` and the decks come from `campaign_files`.
 """
@@ -95,6 +96,16 @@ def fails_at_the_station(composition: Mapping[str, float], probe: Probe | str, /
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("the truth cannot answer here (a test truth that fails every measurement)")
     return nonionic_oil(composition, probe)
+
+
+def names_no_model(composition: Mapping[str, float], probe: Probe | str, /) -> TruthPoint:
+    """A truth whose model sasmodels does not have: the campaign-file check must say so."""
+    return TruthPoint("micelles", "no_such_model", {"scale": 0.01})
+
+
+def misspells_a_parameter(composition: Mapping[str, float], probe: Probe | str, /) -> TruthPoint:
+    """A truth that gives `sphere` a parameter it does not have: the campaign-file check must say so."""
+    return TruthPoint("micelles", "sphere", {"scale": 0.01, "raduis": 30.0})
 
 
 def _component(c: Component) -> dict[str, Any]:

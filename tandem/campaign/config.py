@@ -48,7 +48,7 @@ from tandem.robots.deck_file import ComponentModel, DeckFile
 from tandem.robots.recipe import InfeasibleRecipeError, InvalidRecipeRequestError, solve_recipe
 from tandem.sim.instruments import INSTRUMENTS, Instrument
 from tandem.sim.systems import DEFAULT_COMPONENTS
-from tandem.sim.truth import GroundTruth, TruthError, load_truth
+from tandem.sim.truth import GroundTruth, TruthError, TruthPoint, load_truth
 from tandem.stations import Probe
 from tandem.suggestions import ScanParameters
 
@@ -1084,6 +1084,33 @@ class _Checker:
                     "return a TruthPoint with a phase name",
                 )
                 return
+            why = _unrenderable(point)
+            if why is not None:
+                self.add(
+                    path,
+                    f"{self.spec.twin.truth} at the centre of the space ({probe.value}): {why[0]}",
+                    why[1],
+                )
+                return
+
+
+def _unrenderable(point: object) -> tuple[str, str] | None:
+    """Why the twin could not draw a truth's answer (what was wrong, what would do), or None."""
+    from tandem.sim.scattering import ScatteringError, model_parameter_names
+
+    if not isinstance(point, TruthPoint):
+        return f"returned a {type(point).__name__}, not a TruthPoint", "return tandem.sim.truth.TruthPoint"
+    try:
+        known = model_parameter_names(point.model)
+    except ScatteringError as exc:
+        return str(exc), "name a sasmodels model, such as sphere, cylinder or core_shell_sphere"
+    unknown = sorted(set(point.parameters) - known)
+    if unknown:
+        return (
+            f"model {point.model!r} has no parameter(s) {', '.join(map(repr, unknown))}",
+            f"use its parameters: {', '.join(sorted(known))}",
+        )
+    return None
 
 
 def _corner(vertex: Mapping[str, float]) -> str:

@@ -102,3 +102,18 @@ def test_a_truth_that_cannot_answer_for_the_campaign_components_is_a_clear_file_
     assert "twin.truth" in message
     assert "fails at the centre of the space" in message
     assert "C12E5" in message
+
+
+@pytest.mark.parametrize(
+    ("truth", "expected"),
+    [
+        ("twin_truths:names_no_model", r"sasmodels has no model 'no_such_model'.*name a sasmodels model"),
+        ("twin_truths:misspells_a_parameter", r"no parameter\(s\) 'raduis'.*use its parameters: .*radius"),
+    ],
+)
+def test_a_truth_answer_the_twin_cannot_draw_is_a_clear_file_error(
+    tmp_path: Path, truth: str, expected: str
+) -> None:
+    config = campaign_files(tmp_path, campaign_id="undrawable", truth=truth)
+    with pytest.raises(CampaignConfigError, match=expected):
+        load_campaign(config)
