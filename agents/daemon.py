@@ -41,7 +41,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
-from tandem.agents.protocol import Agent
+from tandem.agents.protocol import Agent, Relabelling
 from tandem.agents.records import DecisionRecord, latest, read_records, write_records
 from tandem.errors import TandemError
 from tandem.observations import Observation
@@ -528,7 +528,23 @@ class AgentDaemon:
     # -- results -------------------------------------------------------------------------------
 
     def _read_results(self) -> None:
-        new = [o for o in self.results.observations(self.campaign_id) if o.run_uid not in self._told]
+        results = self.results.observations(self.campaign_id)
+        # phase finding may rename earlier runs (a merge, a split): re-tell the agent those
+        told = {o.run_uid: o for o in self._observations}
+        renamed = {
+            o.run_uid: str(o.label)
+            for o in results
+            if o.run_uid in told and o.label is not None and o.label != told[o.run_uid].label
+        }
+        if renamed and isinstance(self.agent, Relabelling):
+            self.agent.relabel(renamed)
+            self._observations = [
+                replace(o, label=renamed[o.run_uid], label_probabilities={renamed[o.run_uid]: 1.0})
+                if o.run_uid in renamed
+                else o
+                for o in self._observations
+            ]
+        new = [o for o in results if o.run_uid not in self._told]
         if new:
             self.agent.tell(new)
             self._observations.extend(new)

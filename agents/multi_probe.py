@@ -60,7 +60,13 @@ from tandem.agents.errors import AgentError
 from tandem.agents.gp import DTYPE, CachedGP, KernelHyperparameters
 from tandem.agents.hygiene import needs_label
 from tandem.agents.modelling import IncrementalGP, RefitPolicy
-from tandem.agents.phase_mapping import bald, class_probabilities, dirichlet_targets, optimise_candidates
+from tandem.agents.phase_mapping import (
+    bald,
+    class_probabilities,
+    dirichlet_targets,
+    optimise_candidates,
+    relabelled,
+)
 from tandem.agents.protocol import Prediction, as_fraction_array
 from tandem.agents.region import FeasibleRegion
 from tandem.observations import Observation
@@ -278,6 +284,25 @@ class MultiProbeAgent(AgentBase):
             after = hp.task_covariance
             if before is not None and after is not None and not np.array_equal(after, before):
                 self.gp.use_hyperparameters(hp, self.gp.n_at_fit)
+
+    def relabel(self, labels: Mapping[str, str]) -> int:
+        """Learn earlier results anew under the phase names phase finding now gives their runs.
+
+        Which probes reported each label is worked out again from the renamed results; the
+        model is refitted on the next decision. Returns how many observations changed name.
+        """
+        observations, changed = relabelled(self.observations, labels)
+        if not changed:
+            return 0
+        self.observations = observations
+        self.labels = sorted({k for o in observations for k in _label_vector(o)})
+        self.seen_by = {}
+        for o in observations:
+            for label, p in _label_vector(o).items():
+                if p > 0:
+                    self.seen_by.setdefault(label, set()).add(o.probe)
+        self.gp.replace_outputs(*self._rows(observations))
+        return changed
 
     def unidentified_tasks_independent(self, hp: KernelHyperparameters) -> KernelHyperparameters:
         """Task covariances of labels reported by one probe only: fixed, not fitted.

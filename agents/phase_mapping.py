@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol, Self
 
 import numpy as np
@@ -58,6 +58,27 @@ from tandem.agents.region import FeasibleRegion
 from tandem.observations import Observation
 from tandem.stations import Probe
 from tandem.suggestions import ScanParameters
+
+
+def relabelled(
+    observations: Sequence[Observation], labels: Mapping[str, str]
+) -> tuple[list[Observation], int]:
+    """`observations` with the phase names `labels` gives their runs (run uid → name), and how many changed.
+
+    Phase finding may rename the phases of earlier runs (a merge, a split, a run moved
+    across a boundary: `tandem.analysis.phases`); an agent that learns from labels is
+    re-told its observations under their new names.
+    """
+    out: list[Observation] = []
+    changed = 0
+    for obs in observations:
+        name = labels.get(obs.run_uid)
+        if name is not None and (obs.label != name or dict(obs.label_probabilities) not in ({}, {name: 1.0})):
+            out.append(replace(obs, label=name, label_probabilities={name: 1.0}))
+            changed += 1
+        else:
+            out.append(obs)
+    return out, changed
 
 
 def dirichlet_targets(probabilities: np.ndarray, alpha_epsilon: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -217,6 +238,22 @@ class PhaseMappingAgent(AgentBase):
         self._probs = np.concatenate([self._probs.reshape(-1, len(self.labels)), probs])
         y, yvar = dirichlet_targets(probs, self.settings.alpha_epsilon)
         self.gp.add(x_new, y, yvar)
+
+    def relabel(self, labels: Mapping[str, str]) -> int:
+        """Learn earlier results anew under the phase names phase finding now gives their runs.
+
+        Returns how many observations changed name; the classifier is refitted on the next decision.
+        """
+        observations, changed = relabelled(self.observations, labels)
+        if not changed:
+            return 0
+        self.observations = observations
+        vectors = [self._label_vector(o) for o in observations]
+        self.labels = sorted({k for v in vectors for k in v})
+        self._probs = np.array([[v.get(lab, 0.0) for lab in self.labels] for v in vectors])
+        y, yvar = dirichlet_targets(self._probs, self.settings.alpha_epsilon)
+        self.gp.replace_outputs(torch.as_tensor(self.observed_unit(), dtype=DTYPE), y, yvar)
+        return changed
 
     @property
     def ready(self) -> bool:

@@ -104,6 +104,15 @@ class Agent(Protocol):
         ...
 
 
+@runtime_checkable
+class Relabelling(Protocol):
+    """An agent that learns from phase labels and can be re-told them when phase finding renames runs."""
+
+    def relabel(self, labels: Mapping[str, str]) -> int:
+        """Take the phase name of each earlier run (run uid → name); return how many changed."""
+        ...
+
+
 def as_fraction_array(
     region: FeasibleRegion, compositions: np.ndarray | Sequence[Mapping[str, float]]
 ) -> np.ndarray:

@@ -18,6 +18,7 @@ from tandem.analysis.store import AnalysisRecord, AnalysisStore
 from tandem.campaign.agent_factory import build_agent
 from tandem.campaign.config import Campaign, load_campaign_data
 from tandem.campaign.ledger import Ledger, LedgerEntry, SampleStatus
+from tandem.campaign.phases import CampaignPhases
 from tandem.campaign.report import (
     AccuracyPoint,
     Activity,
@@ -62,16 +63,30 @@ def agent_observation(campaign: Campaign, record: AnalysisRecord, finished_at_s:
     return replace(observation, composition=composition, finished_at_s=finished_at_s)
 
 
-def observations_of(
+def results_of(
     campaign: Campaign, entries: Sequence[LedgerEntry], records: Mapping[str, AnalysisRecord]
-) -> list[Observation]:
-    """What the agent learnt from: the analysed results of the measured samples."""
+) -> list[tuple[AnalysisRecord, Observation]]:
+    """The analysed results of the measured samples, each with the agent's view of it, in ledger order."""
     out = []
     for entry in entries:
         record = records.get(entry.run_uid or "")
         if entry.status is SampleStatus.MEASURED and record is not None and record.ok:
-            out.append(agent_observation(campaign, record, entry.end_s))
+            out.append((record, agent_observation(campaign, record, entry.end_s)))
     return out
+
+
+def relearn(
+    campaign: Campaign, agent: Agent, ledger: Ledger, results: Sequence[tuple[AnalysisRecord, Observation]]
+) -> CampaignPhases:
+    """Tell a rebuilt `agent` a campaign's results under the phase names the campaign recorded.
+
+    Phase finding runs again over the curves; the names the ledger recorded are kept
+    (`PhaseFinder.restore`), and nothing is written back.
+    """
+    phases = CampaignPhases(agent, lambda _events, _state: None)
+    phases.restore(dict(ledger.phase_state()))
+    agent.tell(phases.learn(results))
+    return phases
 
 
 def build_history(
@@ -92,7 +107,7 @@ def build_history(
     records = {r.run_uid: r for r in store.records(campaign_id=campaign_id)}
     if agent is None:
         agent = build_agent(campaign)
-        agent.tell(observations_of(campaign, entries, records))
+    phase_of = relearn(campaign, agent, ledger, results_of(campaign, entries, records)).finding.labels
     grid = campaign.grid()
     if truth_labels is None:
         truth_labels = truth_on(campaign, grid)
@@ -115,7 +130,7 @@ def build_history(
                 sample_uid=entry.sample_uid,
                 station=entry.station,
                 composition={k: float(composition.get(k, 0.0)) for k in campaign.solutes},
-                label=record.label if ok and record is not None else None,
+                label=phase_of.get(record.run_uid, record.label) if ok and record is not None else None,
                 exposure_s=float(entry.scan.get("exposure_s", float("nan"))),
                 start_s=entry.start_s or 0.0,
                 end_s=entry.end_s or 0.0,
@@ -130,7 +145,7 @@ def build_history(
                     entry.station,
                     np.asarray(record.curve.q_inv_a),
                     np.asarray(record.curve.intensity_per_cm),
-                    record.label,
+                    phase_of.get(record.run_uid, record.label),
                 )
             )
         activities += [

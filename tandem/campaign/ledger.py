@@ -21,7 +21,7 @@ a new sample.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -32,6 +32,8 @@ from tandem.errors import TandemError
 CAMPAIGNS = "campaigns"
 SAMPLES = "samples"
 DECISIONS = "decisions"
+#: the phase events of a campaign (merges, splits, moves: `tandem.analysis.phases`) and its names
+PHASES = "phases"
 
 
 class SampleStatus(StrEnum):
@@ -97,6 +99,7 @@ class Ledger:
         self.campaign_id = campaign_id
         self.samples = _child(node, SAMPLES, {"spec": "tandem-samples"})
         self.decisions = _child(node, DECISIONS, {"spec": "tandem-decisions"})
+        self.phases = _child(node, PHASES, {"spec": "tandem-phases"})
         # the nodes `add` made, until their `update`: it writes through them without looking them up
         # (one request fewer per sample; a campaign completes each entry once)
         self._added: dict[str, Any] = {}
@@ -150,6 +153,21 @@ class Ledger:
             self.update(entry)
         else:
             self.add(entry)
+
+    def record_phases(self, events: Sequence[Mapping[str, Any]], state: Mapping[str, Any]) -> None:
+        """Append phase events (each a dict with a `seq` number) and replace the phases' current state."""
+        for event in events:
+            self.phases.create_container(key=f"{int(event['seq']):06d}", metadata=dict(event))
+        self.phases.replace_metadata(metadata={"spec": "tandem-phases", "state": dict(state)})
+
+    def phase_state(self) -> Mapping[str, Any]:
+        """The phases' state as last recorded (empty before the first)."""
+        state: Mapping[str, Any] = self.phases.metadata.get("state") or {}
+        return state
+
+    def phase_events(self) -> list[dict[str, Any]]:
+        """Every phase event of the campaign, in order."""
+        return [dict(node.metadata) for _key, node in sorted(self.phases.items())]
 
     def entries(self) -> list[LedgerEntry]:
         """Every sample of the campaign, in the order they were decided."""

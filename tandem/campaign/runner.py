@@ -52,9 +52,10 @@ from tandem.analysis.pipeline import AnalysisCallback, AnalysisSeconds, Analysis
 from tandem.analysis.store import AnalysisRecord, AnalysisStore
 from tandem.campaign.agent_factory import agent_learns_from_fits, build_agent
 from tandem.campaign.config import Campaign
-from tandem.campaign.history import agent_observation, observations_of, truth_on
+from tandem.campaign.history import agent_observation, results_of, truth_on
 from tandem.campaign.ledger import Ledger, LedgerEntry, SampleStatus
 from tandem.campaign.metrics import phase_map_accuracy
+from tandem.campaign.phases import CampaignPhases
 from tandem.campaign.rig import StationRig, TwinLab, twin_calibration, twin_lab
 from tandem.catalog import Catalog, RawRun
 from tandem.components import Component
@@ -274,6 +275,7 @@ class _Loop:
             self.client, AnalysisSettings(calibrations=calibrations, solvent_names=solvents)
         )
         self.agent: Agent = build_agent(self.campaign)
+        self.phases = CampaignPhases(self.agent, self._record_phases)
         self.needs_fits = agent_learns_from_fits(self.campaign)
         self.entries: dict[str, LedgerEntry] = {}
         self.hidden: list[_InFlight] = []  # finished, but after the deciding station's time
@@ -288,6 +290,7 @@ class _Loop:
         # ledger entries are completed in the order the samples ran, once their results are in Tiled
         self._completer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         self._completions: list[Future[LedgerEntry]] = []
+        self._phase_writes: list[Future[None]] = []
         self._records_written = 0
         self._last_accuracy: float | None = None
         #: why each sample whose plan failed failed, known as its run ends (before its ledger entry is)
@@ -336,6 +339,11 @@ class _Loop:
                 future.result()
             except Exception:
                 logger.exception("a sample's ledger entry could not be completed")
+        for write in self._phase_writes:
+            try:
+                write.result()
+            except Exception:
+                logger.exception("phase events could not be written to the ledger")
         self._harvest()
         self._completer.shutdown(wait=True)
 
@@ -374,6 +382,13 @@ class _Loop:
     def _record_decision(self, records: Sequence[DecisionRecord], entry: LedgerEntry) -> None:
         write_records(self.ledger.decisions, records)
         self.ledger.add(entry)
+
+    def _record_phases(self, events: Sequence[dict[str, Any]], state: dict[str, Any]) -> None:
+        """Phase events and state go to Tiled in the ledger's completion thread, after earlier entries."""
+        self._phase_writes.append(self._completer.submit(self._write_phases, list(events), state))
+
+    def _write_phases(self, events: list[dict[str, Any]], state: dict[str, Any]) -> None:
+        self.ledger.record_phases(events, state)
 
     def _in_order(self, rig: StationRig, write: Callable[[], object]) -> None:
         """Write to Tiled in order with the station's runs (at once if the rig writes synchronously)."""
@@ -510,15 +525,17 @@ class _Loop:
         if not visible:
             return
         self.hidden = [r for r in self.hidden if r not in visible]
-        observations = []
+        results = []
         with self.timer.timed("wait"):
             for flight in visible:
                 if flight.error is not None:
                     continue
                 record = self.results.wait(flight.entry.sample_uid, flight.analysed, complete=self.needs_fits)
                 if record is not None:  # a failed analysis too: the agent keeps a note of what it skips
-                    observations.append(agent_observation(self.campaign, record, flight.entry.end_s))
-        if observations:
+                    results.append((record, agent_observation(self.campaign, record, flight.entry.end_s)))
+        if results:
+            with self.timer.timed("phases"):
+                observations = self.phases.learn(results)
             with self.timer.timed("agent"):
                 self.agent.tell(observations)
             self._prediction = None
@@ -691,8 +708,8 @@ class _Loop:
                 if last.inventory:
                     _restore_inventory(rig, last.inventory, self.campaign.stations[sid].solvent)
         records = {r.run_uid: r for r in AnalysisStore(self.client).records(campaign_id=self.campaign.id)}
-        observations = observations_of(self.campaign, list(self.entries.values()), records)
-        self.agent.tell(observations)
+        self.phases.restore(dict(self.ledger.phase_state()))
+        self.agent.tell(self.phases.learn(results_of(self.campaign, list(self.entries.values()), records)))
         self._prediction = None
         logger.info(
             "resumed campaign %s: %d samples done, %d to run again",

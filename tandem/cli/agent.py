@@ -21,6 +21,7 @@ import logging
 import math
 import signal
 import threading
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -211,19 +212,45 @@ def stop_criteria(campaign: Campaign) -> list[StopCriterion]:
 
 
 class CampaignResults:
-    """A campaign's analysed results as its agent sees them (absent components at zero, edges clipped)."""
+    """A campaign's analysed results as its agent sees them (absent components at zero, edges clipped),
+    under the phase names phase finding gives them across the campaign (`tandem.campaign.phases`).
+
+    Each call reads the records' metadata, and the curve of each run not seen before; phase events
+    and the phases' state go to the campaign ledger. A renamed earlier run comes back with its new
+    name: the daemon re-tells its agent.
+    """
 
     def __init__(self, client: Any, campaign: Campaign) -> None:
         from tandem.analysis.store import AnalysisStore
+        from tandem.campaign.ledger import Ledger
+        from tandem.campaign.phases import CampaignPhases
 
         self.store = AnalysisStore(client)
         self.campaign = campaign
+        ledger = Ledger.create(client, campaign.id, campaign.to_dict())
+        self.phases = CampaignPhases(None, ledger.record_phases)
+        self.phases.restore(dict(ledger.phase_state()))
+        self._observations: dict[str, Observation] = {}
 
     def observations(self, campaign_id: str) -> list[Observation]:
         from tandem.campaign.history import agent_observation
 
         records = self.store.records(campaign_id=campaign_id, with_curve=False)
-        return [agent_observation(self.campaign, r, r.finished_at_s) for r in records]
+        new = []
+        for r in records:
+            if r.run_uid in self._observations:
+                continue
+            full = self.store.get(r.run_uid, with_curve=True) if r.ok else r
+            record = full if full is not None else r
+            new.append((record, agent_observation(self.campaign, record, record.finished_at_s)))
+        for obs in self.phases.learn(new) if new else []:
+            self._observations[obs.run_uid] = obs
+        labels = self.phases.finding.labels
+        for uid, obs in self._observations.items():
+            name = labels.get(uid)
+            if name is not None and obs.label != name:
+                self._observations[uid] = replace(obs, label=name, label_probabilities={name: 1.0})
+        return list(self._observations.values())
 
 
 class LedgerRecorder:
