@@ -6,7 +6,9 @@
   that any number of samples is spread evenly, across stations.
 
 Neither models the data; both keep the same hygiene, stock checks and decision
-records as the model-based agents so benchmarks compare like with like.
+records as the model-based agents so benchmarks compare like with like, and both
+choose through `AgentBase`, so neither suggests a composition already measured
+(by the same probe) or pending unless built with `replicates=True`.
 """
 
 from __future__ import annotations
