@@ -7,17 +7,19 @@ and q grids (another configuration, another facility) and different resolutions.
 descriptor keeps only what a phase has in common:
 
 1. **Flat background removed.** ``I(q) = B + A q^-p`` is fitted to the top third of the
-   curve's log-q range (``p`` on a grid, ``A`` and ``B`` linear); ``S = I - B`` is the
-   structure. The uncertainty of ``B`` (and 2 % of it, for the shape of the tail) is added
-   to every point's, so where the structure sinks into the background its slope counts
-   for little.
+   curve's log-q range (``p`` on a grid, ``A`` and ``B`` linear, ``B`` at least 0);
+   ``S = I - B`` is the structure. The uncertainty of ``B`` (and 2 % of it, for the
+   shape of the tail) is added to every point's, so where the structure sinks into the
+   background its slope counts for little.
 2. **One log-q grid for every curve.** ``S`` is merged into fixed bins of 0.1 in ln q
    (weighted by 1/σ²), whatever the curve's own grid; a bin counts only where the
    structure stands 3 σ above zero.
-3. **Log-log slopes.** The local slope of ln S against ln q, a weighted line through five
-   neighbouring bins (0.5 in ln q: wider than any pinhole resolution's blur of a
-   power law, narrower than the features that tell structures apart). A slope does not
-   care about absolute scale.
+3. **Log-log slopes.** The local slope of ln S against ln q, a weighted line through seven
+   neighbouring bins (0.7 in ln q: wider than any pinhole resolution's blur of a
+   power law, narrower than the features that tell structures apart), clipped to
+   [-4.5, 1.5]: a fall steeper than Porod's is a form-factor minimum and a rise is a
+   peak, and how deep or sharp they are says more about polydispersity and
+   resolution than about the phase. A slope does not care about absolute scale.
 
 What comparing two descriptors means is `tandem.analysis.phases.grouping`'s business.
 
@@ -80,7 +82,10 @@ class DescriptorSettings:
     #: a bin counts where the structure stands this many σ above zero
     significance: float = 3.0
     #: bins on each side of a slope's own: the slope is a line through 2 h + 1 bins
-    slope_half_window: int = 2
+    slope_half_window: int = 3
+    #: slopes are clipped to this range: steeper falls are form-factor minima, rises are peaks, and how
+    #: deep a minimum or how sharp a peak is says more about polydispersity and resolution than phase
+    slope_limits: tuple[float, float] = (-4.5, 1.5)
     #: fewest points a curve needs, and the smallest q_max / q_min
     min_points: int = 12
     min_q_ratio: float = 3.0
@@ -171,7 +176,13 @@ def flat_background(
             dof = max(qq.size - design.shape[1] - 1, 1)
             variance = float(np.linalg.pinv(design.T @ design)[0, 0]) * max(residual / dof, 1.0)
             best = (residual, float(coef[0]), math.sqrt(max(variance, 0.0)))
-    return best[1], best[2]
+    # a flat background only ever adds: a negative level is a peak or a bend in the tail that the
+    # power law could not follow, and subtracting it would invent structure
+    level = max(best[1], 0.0)
+    # nor can it exceed the curve where the curve is lowest: a fit that a peak spoils is not
+    # allowed to make every point insignificant through a huge error on the level
+    floor = float(np.min(ii))
+    return level, min(best[2], max(floor - level, 0.0) + 0.1 * max(floor, 0.0))
 
 
 def describe(curve: Curve, settings: DescriptorSettings | None = None) -> ShapeDescriptor:
@@ -201,6 +212,7 @@ def describe(curve: Curve, settings: DescriptorSettings | None = None) -> ShapeD
     ln_s = np.where(significant, np.log(np.where(significant, mean, 1.0)), np.nan)
     ln_s_sigma = np.where(significant, mean_sigma / np.where(significant, mean, 1.0), np.nan)
     slopes, slope_sigmas = _local_slopes(ln_s, ln_s_sigma, s.slope_half_window)
+    slopes = np.clip(slopes, *s.slope_limits)
     if np.count_nonzero(np.isfinite(slopes)) < s.min_structure_bins:
         raise CurveRefusedError(
             Exclusion.FLAT,

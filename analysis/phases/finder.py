@@ -112,7 +112,9 @@ class _ProbeRuns:
         self.book = PhaseBook(names)
         self.morphologies: dict[str, str | None] = {}
 
-    def regroup(self, settings: GroupingSettings) -> tuple[list[PhaseEvent], dict[str, str]]:
+    def regroup(
+        self, settings: GroupingSettings, coordinates: Mapping[str, FloatArray]
+    ) -> tuple[list[PhaseEvent], dict[str, str]]:
         """Group the runs anew; also return the runs left out because no other run can be compared."""
         d = self.distances.matrix
         n = len(self.uids)
@@ -126,7 +128,8 @@ class _ProbeRuns:
                 for i in range(n)
                 if comparable[i] == 0
             }
-        groups = group(self.distances.subset(keep), settings) if keep else np.zeros(0, dtype=np.int64)
+        points = np.stack([coordinates[self.uids[i]] for i in keep]) if keep else None
+        groups = group(self.distances.subset(keep), settings, points) if keep else np.zeros(0, dtype=np.int64)
         events = self.book.update(
             {self.uids[i]: int(g) for i, g in zip(keep, groups, strict=True)}, self.morphologies
         )
@@ -215,8 +218,9 @@ class PhaseFinder:
         self._excluded.update(excluded_now)
         events: list[PhaseEvent] = []
         lonely: dict[str, tuple[Exclusion, str]] = {}
+        coordinates = self._coordinates()
         for probe in sorted(touched):
-            probe_events, left_out = self._probes[probe].regroup(self.settings.grouping)
+            probe_events, left_out = self._probes[probe].regroup(self.settings.grouping, coordinates)
             events.extend(probe_events)
             lonely.update({uid: (Exclusion.NO_OVERLAP, why) for uid, why in left_out.items()})
         probe_labels = {uid: name for runs in self._probes.values() for uid, name in runs.book.labels.items()}
@@ -235,6 +239,17 @@ class PhaseFinder:
             seconds=time.perf_counter() - started,
         )
         return self._finding
+
+    def _coordinates(self) -> dict[str, FloatArray]:
+        """Every run's composition, each component scaled by the range the campaign's runs span."""
+        names = sorted({n for c in self._compositions.values() for n in c})
+        uids = list(self._compositions)
+        if not uids:
+            return {}
+        x = np.array([[self._compositions[u].get(n, 0.0) for n in names] for u in uids], dtype=np.float64)
+        span = x.max(axis=0) - x.min(axis=0) if len(uids) > 1 else np.ones(len(names))
+        x = x / np.where(span > 0, span, 1.0)
+        return {u: x[i] for i, u in enumerate(uids)}
 
     def _vectors(self, probe: Probe, names: list[str]) -> dict[str, FloatArray]:
         runs = self._probes.get(probe)

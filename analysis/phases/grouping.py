@@ -21,6 +21,19 @@ agglomeration then merges groups until the next merge would join groups whose
 relative distance exceeds `cut`: a group is a phase when it stands apart from every
 other by more than `cut` times the spacing of curves within it. The count is what the
 data gives; nothing says how many phases to expect.
+
+Continuity. A phase is a region of composition space, and inside it curves change
+smoothly with composition; at a boundary they jump. Relative distances alone split a
+phase whose curves drift a long way across it (a contrast that changes with
+composition, a size that grows) once its samples are dense. So two neighbouring groups
+that the agglomeration left apart are joined again when their border shows no jump:
+the curve distances of their `border_pairs` closest cross pairs (in composition) are
+within `jump_ratio` times what the groups' own rate of change (the median curve
+distance per composition distance between each curve and its nearest neighbour in its
+group, the smaller of the two groups') plus `jump_floor` predicts over that
+composition distance. Groups whose curves differ on the whole by more than
+`merge_within` (relative) stay apart whatever their border: a smooth crossover between
+two clearly different shapes is still two phases.
 """
 
 from __future__ import annotations
@@ -44,10 +57,10 @@ IntArray = npt.NDArray[np.int64]
 class GroupingSettings:
     #: slope differences below this are not told apart (model mismatch within a phase)
     slope_floor: float = 0.15
-    #: largest shift of one slope profile against another, in log-q bins (5 × 0.1: sizes within 1.65×)
-    max_shift_bins: int = 5
+    #: largest shift of one slope profile against another, in log-q bins (8 × 0.1: sizes within 2.2×)
+    max_shift_bins: int = 8
     #: a size ratio of this costs as much as a slope off by one
-    shift_scale_ln: float = math.log(2.0)
+    shift_scale_ln: float = math.log(4.0)
     min_common_bins: int = 5
     #: which neighbour sets a curve's own scale
     neighbours: int = 3
@@ -55,6 +68,15 @@ class GroupingSettings:
     scale_cap: float = 0.5
     #: groups further apart than this, relative to their curves' scales, are different phases
     cut: float = 3.0
+    #: how far apart two groups are: "single" (their closest curves), "average" (all pairs)
+    linkage: str = "average"
+    #: continuity (see the module docstring): a border is a jump above this ratio ...
+    jump_ratio: float = 2.0
+    #: ... of (this + the groups' rate of change × composition distance)
+    jump_floor: float = 0.1
+    border_pairs: int = 3
+    #: groups this far apart on the whole (relative) are never joined for a smooth border
+    merge_within: float = 4.5
 
 
 def _stack(descriptors: Sequence[ShapeDescriptor]) -> tuple[FloatArray, FloatArray]:
@@ -157,21 +179,77 @@ def relative_distances(distances: FloatArray, settings: GroupingSettings | None 
     return relative
 
 
-def group(distances: FloatArray, settings: GroupingSettings | None = None) -> IntArray:
+def group(
+    distances: FloatArray, settings: GroupingSettings | None = None, coordinates: FloatArray | None = None
+) -> IntArray:
     """Group labels 0..k-1 for the curves of `distances` (square, symmetric, NaN = not comparable).
 
-    Labels are numbered by each group's first curve, so the same input gives the same labels.
+    With `coordinates` (the runs' compositions, one row each, in comparable units), neighbouring
+    groups whose border shows no jump are joined (see the module docstring). Labels are numbered
+    by each group's first curve, so the same input gives the same labels.
     """
     s = settings or GroupingSettings()
     n = distances.shape[0]
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    if n == 1:
-        return np.zeros(1, dtype=np.int64)
+    if n < 2:
+        return np.zeros(n, dtype=np.int64)
     relative = relative_distances(distances, s)
-    tree = linkage(squareform(relative, checks=False), method="average")
-    raw = fcluster(tree, s.cut, criterion="distance")
+    tree = linkage(squareform(relative, checks=False), method=s.linkage)
+    labels = fcluster(tree, s.cut, criterion="distance").astype(np.int64)
+    if coordinates is not None and len(set(labels.tolist())) > 1:
+        labels = _join_smooth_borders(labels, distances, relative, np.asarray(coordinates, np.float64), s)
     order: dict[int, int] = {}
-    for value in raw:
+    for value in labels:
         order.setdefault(int(value), len(order))
-    return np.array([order[int(v)] for v in raw], dtype=np.int64)
+    return np.array([order[int(v)] for v in labels], dtype=np.int64)
+
+
+def _rates(labels: IntArray, distances: FloatArray, composition: FloatArray) -> dict[int, float]:
+    """Each group's rate of change: median curve distance per composition distance to the nearest member."""
+    rates: dict[int, float] = {}
+    for g in np.unique(labels):
+        members = np.nonzero(labels == g)[0]
+        if members.size < 2:
+            continue  # a group of one has no rate: it is never joined for a smooth border
+        sub = composition[np.ix_(members, members)].copy()
+        np.fill_diagonal(sub, np.inf)
+        nearest = members[np.argmin(sub, axis=1)]
+        d_curve = distances[members, nearest]
+        d_comp = np.maximum(composition[members, nearest], 1e-9)
+        ok = np.isfinite(d_curve)
+        if ok.any():
+            rates[int(g)] = float(np.median(d_curve[ok] / d_comp[ok]))
+    return rates
+
+
+def _join_smooth_borders(
+    labels: IntArray,
+    distances: FloatArray,
+    relative: FloatArray,
+    coordinates: FloatArray,
+    s: GroupingSettings,
+) -> IntArray:
+    composition = np.sqrt(((coordinates[:, None, :] - coordinates[None, :, :]) ** 2).sum(-1))
+    labels = labels.copy()
+    while True:
+        rates = _rates(labels, distances, composition)
+        groups = sorted(rates)
+        best: tuple[float, int, int] | None = None
+        for i, a in enumerate(groups):
+            for b in groups[i + 1 :]:
+                in_a, in_b = np.nonzero(labels == a)[0], np.nonzero(labels == b)[0]
+                if np.mean(relative[np.ix_(in_a, in_b)]) > s.merge_within:
+                    continue
+                cross = composition[np.ix_(in_a, in_b)]
+                closest = np.argsort(cross, axis=None)[: s.border_pairs]
+                pa, pb = in_a[closest // in_b.size], in_b[closest % in_b.size]
+                expected = s.jump_floor + min(rates[a], rates[b]) * composition[pa, pb]
+                ratios = distances[pa, pb] / expected
+                ratios = ratios[np.isfinite(ratios)]
+                if ratios.size == 0:
+                    continue
+                ratio = float(np.median(ratios))
+                if ratio < s.jump_ratio and (best is None or ratio < best[0]):
+                    best = (ratio, a, b)
+        if best is None:
+            return labels
+        labels[labels == best[2]] = best[1]
