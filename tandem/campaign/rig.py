@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from tandem.analysis.reduction import Exposure, reduce_exposure
 from tandem.campaign.config import Campaign
 from tandem.campaign.config import Station as StationSpec
 from tandem.catalog import DocumentCallback, DocumentQueue, subscribe_tiled_writer, tiled_writer
+from tandem.components import Components
 from tandem.devices.station import Station
 from tandem.robots.cell_loader import CellLoader
 from tandem.robots.liquid_handler import LiquidHandler
@@ -36,7 +37,7 @@ from tandem.sim.ioc import CAEnvironment, ca_session, serve_ioc
 from tandem.sim.liquid_handler import SimulatedLiquidHandler
 from tandem.sim.station_devices import TwinStationModel, simulated_station
 from tandem.sim.systems import default_system
-from tandem.sim.truth import TruthPoint, load_truth
+from tandem.sim.truth import GroundTruth, TruthPoint, load_truth
 from tandem.tiled_server import EmbeddedTiledServer, TiledEndpoint
 
 logger = logging.getLogger(__name__)
@@ -62,15 +63,25 @@ def twin_curve(
     exposure_s: float,
     configuration: str | None = None,
     seed: int = 0,
+    *,
+    truth: GroundTruth | None = None,
+    components: Components | None = None,
 ) -> tuple[Curve, TruthPoint]:
     """One sample and its empty cell on the twin's `station`, reduced as the pipeline does, without a
-    RunEngine or Tiled: the benches and the analysis tests measure analysis on these."""
+    RunEngine or Tiled: the benches and the analysis tests measure analysis on these.
+
+    `truth` is the system measured (default: the twin's default system) and `components` every
+    component it may hold, solvents included (a zoo system's `components`); the station's
+    instrument is given them, as a campaign's own components are (default: the instrument's own).
+    """
     instrument = instrument_for(station)
+    if components is not None:
+        instrument = replace(instrument, components=components)
     calibration = twin_calibration(instrument)
     rng = np.random.default_rng(seed)
-    truth = default_system(composition, instrument.probe)
+    point = (truth if truth is not None else default_system)(composition, instrument.probe)
     frames = [
-        simulate_frame(instrument, configuration, composition, truth, exposure_s, rng),
+        simulate_frame(instrument, configuration, composition, point, exposure_s, rng),
         simulate_empty_cell_frame(instrument, configuration, exposure_s, rng),
     ]
     sample, cell = (
@@ -86,7 +97,7 @@ def twin_curve(
     curve = reduce_exposure(
         sample, frames[0].geometry, thickness_mm=calibration.path_length_mm, empty_cell=cell
     )
-    return curve, truth
+    return curve, point
 
 
 @dataclass
