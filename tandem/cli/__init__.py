@@ -6,6 +6,7 @@ from tandem.cli import agent as _agent  # noqa: F401  (registers `agent run|stat
 from tandem.cli import analyze as _analyze  # noqa: F401  (registers `analyze`)
 from tandem.cli import campaign as _campaign  # noqa: F401  (registers `campaign`, `demo`, `report`)
 from tandem.cli import catalog as _catalog  # noqa: F401  (registers `serve`, `runs`)
+from tandem.cli import map as _map  # noqa: F401  (registers `map`)
 from tandem.cli import recipe as _recipe  # noqa: F401  (registers `recipe`)
 from tandem.cli import shell as _shell  # noqa: F401  (registers `shell`)
 from tandem.cli import station as _station  # noqa: F401  (registers `station start|status|stop`)
