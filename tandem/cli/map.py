@@ -151,6 +151,7 @@ def _progress(console: Console) -> Iterator[_Step]:
         TimeElapsedColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # a log file or a pipe gets the summary only
     ) as progress:
         yield _Step(progress)
 
