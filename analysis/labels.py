@@ -1,5 +1,8 @@
-"""Phase labels across a campaign: each run is named by the structure its curve shows, so a phase has
-one name at every station and no name ever changes meaning.
+"""What each run shows: its morphology, the structure its own curve shows, as a description.
+
+Which runs share a *phase* is decided across a campaign from the curves themselves
+(`tandem.analysis.phases`); the morphology describes a run (and names a phase where its
+runs agree on one), it does not decide the run's phase.
 
 What a label says. A run's label is its *morphology*: which of the structural
 models of `tandem.analysis.fitting` describes its curve best (`sphere`,
@@ -7,9 +10,8 @@ models of `tandem.analysis.fitting` describes its curve best (`sphere`,
 is flat within its noise (the probe sees no structure there: a component
 contrast-matched for X-rays, say). The models are fitted with free contrast
 (scale, background and the shell's SLD are fitted), so X-rays and neutrons,
-which see one structure through different contrast, choose the same model: the
-same phase gets the same label at both stations, which is what lets one
-probe's results inform the other's map. A mass fractal whose fitted dimension
+which see one structure through different contrast, mostly choose the same
+model. A mass fractal whose fitted dimension
 is about 1 is a rod (long rods over a limited q range are fitted as well by
 either), so it is labelled `cylinder`.
 

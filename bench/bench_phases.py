@@ -60,17 +60,20 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from tandem.agents.baselines import RandomAgent
 from tandem.agents.multi_probe import MultiProbeAgent
 from tandem.agents.phase_mapping import PhaseMappingAgent
+from tandem.agents.protocol import Agent
 from tandem.agents.region import FeasibleRegion, region_from_bounds
 from tandem.analysis.curves import Curve
-from tandem.analysis.phases import PhaseFinder, PhaseFinding, PhaseInput
+from tandem.analysis.phases import PhaseFinding
+from tandem.analysis.store import AnalysisRecord
 from tandem.campaign.metrics import first_reaching, match_labels
+from tandem.campaign.phases import CampaignPhases
 from tandem.campaign.rig import twin_curve
 from tandem.errors import TandemError
 from tandem.observations import AnalysisStatus, Observation
@@ -224,58 +227,67 @@ def observation(
 # -- phase finding feeding an agent ---------------------------------------------------------------
 
 
-class _Relabelling(Protocol):
-    def tell(self, observations: Sequence[Observation]) -> None: ...
-    def relabel(self, labels: Mapping[str, str]) -> int: ...
-
-
 class FindingFeed:
-    """Phase finding in the loop, as a campaign runs it (`tandem.campaign.phases.CampaignPhases`).
+    """Phase finding in the loop through the campaign's own code path (`CampaignPhases.learn`).
 
-    Each new curve is added; the new run is told under its phase name, or, left out (a flat
-    curve, bad data, no curve at all), as a failed observation with the reason; earlier runs whose
-    names changed are re-told (`relabel`).
+    Each new curve joins phase finding; the new run is told under its phase name (a flat curve as
+    `no-contrast`), or, left out (bad data, no curve at all), as a failed observation with the
+    reason; earlier runs whose names changed are re-told (`relabel`) by `CampaignPhases`.
     """
 
-    def __init__(self, agent: _Relabelling) -> None:
-        self.finder = PhaseFinder()
+    def __init__(self, agent: Agent) -> None:
+        self.phases = CampaignPhases(agent, lambda _events, _state: None)
         self.agent = agent
         self.told: dict[str, str] = {}
-        self.finding: PhaseFinding | None = None
         self.failures = 0
         #: why runs were left out, by reason (`flat`, `no_overlap`, ..., `no_curve`)
         self.left_out: dict[str, int] = {}
 
     def add(self, obs: Observation, curve: Curve | None) -> None:
         """`obs` (label unset) with its curve (None: the sample could not be measured)."""
-        if curve is None:
-            self._fail(obs, "no_curve", "the sample could not be measured")
-            return
-        self.finding = self.finder.add(
-            [PhaseInput(obs.run_uid, obs.probe.value, dict(obs.composition), curve)]
-        )
-        labels = self.finding.labels
-        renamed = {uid: name for uid, name in labels.items() if uid in self.told and self.told[uid] != name}
-        if renamed:
-            self.agent.relabel(renamed)
-            self.told.update(renamed)
-        name = labels.get(obs.run_uid)
-        if name is None:
-            reason, message = self.finding.excluded.get(obs.run_uid, (None, "not grouped"))
-            self._fail(obs, reason.value if reason is not None else "not_grouped", message)
-            return
-        self.agent.tell([replace(obs, label=name, label_probabilities={name: 1.0})])
-        self.told[obs.run_uid] = name
+        self.add_many([(obs, curve)])
 
-    def _fail(self, obs: Observation, reason: str, message: str) -> None:
-        self.failures += 1
-        self.left_out[reason] = self.left_out.get(reason, 0) + 1
-        why = f"left out of phase finding ({reason}): {message}"
-        self.agent.tell([replace(obs, status=AnalysisStatus.FAILED, failure_reason=why)])
+    def add_many(self, items: Sequence[tuple[Observation, Curve | None]]) -> None:
+        """Several results at once (as a resumed campaign gives them), in order."""
+        pairs = []
+        for given, curve in items:
+            obs = given
+            if curve is None:
+                obs = replace(obs, status=AnalysisStatus.FAILED, failure_reason="could not be measured")
+            record = AnalysisRecord(
+                run_uid=obs.run_uid,
+                status=obs.status,
+                analysis_version="bench",
+                parameters={},
+                probe=obs.probe.value,
+                composition=dict(obs.composition),
+                curve=curve,
+            )
+            pairs.append((record, obs))
+        told = self.phases.learn(pairs)
+        self.agent.tell(told)
+        excluded = self.phases.finding.excluded
+        for (_record, obs), result in zip(pairs, told, strict=True):
+            reason = "no_curve" if _record.curve is None else None
+            if reason is None and obs.run_uid in excluded:
+                reason = excluded[obs.run_uid][0].value
+            if reason is not None:
+                self.left_out[reason] = self.left_out.get(reason, 0) + 1
+            if result.ok and result.label is not None:
+                self.told[obs.run_uid] = result.label
+            else:
+                self.failures += 1
+        for uid, name in self.phases.finding.labels.items():
+            if uid in self.told:
+                self.told[uid] = name
+
+    @property
+    def finding(self) -> PhaseFinding:
+        return self.phases.finding
 
     @property
     def n_phases(self) -> int:
-        return self.finding.n_phases if self.finding is not None else 0
+        return len(set(self.told.values()))
 
 
 # -- one campaign --------------------------------------------------------------------------------
@@ -761,21 +773,9 @@ def latency(args: argparse.Namespace, out: dict[str, Any]) -> None:
         agent = PhaseMappingAgent(region, seed=0, stations={SANS: Probe.NEUTRON})
         feed = FindingFeed(agent)
         # the first n in one go, as a restarted campaign gives them
-        finding = feed.finder.add(
-            [
-                PhaseInput(f"r{k}", Probe.NEUTRON.value, setting.composition(p), c)
-                for k, (p, c) in enumerate(zip(pts[:n], curves[:n], strict=True))
-                if c is not None
-            ]
+        feed.add_many(
+            [(observation(f"r{k}", setting, pts[k], None, Probe.NEUTRON), curves[k]) for k in range(n)]
         )
-        agent.tell(
-            [
-                observation(f"r{k}", setting, pts[k], finding.labels[f"r{k}"], Probe.NEUTRON)
-                for k in range(n)
-                if f"r{k}" in finding.labels
-            ]
-        )
-        feed.told = dict(finding.labels)
         agent.suggest(SANS)
         build = time.perf_counter() - t0
         times, finder_s, feed_s, renamed, refits = [], [], [], 0, 0

@@ -54,8 +54,9 @@ class PhaseInput:
 class PhaseSettings:
     descriptors: DescriptorSettings = field(default_factory=DescriptorSettings)
     grouping: GroupingSettings = field(default_factory=GroupingSettings)
-    #: runs of two probes whose compositions agree within this (max abs mass fraction) are one site
-    site_tolerance: float = 0.005
+    #: runs of two probes closer than this in composition (each component scaled by the range the
+    #: campaign's runs span) inform each other's phase identity, the closer the more
+    site_radius: float = 0.1
     #: the probe whose phases name the map (the one that sees most); the other's are matched to it
     reference_probe: Probe = Probe.NEUTRON
 
@@ -66,14 +67,14 @@ class PhaseSettings:
                 "grouping settings need cut > 0, 0 < scale_floor <= scale_cap, neighbours >= 1 and "
                 f"slope_floor > 0; got {g}"
             )
-        if not self.site_tolerance >= 0:
-            raise PhaseFindingError(f"site_tolerance is a mass fraction >= 0, got {self.site_tolerance!r}")
+        if not self.site_radius >= 0:
+            raise PhaseFindingError(f"site_radius is a distance >= 0, got {self.site_radius!r}")
 
     def to_dict(self) -> dict[str, object]:
         return {
             "scheme": "shape-groups",
             "grouping": {k: getattr(self.grouping, k) for k in self.grouping.__dataclass_fields__},
-            "site_tolerance": self.site_tolerance,
+            "site_radius": self.site_radius,
             "reference_probe": Probe(self.reference_probe).value,
         }
 
@@ -251,28 +252,19 @@ class PhaseFinder:
         x = x / np.where(span > 0, span, 1.0)
         return {u: x[i] for i, u in enumerate(uids)}
 
-    def _vectors(self, probe: Probe, names: list[str]) -> dict[str, FloatArray]:
-        runs = self._probes.get(probe)
-        if runs is None:
-            return {}
-        return {
-            uid: np.array([self._compositions[uid].get(n, 0.0) for n in names], dtype=np.float64)
-            for uid in runs.book.labels
-        }
-
     def _match(self, probe_labels: Mapping[str, str]) -> dict[str, str]:
         reference = Probe(self.settings.reference_probe)
         others = [p for p in self._probes if p is not reference]
         if reference not in self._probes or not others:
             return {}
-        names = sorted({n for c in self._compositions.values() for n in c})
-        ref_vectors = self._vectors(reference, names)
+        coordinates = self._coordinates()
+        ref_vectors = {uid: coordinates[uid] for uid in self._probes[reference].book.labels}
+        ref_labels = {uid: probe_labels[uid] for uid in ref_vectors}
         matched: dict[str, str] = {}
         for probe in others:
-            sites = shared_sites(ref_vectors, self._vectors(probe, names), self.settings.site_tolerance)
-            ref_labels = {uid: probe_labels[uid] for uid in ref_vectors}
-            other_labels = {uid: name for uid, name in probe_labels.items() if self._probe_of[uid] is probe}
-            matched.update(match_phases(ref_labels, other_labels, sites))
+            vectors = {uid: coordinates[uid] for uid in self._probes[probe].book.labels}
+            sites = shared_sites(ref_vectors, vectors, self.settings.site_radius)
+            matched.update(match_phases(ref_labels, {uid: probe_labels[uid] for uid in vectors}, sites))
         return matched
 
     def _match_events(

@@ -2,8 +2,9 @@
 
 X-rays and neutrons see one structure through different contrast, so their curves of a
 phase need not look alike, and each probe's phases are found from its own curves.
-They are matched where both probes measured the same composition (a *site*: runs
-whose compositions agree within `site_tolerance` mass fraction): a phase of one probe
+They are matched where both probes measured the same or nearby compositions (*sites*:
+pairs of runs within `site_radius` of each other in composition, weighted by how close):
+a phase of one probe
 and a phase of the reference probe (the one that sees most, neutrons) that share
 their sites one-to-one are one phase, and the agents are told one name for it.
 
@@ -19,8 +20,7 @@ its own name too. A match made or broken later is an event (``match`` /
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -29,41 +29,53 @@ FloatArray = npt.NDArray[np.float64]
 
 #: a reference phase counts as a partner when it holds at least this share of a phase's shared sites
 PARTNER_SHARE = 0.25
+#: ... and at least this much weight (one site at the same composition weighs 1)
+MIN_PARTNER_WEIGHT = 0.5
 
 
 def shared_sites(
-    reference: Mapping[str, FloatArray], other: Mapping[str, FloatArray], tolerance: float
-) -> list[tuple[str, str]]:
-    """Pairs (reference run, other run) whose compositions agree within `tolerance` (max abs difference)."""
-    if not reference or not other:
+    reference: Mapping[str, FloatArray], other: Mapping[str, FloatArray], radius: float
+) -> list[tuple[str, str, float]]:
+    """Pairs (reference run, other run, weight) whose compositions lie within `radius` of each other.
+
+    The weight falls linearly from 1 (the same composition) to 0 at `radius` (Euclidean, in the
+    units the vectors are given in): the two probes rarely measure exactly the same composition,
+    and a nearby one says nearly as much about which phases are one.
+    """
+    if not reference or not other or radius <= 0:
         return []
     ref_ids = list(reference)
     ref = np.stack([reference[u] for u in ref_ids])
-    pairs: list[tuple[str, str]] = []
+    pairs: list[tuple[str, str, float]] = []
     for uid, x in other.items():
-        close = np.max(np.abs(ref - x[None, :]), axis=1) <= tolerance
-        pairs.extend((ref_ids[i], uid) for i in np.nonzero(close)[0])
+        distance = np.sqrt(np.sum((ref - x[None, :]) ** 2, axis=1))
+        for i in np.nonzero(distance < radius)[0]:
+            pairs.append((ref_ids[i], uid, float(1.0 - distance[i] / radius)))
     return pairs
 
 
-def _partners(counts: Counter[str]) -> set[str]:
-    total = sum(counts.values())
-    return {name for name, n in counts.items() if n >= max(1.0, PARTNER_SHARE * total)}
+def _partners(weights: Mapping[str, float]) -> set[str]:
+    total = sum(weights.values())
+    return {name for name, w in weights.items() if w >= max(MIN_PARTNER_WEIGHT, PARTNER_SHARE * total)}
 
 
 def match_phases(
-    reference_labels: Mapping[str, str], other_labels: Mapping[str, str], sites: list[tuple[str, str]]
+    reference_labels: Mapping[str, str],
+    other_labels: Mapping[str, str],
+    sites: Sequence[tuple[str, str, float]],
 ) -> dict[str, str]:
     """The other probe's phases that are one reference phase: other name → reference name."""
-    forward: dict[str, Counter[str]] = {}
-    backward: dict[str, Counter[str]] = {}
-    for ref_uid, other_uid in sites:
+    forward: dict[str, dict[str, float]] = {}
+    backward: dict[str, dict[str, float]] = {}
+    for ref_uid, other_uid, weight in sites:
         ref_name = reference_labels.get(ref_uid)
         other_name = other_labels.get(other_uid)
         if ref_name is None or other_name is None:
             continue
-        forward.setdefault(other_name, Counter())[ref_name] += 1
-        backward.setdefault(ref_name, Counter())[other_name] += 1
+        row = forward.setdefault(other_name, {})
+        row[ref_name] = row.get(ref_name, 0.0) + weight
+        column = backward.setdefault(ref_name, {})
+        column[other_name] = column.get(other_name, 0.0) + weight
     matched: dict[str, str] = {}
     for other_name, counts in forward.items():
         partners = _partners(counts)

@@ -18,7 +18,8 @@ from dataclasses import replace
 from typing import Any
 
 from tandem.agents.protocol import Agent, Relabelling
-from tandem.analysis.phases import PhaseFinder, PhaseFinding, PhaseInput, PhaseSettings
+from tandem.analysis.labels import NO_CONTRAST
+from tandem.analysis.phases import Exclusion, PhaseFinder, PhaseFinding, PhaseInput, PhaseSettings
 from tandem.analysis.store import AnalysisRecord
 from tandem.observations import AnalysisStatus, Observation
 
@@ -56,7 +57,8 @@ class CampaignPhases:
     def learn(self, results: Sequence[tuple[AnalysisRecord, Observation]]) -> list[Observation]:
         """The observations of new results under their phase names; earlier runs re-told if renamed.
 
-        A result phase finding leaves out (a flat curve, bad data) reaches the agent as a failed
+        A flat curve (no structure above its background) is told as `no-contrast`, a label of its
+        own; a result phase finding leaves out for bad data reaches the agent as a failed
         observation with the reason, so that it is recorded and never modelled.
         """
         inputs = [
@@ -76,6 +78,12 @@ class CampaignPhases:
                 out.append(replace(obs, label=name, label_probabilities={name: 1.0}))
                 continue
             reason, message = finding.excluded.get(obs.run_uid, (None, "no curve to compare"))
+            if reason is Exclusion.FLAT:
+                # no structure above the background: what this probe sees here is nothing, which a
+                # map can use (a region the probe is blind to, or below an aggregation threshold);
+                # it is a label of its own, never merged into a phase of curves with structure
+                out.append(replace(obs, label=NO_CONTRAST, label_probabilities={NO_CONTRAST: 1.0}))
+                continue
             why = f"left out of phase finding ({reason.value if reason else 'no curve'}): {message}"
             out.append(
                 replace(
