@@ -15,8 +15,9 @@ How many phases. Curves of one phase vary by different amounts in different phas
 no one distance separates every phase. The distances are made relative to each
 curve's own neighbourhood (self-tuning scales, Zelnik-Manor & Perona 2004): ``d_ij /
 sqrt(σ_i σ_j)``, with ``σ_i`` the distance to the curve's `neighbours`-th nearest
-curve, kept between `scale_floor` (counting noise) and `scale_cap` (a difference that
-large always separates phases, however few curves there are). Average-linkage
+curve (the fifth; a quarter of the runs while there are fewer than 20), kept between
+`scale_floor` (counting noise) and `scale_cap` (a difference that large always separates
+phases, however few curves there are). Average-linkage
 agglomeration then merges groups until the next merge would join groups whose
 relative distance exceeds `cut`: a group is a phase when it stands apart from every
 other by more than `cut` times the spacing of curves within it. The count is what the
@@ -62,8 +63,11 @@ class GroupingSettings:
     #: a size ratio of this costs as much as a slope off by one
     shift_scale_ln: float = math.log(4.0)
     min_common_bins: int = 5
-    #: which neighbour sets a curve's own scale
-    neighbours: int = 3
+    #: which neighbour sets a curve's own scale (at most; a quarter of the runs, at least the second,
+    #: while there are few): closed-loop agents sample densely along boundaries, and a tighter
+    #: neighbourhood (3) let those samples found phases of their own; 5 measured best over the zoo's
+    #: seven systems (bench/README.md, Phases)
+    neighbours: int = 5
     scale_floor: float = 0.05
     scale_cap: float = 0.5
     #: groups further apart than this, relative to their curves' scales, are different phases
@@ -169,7 +173,8 @@ def relative_distances(distances: FloatArray, settings: GroupingSettings | None 
     if n < 2:
         return np.zeros_like(d)
     sorted_rows = np.sort(np.where(unknown, np.inf, d), axis=1)
-    k = min(s.neighbours, n - 1)
+    # a neighbourhood must stay inside a phase: with few runs a phase holds only a few of them
+    k = int(min(max(2, n // 4), s.neighbours, n - 1))
     scale = np.clip(sorted_rows[:, k], s.scale_floor, s.scale_cap)
     scale = np.where(np.isfinite(scale), scale, s.scale_cap)
     relative = d / np.sqrt(scale[:, None] * scale[None, :])

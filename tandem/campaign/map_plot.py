@@ -16,6 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from tandem.campaign.report import cell_edges
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -82,13 +84,6 @@ def plot_map(result: CurveMap, path: Path) -> Path:
     return path
 
 
-def _edges(levels: np.ndarray) -> np.ndarray:
-    if len(levels) == 1:
-        return np.array([levels[0] - 0.5, levels[0] + 0.5])
-    mid = (levels[1:] + levels[:-1]) / 2.0
-    return np.concatenate([[2 * levels[0] - mid[0]], mid, [2 * levels[-1] - mid[-1]]])
-
-
 def _plane(
     ax: Axes,
     *,
@@ -104,8 +99,8 @@ def _plane(
     iy = np.searchsorted(ys, np.round(comps[:, 1], 12))
     grid[iy, ix] = codes
     ax.pcolormesh(
-        _edges(xs), _edges(ys), np.ma.masked_invalid(grid), cmap=cmap, vmin=-0.5, vmax=max(n, 1) - 0.5,
-        alpha=0.55,
+        cell_edges(xs), cell_edges(ys), np.ma.masked_invalid(grid),
+        cmap=cmap, vmin=-0.5, vmax=max(n, 1) - 0.5, alpha=0.55,
     )  # fmt: skip
 
 
@@ -113,7 +108,7 @@ def _strip(ax: Axes, *, xs: np.ndarray, x: np.ndarray, codes: np.ndarray, cmap: 
     grid = np.full((1, len(xs)), np.nan)
     grid[0, np.searchsorted(xs, np.round(x, 12))] = codes
     ax.pcolormesh(
-        _edges(xs), [-1.0, 1.0], np.ma.masked_invalid(grid), cmap=cmap, vmin=-0.5, vmax=max(n, 1) - 0.5,
+        cell_edges(xs), [-1.0, 1.0], np.ma.masked_invalid(grid), cmap=cmap, vmin=-0.5, vmax=max(n, 1) - 0.5,
         alpha=0.55,
     )  # fmt: skip
     ax.set_yticks([])

@@ -399,14 +399,14 @@ def _plot_phase_map(
             if values is None:
                 grid[iy, ix] = pm.probabilities[keep]
                 confidence_image = ax.pcolormesh(
-                    _edges(xs_all), _edges(ys_all), grid, cmap="viridis", vmin=0.0, vmax=1.0
+                    cell_edges(xs_all), cell_edges(ys_all), grid, cmap="viridis", vmin=0.0, vmax=1.0
                 )
             else:
                 chosen = [values[i] for i in np.flatnonzero(keep)]
                 grid[iy, ix] = [len(names) if v is None else code[v] for v in chosen]
                 ax.pcolormesh(
-                    _edges(xs_all),
-                    _edges(ys_all),
+                    cell_edges(xs_all),
+                    cell_edges(ys_all),
                     np.ma.masked_invalid(grid),
                     cmap=cmap,
                     vmin=-0.5,
@@ -435,7 +435,8 @@ def _plot_phase_map(
     return path
 
 
-def _edges(levels: np.ndarray) -> np.ndarray:
+def cell_edges(levels: np.ndarray) -> np.ndarray:
+    """Edges of the cells around grid levels (for pcolormesh): midpoints, and half a step beyond the ends."""
     if len(levels) == 1:
         return np.array([levels[0] - 0.5, levels[0] + 0.5])
     mid = (levels[1:] + levels[:-1]) / 2.0
