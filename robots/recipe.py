@@ -178,6 +178,8 @@ def mix(parts: Iterable[tuple[Composition, float]]) -> Composition:
         raise InvalidRecipeRequestError("nothing to mix: every volume is zero")
     components = union(defs)
     total = math.fsum(masses.values())
+    if not total > 0:  # subnormal volumes: each component's share of the mass underflowed to zero
+        raise InvalidRecipeRequestError("nothing to mix: the volumes are too small to carry any mass")
     return Composition(components, tuple(masses.get(n, 0.0) / total for n in components), total)
 
 

@@ -17,7 +17,7 @@ from fixtures_deck import (
     water_stocks,
 )
 
-from tandem import Amount, Basis, Component, Composition
+from tandem import Amount, Basis, Component, Components, Composition
 from tandem.robots.deck import Deck, Pipette, TipRack, UnknownDeckItemError, Well
 from tandem.robots.recipe import (
     InfeasibleRecipeError,
@@ -364,6 +364,10 @@ def test_mix_refuses_bad_volumes() -> None:
         mix([(Composition.pure(WATER), -1.0)])
     with pytest.raises(InvalidRecipeRequestError):
         mix([(Composition.pure(WATER), 0.0)])
+    # a subnormal volume of a half-and-half mixture: each share of its mass underflows to zero
+    half = Composition(Components([WATER, D2O]), (0.5, 0.5), None)
+    with pytest.raises(InvalidRecipeRequestError, match="nothing to mix"):
+        mix([(half, 5e-324)])
 
 
 def test_components_unused_are_fine() -> None:

@@ -126,7 +126,8 @@ def test_a_returned_recipe_reproduces_its_prediction_and_keeps_every_limit(
 ) -> None:
     """Targets anywhere near the stocks' reach: a convex mix of them, nudged."""
     w = weights[: len(deck.stocks)]
-    assume(sum(w) > 0)
+    # a weight of 5e-324 is a target, but its mass underflows to nothing: not one worth mixing
+    assume(sum(w) > 1e-9)
     parts = [(s.composition, wi) for s, wi in zip(deck.stocks, w, strict=True) if wi > 0]
     want = mix(parts)
     try:
