@@ -372,7 +372,7 @@ def arrivals(draw: st.DrawFn) -> list[list[str]]:
     return batches
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(arrivals())
 def test_renames_are_events_names_are_never_reused_and_order_does_not_matter(
     batches: list[list[str]],
