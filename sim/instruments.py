@@ -234,7 +234,7 @@ class Instrument:
         if self.probe is not Probe.NEUTRON:
             return 0.0
         return math.fsum(
-            phi * _incoherent_per_cm_sr(self.components[name], self.wavelength_a)
+            phi * self.components[name].neutron_incoherent_per_cm_sr(self.wavelength_a)
             for name, phi in self.volume_fractions(composition).items()
         )
 
@@ -305,21 +305,6 @@ def _attenuation_per_cm(
     )
     coherent, absorption, incoherent = result[1]
     return float(coherent) + float(absorption) + float(incoherent)
-
-
-@cache
-def _incoherent_per_cm_sr(component: Component, wavelength_a: float) -> float:
-    """Incoherent dΣ/dΩ (1/cm/sr) of the pure component: its incoherent cross-section per volume / 4π.
-
-    periodictable's tabulated bound-atom values, isotropic over 4π; the same physics as the
-    default system's `_incoherent_per_sr` for its solutes.
-    """
-    from periodictable import nsf
-
-    result: Any = nsf.neutron_scattering(
-        component.formula, density=component.density_g_per_ml, wavelength=wavelength_a
-    )
-    return float(result[1][2]) / (4.0 * math.pi)
 
 
 def _with_solvent(

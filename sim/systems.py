@@ -51,7 +51,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -328,7 +328,9 @@ class FormulationSystem:
         """
         if probe is Probe.XRAY:
             return np.zeros_like(phi_sds)
-        return (phi_sds * _incoherent_per_sr(SDS) + phi_ppg * _incoherent_per_sr(PPG)).astype(np.float64)
+        return (
+            phi_sds * SDS.neutron_incoherent_per_cm_sr() + phi_ppg * PPG.neutron_incoherent_per_cm_sr()
+        ).astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -515,18 +517,6 @@ _MODEL_PARAMETERS: Mapping[str, Mapping[str, str]] = {
         "cutoff_length": "cutoff_length",
     },
 }
-
-
-@cache
-def _incoherent_per_sr(component: Component) -> float:
-    """Incoherent dΣ/dΩ (1/cm/sr) of the pure component: its hydrogen, mostly."""
-    from periodictable import nsf
-
-    result: Any = nsf.neutron_scattering(
-        component.formula, density=component.density_g_per_ml, wavelength=DEFAULT_NEUTRON_WAVELENGTH_A
-    )
-    cross_sections_per_cm = result[1]  # (coherent, absorption, incoherent)
-    return float(cross_sections_per_cm[2]) / (4 * np.pi)
 
 
 def _shell_sld(phi_head: FloatArray, state: _SampleState) -> FloatArray:

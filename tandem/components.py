@@ -15,7 +15,8 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cached_property
+from functools import cache, cached_property
+from typing import Any
 
 import periodictable
 from periodictable import nsf, xsf
@@ -93,9 +94,25 @@ class Component:
         )
         return float(sld)
 
+    def neutron_incoherent_per_cm_sr(self, wavelength_a: float = DEFAULT_NEUTRON_WAVELENGTH_A) -> float:
+        """Incoherent dΣ/dΩ (1/cm/sr) of the pure component, isotropic over 4π: its hydrogen, mostly.
+
+        periodictable's tabulated bound-atom cross-section per volume, divided by 4π.
+        """
+        if not (math.isfinite(wavelength_a) and wavelength_a > 0):
+            raise InvalidComponentError(f"neutron wavelength must be positive, got {wavelength_a!r} Å")
+        return _incoherent_per_cm_sr(self.formula, self.density_g_per_ml, wavelength_a)
+
     @property
     def is_liquid(self) -> bool:
         return self.role is Role.LIQUID
+
+
+@cache
+def _incoherent_per_cm_sr(formula: str, density_g_per_ml: float, wavelength_a: float) -> float:
+    # cached: the twin asks for it with every sample and every grid evaluation
+    result: Any = nsf.neutron_scattering(formula, density=density_g_per_ml, wavelength=wavelength_a)
+    return float(result[1][2]) / (4.0 * math.pi)  # (coherent, absorption, incoherent) in 1/cm
 
 
 class Components(Mapping[str, Component]):

@@ -95,15 +95,9 @@ def sld(component: Component, probe: Probe) -> float:
     return component.neutron_sld(DEFAULT_NEUTRON_WAVELENGTH_A)
 
 
-@cache
 def incoherent_per_sr(component: Component) -> float:
-    """Incoherent dΣ/dΩ (1/cm/sr) of the pure component: its hydrogen, mostly."""
-    from periodictable import nsf
-
-    result: Any = nsf.neutron_scattering(
-        component.formula, density=component.density_g_per_ml, wavelength=DEFAULT_NEUTRON_WAVELENGTH_A
-    )
-    return float(result[1][2]) / (4 * math.pi)  # (coherent, absorption, incoherent) in 1/cm
+    """Incoherent dΣ/dΩ (1/cm/sr) of the pure component at the default wavelength."""
+    return component.neutron_incoherent_per_cm_sr(DEFAULT_NEUTRON_WAVELENGTH_A)
 
 
 def fragment(name: str, formula: str, volume_a3: float) -> Component:
