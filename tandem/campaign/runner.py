@@ -53,13 +53,14 @@ from tandem.analysis.store import AnalysisRecord, AnalysisStore
 from tandem.campaign.agent_factory import agent_learns_from_fits, build_agent
 from tandem.campaign.config import Campaign
 from tandem.campaign.history import agent_observation, results_of, truth_on
-from tandem.campaign.ledger import Ledger, LedgerEntry, SampleStatus
+from tandem.campaign.ledger import CAMPAIGNS, Ledger, LedgerEntry, SampleStatus
 from tandem.campaign.metrics import phase_map_accuracy
 from tandem.campaign.phases import CampaignPhases
 from tandem.campaign.rig import StationRig, TwinLab, twin_calibration, twin_lab
 from tandem.catalog import Catalog, RawRun
 from tandem.components import Component
 from tandem.composition import Composition
+from tandem.data_folder import check_data_folder, claim_data_folder, marked_campaign
 from tandem.errors import TandemError
 from tandem.plans.measurement import measure_empty_cell
 from tandem.plans.sample import sample_plan
@@ -248,7 +249,7 @@ class CampaignRunner:
         self._stop_requested = True
 
     def run(self) -> Outcome:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        check_data_folder(self.directory)  # a folder tandem did not make: refused, nothing written
         catalog_exists = (self.directory / "tiled").exists()
         if self.resume and not catalog_exists:
             raise CampaignRunError(f"nothing to resume: {self.directory} holds no campaign catalog")
@@ -256,8 +257,22 @@ class CampaignRunner:
             raise CampaignRunError(
                 f"{self.directory} holds a campaign already: resume it (--resume) or name a new folder"
             )
+        held = marked_campaign(self.directory)
+        if self.resume and held is not None and held != self.campaign.id:
+            raise _other_campaign(self.directory, held, self.campaign.id)
+        claim_data_folder(self.directory, campaign_id=self.campaign.id)
         with twin_lab(self.campaign, self.directory, background_writer=True) as lab:
             return _Loop(self, lab).run()
+
+
+def _other_campaign(directory: Path, held: str | Sequence[str], campaign_id: str) -> CampaignRunError:
+    held_ids = [held] if isinstance(held, str) else list(held)
+    named = ", ".join(repr(h) for h in held_ids) or "no campaign"
+    return CampaignRunError(
+        f"{directory} holds campaign {named}, not {campaign_id!r}: resuming there would start campaign "
+        f"{campaign_id!r} beside it and replace its report. Resume {named} with its own campaign file, "
+        f"or run {campaign_id!r} in a new folder"
+    )
 
 
 class _Loop:
@@ -268,6 +283,11 @@ class _Loop:
         self.lab = lab
         self.client = lab.tiled_client
         self.catalog = Catalog(self.client)
+        if runner.resume:
+            # a folder without a marker naming its campaign (older ones) is checked in its catalog
+            held = list(self.client[CAMPAIGNS]) if CAMPAIGNS in self.client else []
+            if self.campaign.id not in held:
+                raise _other_campaign(runner.directory, held, self.campaign.id)
         self.ledger = Ledger.create(self.client, self.campaign.id, self.campaign.to_dict())
         calibrations = {sid: twin_calibration(s.instrument) for sid, s in self.campaign.stations.items()}
         solvents = tuple({s.solvent.name for s in self.campaign.stations.values()})

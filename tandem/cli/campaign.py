@@ -153,7 +153,13 @@ def campaign(
 @app.command()
 def demo(
     data: Annotated[
-        Path, typer.Option("--data", "-d", help="Folder for the demo's catalog and report (replaced).")
+        Path,
+        typer.Option(
+            "--data",
+            "-d",
+            help="Folder for the demo's catalog and report (an earlier demo's are replaced; "
+            "a non-empty folder tandem did not make is refused).",
+        ),
     ] = Path("runs/demo"),
 ) -> None:
     """Run the bundled example campaign and write its report (the main job).
@@ -161,7 +167,7 @@ def demo(
     SDS / PPG / NaCl on the twin, linked SAXS + SANS, 60 samples; the report goes to
     <data>/report. Takes a few minutes on a laptop.
     """
-    import shutil
+    from tandem.data_folder import clear_data_folder
 
     _configure_logging()
     if not DEMO_CAMPAIGN.exists():
@@ -169,9 +175,9 @@ def demo(
             f"[red]the bundled campaign is not at {DEMO_CAMPAIGN}: run the demo from a checkout[/red]"
         )
         raise typer.Exit(1)
-    if data.exists():
-        shutil.rmtree(data)
     try:
+        # only what an earlier demo wrote goes; a folder tandem did not make is refused, untouched
+        clear_data_folder(data)
         _run(DEMO_CAMPAIGN, data, data / "report", resume=False)
     except TandemError as exc:
         console.print(f"[red]{exc}[/red]")
