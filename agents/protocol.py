@@ -19,7 +19,7 @@ import numpy as np
 
 from tandem.agents.records import DecisionRecord
 from tandem.agents.region import FeasibleRegion
-from tandem.observations import Observation
+from tandem.observations import NO_CONTRAST, Observation
 from tandem.suggestions import Suggestion
 
 
@@ -41,10 +41,25 @@ class Prediction:
     extras: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def most_likely(self) -> list[str | None]:
-        """The most probable label at each composition (None where the agent knows no labels)."""
+        """The most probable phase at each composition (None where the agent knows no labels).
+
+        `NO_CONTRAST` is not a phase: where it is the most probable label, the map names the most
+        probable phase there (the one the model extends into the region from around it), and
+        `unseen` says where that is. Only an agent that has seen nothing else names it.
+        """
         if self.probabilities is None or not self.labels:
             return [None] * len(self.compositions)
-        return [self.labels[i] for i in np.argmax(self.probabilities, axis=1)]
+        columns = [i for i, lab in enumerate(self.labels) if lab != NO_CONTRAST] or list(
+            range(len(self.labels))
+        )
+        probabilities = np.asarray(self.probabilities)[:, columns]
+        return [self.labels[columns[i]] for i in np.argmax(probabilities, axis=1)]
+
+    def unseen(self) -> np.ndarray:
+        """Where `NO_CONTRAST` is the most probable label (boolean, one per composition)."""
+        if self.probabilities is None or NO_CONTRAST not in self.labels:
+            return np.zeros(len(self.compositions), dtype=bool)
+        return np.argmax(self.probabilities, axis=1) == self.labels.index(NO_CONTRAST)
 
     def to_csv(self, path: str | Path) -> Path:
         """Write one row per composition: mass fractions, label and its probability (or mean, std)."""

@@ -55,11 +55,10 @@ from tandem.analysis.curves import Curve
 from tandem.analysis.failures import AnalysisError, FailureCode
 from tandem.analysis.features import FeatureSettings, extract_features
 from tandem.analysis.fitting import FitSettings, screen_models
+from tandem.observations import NO_CONTRAST
 
 FloatArray = npt.NDArray[np.float64]
 
-#: the label of a curve that is flat within its noise
-NO_CONTRAST = "no-contrast"
 #: the label of a curve no model could be fitted to
 UNRESOLVED = "unresolved"
 

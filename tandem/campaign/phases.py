@@ -18,10 +18,9 @@ from dataclasses import replace
 from typing import Any
 
 from tandem.agents.protocol import Agent, Relabelling
-from tandem.analysis.labels import NO_CONTRAST
 from tandem.analysis.phases import Exclusion, PhaseFinder, PhaseFinding, PhaseInput, PhaseSettings
 from tandem.analysis.store import AnalysisRecord
-from tandem.observations import AnalysisStatus, Observation
+from tandem.observations import NO_CONTRAST, AnalysisStatus, Observation
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ import pytest
 
 from tandem.analysis.curves import Curve
 from tandem.analysis.labels import (
-    NO_CONTRAST,
     InvalidLabelSettingsError,
     LabelInput,
     LabelSettings,
@@ -19,6 +18,7 @@ from tandem.analysis.labels import (
     shape_distance,
     structure_chi2,
 )
+from tandem.observations import NO_CONTRAST
 
 CurveMaker = Callable[..., Curve]
 

@@ -11,10 +11,9 @@ import pytest
 from tandem.agents.phase_mapping import PhaseMappingAgent, PhaseMappingSettings
 from tandem.agents.region import region_from_bounds
 from tandem.analysis.curves import Curve
-from tandem.analysis.labels import NO_CONTRAST
 from tandem.analysis.store import AnalysisRecord
 from tandem.campaign.phases import CampaignPhases
-from tandem.observations import AnalysisStatus, Observation
+from tandem.observations import NO_CONTRAST, AnalysisStatus, Observation
 from tandem.sim.scattering import intensity
 from tandem.sim.systems import D2O, DEFAULT_BOUNDS, DEFAULT_COMPONENTS, H2O
 from tandem.sim.truth import TruthPoint
