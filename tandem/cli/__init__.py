@@ -11,9 +11,12 @@ from tandem.cli import recipe as _recipe  # noqa: F401  (registers `recipe`)
 from tandem.cli import shell as _shell  # noqa: F401  (registers `shell`)
 from tandem.cli import station as _station  # noqa: F401  (registers `station start|status|stop`)
 from tandem.cli.app import app
+from tandem.cli.output import degrade_unencodable_output
 
 
 def main() -> None:
+    # a terminal that cannot show "µ" gets "u", not a UnicodeEncodeError
+    degrade_unencodable_output()
     app()
 
 

@@ -11,16 +11,17 @@ from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tandem.cli.app import app
+from tandem.cli.output import console as make_console
+from tandem.cli.output import esc
 from tandem.errors import TandemError
 
 if TYPE_CHECKING:
     from tandem.campaign.report import Report
 
-console = Console(stderr=True)
+console = make_console(stderr=True)
 
 #: exit status of a campaign that stopped because its samples kept failing (2: a bad campaign file)
 FAILURES_EXIT_CODE = 3
@@ -36,18 +37,24 @@ def _run(config: Path, data: Path | None, report_dir: Path | None, resume: bool)
     try:
         campaign = load_campaign(config)
     except CampaignConfigError as exc:
-        console.print(f"[red]{config}: the campaign file has problems; nothing was started.[/red]\n{exc}")
+        console.print(
+            f"[red]{esc(config)}: the campaign file has problems; nothing was started.[/red]\n{esc(exc)}"
+        )
         raise typer.Exit(2) from None
     data = data or Path("runs") / campaign.id
     report_dir = report_dir or data / "report"
     budget = campaign.stop.max_samples
-    console.print(f"[bold]{campaign.name}[/bold] ({campaign.id}): data in {data}, report to {report_dir}")
+    console.print(
+        f"[bold]{esc(campaign.name)}[/bold] ({esc(campaign.id)}): data in {esc(data)}, "
+        f"report to {esc(report_dir)}"
+    )
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.fields[status]}"),
+        # the status names stations (user text): shown as text, never read as markup
+        TextColumn("{task.fields[status]}", markup=False),
         console=console,
         transient=False,
     ) as progress:
@@ -76,15 +83,15 @@ def _run(config: Path, data: Path | None, report_dir: Path | None, resume: bool)
         finally:
             signal.signal(signal.SIGINT, previous)
     if outcome.stopped_on_failures:
-        console.print(f"[red]stopped: {outcome.stop_reason}[/red]")
+        console.print(f"[red]stopped: {esc(outcome.stop_reason)}[/red]")
         try:
             report = _write(data, campaign.id, report_dir)
         except Exception as exc:  # the failures are the news; a report of them is a bonus
-            console.print(f"no report was written ({type(exc).__name__}: {exc})")
+            console.print(f"no report was written ({type(exc).__name__}: {esc(exc)})")
         else:
             _summarise(report.metrics, report.folder)
         raise typer.Exit(FAILURES_EXIT_CODE)
-    console.print(f"stopped: {outcome.stop_reason}; writing the report…")
+    console.print(f"stopped: {esc(outcome.stop_reason)}; writing the report…")
     report = _write(data, campaign.id, report_dir)
     _summarise(report.metrics, report.folder)
 
@@ -103,7 +110,7 @@ def _write(data: Path, campaign_id: str, report_dir: Path) -> Report:
 
 
 def _summarise(metrics: Mapping[str, Any], folder: Path) -> None:
-    console.print(f"[green]report written to {folder}[/green]")
+    console.print(f"[green]report written to {esc(folder)}[/green]")
     console.print(f"  samples: {metrics['samples']} ({metrics['failed']} failed)")
     console.print(f"  station hours: {metrics['station_hours']:.1f}")
     if "accuracy" in metrics:
@@ -146,7 +153,7 @@ def campaign(
     try:
         _run(config, data, report_dir, resume)
     except TandemError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{esc(exc)}[/red]")
         raise typer.Exit(1) from None
 
 
@@ -172,7 +179,7 @@ def demo(
     _configure_logging()
     if not DEMO_CAMPAIGN.exists():
         console.print(
-            f"[red]the bundled campaign is not at {DEMO_CAMPAIGN}: run the demo from a checkout[/red]"
+            f"[red]the bundled campaign is not at {esc(DEMO_CAMPAIGN)}: run the demo from a checkout[/red]"
         )
         raise typer.Exit(1)
     try:
@@ -180,7 +187,7 @@ def demo(
         clear_data_folder(data)
         _run(DEMO_CAMPAIGN, data, data / "report", resume=False)
     except TandemError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{esc(exc)}[/red]")
         raise typer.Exit(1) from None
 
 
@@ -203,12 +210,14 @@ def report(
     _configure_logging()
     data = data or Path("runs") / campaign_id
     if not (data / "tiled").exists():
-        console.print(f"[red]{data} holds no campaign catalog; pass --data with the campaign's folder[/red]")
+        console.print(
+            f"[red]{esc(data)} holds no campaign catalog; pass --data with the campaign's folder[/red]"
+        )
         raise typer.Exit(1)
     try:
         result = _write(data, campaign_id, out or data / "report")
     except TandemError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{esc(exc)}[/red]")
         raise typer.Exit(1) from None
     _summarise(result.metrics, result.folder)
 

@@ -106,10 +106,10 @@ def runs(
     directory: TiledDirectoryOption = None,
 ) -> None:
     """List raw runs in the data store, newest first."""
-    from rich.console import Console
     from rich.table import Table
 
     from tandem.catalog import Catalog
+    from tandem.cli.output import console, esc
     from tandem.tiled_server import TiledSettings, attach, find_running_server
 
     try:
@@ -141,7 +141,7 @@ def runs(
     except (TandemError, ValueError) as error:
         raise _fail(error) from error
 
-    table = Table(title=f"{len(found)} run(s) in {endpoint.url}", title_justify="left")
+    table = Table(title=f"{len(found)} run(s) in {esc(endpoint.url)}", title_justify="left")
     for column in ("uid", "started", "plan", "station", "campaign", "sample", "events", "status"):
         table.add_column(column, no_wrap=column in ("uid", "started"))
     colours = {"success": "green", "fail": "red", "abort": "yellow"}
@@ -149,16 +149,16 @@ def runs(
         ended = run.exit_status.value if run.exit_status else "open"
         status_text = f"[{colours.get(ended, 'cyan')}]{ended}[/]"
         if run.reason:
-            status_text += f": {run.reason}"
+            status_text += f": {esc(run.reason)}"
         started = datetime.datetime.fromtimestamp(run.time).isoformat(sep=" ", timespec="seconds")
         table.add_row(
             run.uid[:8],
             started,
-            run.plan_name or "",
-            run.station or "",
-            run.campaign_id or "",
+            esc(run.plan_name or ""),
+            esc(run.station or ""),
+            esc(run.campaign_id or ""),
             (run.sample_uid or "")[:8],
             str(sum(run.num_events.values())),
             status_text,
         )
-    Console().print(table)
+    console().print(table)

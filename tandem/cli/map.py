@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from tandem.cli.app import app
+from tandem.cli.output import console as make_console
 from tandem.errors import TandemError
 
 if TYPE_CHECKING:
@@ -79,8 +80,8 @@ def map_command(
 ) -> None:
     from tandem.campaign.mapping import check_out_dir, load_curves, map_curves, write_map
 
-    console = Console(highlight=False, soft_wrap=True)
-    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = make_console(highlight=False, soft_wrap=True)
+    errors = make_console(stderr=True, highlight=False, soft_wrap=True)
     try:
         check_out_dir(out, force=force)
         given = _bounds(bounds or [])

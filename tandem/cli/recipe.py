@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from tandem.cli.app import app
+from tandem.cli.output import console as make_console
+from tandem.cli.output import esc
 from tandem.components import Components
 from tandem.composition import Amount, Composition
 from tandem.errors import TandemError
@@ -75,7 +77,7 @@ def recipe(
     from tandem.robots.deck_file import load_deck_file
     from tandem.robots.recipe import InfeasibleRecipeError, solve_recipe
 
-    console = Console(highlight=False, soft_wrap=False)
+    console = make_console(highlight=False, soft_wrap=False)
     try:
         deck = load_deck_file(deck_file)
         target = _target(deck.components, set_ or [], balance)
@@ -94,13 +96,13 @@ def recipe(
         else:
             console.print(f"[bold red]The target cannot be made[/] ({len(error.reasons)} reason(s)):")
             for reason in error.reasons:
-                console.print(f"  [red]•[/] [bold]{reason.code.value}[/]: {reason.message}")
+                console.print(f"  [red]•[/] [bold]{esc(reason.code.value)}[/]: {esc(reason.message)}")
         raise typer.Exit(EXIT_INFEASIBLE) from None
     except TandemError as error:
         if as_json:
             typer.echo(json.dumps({"ok": False, "error": str(error)}, indent=2))
         else:
-            console.print(f"[bold red]error:[/] {error}")
+            console.print(f"[bold red]error:[/] {esc(error)}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     if as_json:
         typer.echo(json.dumps({"ok": True, **_finite(made.to_dict())}, indent=2))
@@ -160,7 +162,7 @@ def _finite(value: Any) -> Any:
 
 def _print_recipe(console: Console, made: Any) -> None:
     transfers = Table(
-        title=f"Recipe: {made.total_volume_ul:g} µL into well {made.destination}", title_justify="left"
+        title=f"Recipe: {made.total_volume_ul:g} µL into well {esc(made.destination)}", title_justify="left"
     )
     transfers.add_column("#", justify="right")
     transfers.add_column("from")
@@ -168,7 +170,7 @@ def _print_recipe(console: Console, made: Any) -> None:
     transfers.add_column("volume / µL", justify="right")
     transfers.add_column("pipette")
     for i, t in enumerate(made.transfers, 1):
-        transfers.add_row(str(i), t.source, t.destination, f"{t.volume_ul:.2f}", t.pipette)
+        transfers.add_row(str(i), esc(t.source), esc(t.destination), f"{t.volume_ul:.2f}", esc(t.pipette))
     console.print(transfers)
 
     predicted, target = made.predicted, made.target
@@ -184,7 +186,7 @@ def _print_recipe(console: Console, made: Any) -> None:
     )
     for n in names:
         comp.add_row(
-            n,
+            esc(n),
             f"{target.mass_fraction(n):.5g}",
             f"{predicted.mass_fraction(n):.5g}",
             f"{abs(predicted.mass_fraction(n) - target.mass_fraction(n)):.2g}",
@@ -194,8 +196,8 @@ def _print_recipe(console: Console, made: Any) -> None:
         )
     console.print(comp)
     for slot, inter in made.intermediates.items():
-        console.print(f"intermediate in {slot}: {inter}")
-    tips = ", ".join(f"{n} × {tip}" for tip, n in made.tips_needed.items())
+        console.print(f"intermediate in {esc(slot)}: {esc(inter)}")
+    tips = esc(", ".join(f"{n} × {tip}" for tip, n in made.tips_needed.items()))
     console.print(
         f"deviation {made.deviation:.3g} (tolerance {made.tolerance:g}) · density "
         f"{predicted.density_g_per_ml:.4g} g/mL · tips: {tips}"
