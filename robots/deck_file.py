@@ -42,9 +42,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tandem.components import Component, Components, Role
 from tandem.composition import Amount, Basis, Composition
 from tandem.errors import TandemError
+from tandem.files import read_text
 from tandem.robots.deck import Deck, Pipette, Stock, TipRack, Well
 
 T = TypeVar("T")
+#: tips a deck file may give one rack (a 384-tip rack is the largest in use)
+MAX_TIPS_PER_RACK = 10_000
 
 
 class DeckFileError(TandemError, ValueError):
@@ -134,8 +137,9 @@ class PipetteModel(_Model):
 class TipRackModel(_Model):
     slot: str = Field(min_length=1)
     tip_type: str = Field(min_length=1)
-    n_tips: int = Field(96, ge=0)
-    n_used: int = Field(0, ge=0)
+    # a rack holds at most a few hundred tips: far more is a typo, not a rack
+    n_tips: int = Field(96, ge=0, le=MAX_TIPS_PER_RACK)
+    n_used: int = Field(0, ge=0, le=MAX_TIPS_PER_RACK)
 
 
 class StockModel(_Model):
@@ -253,7 +257,7 @@ def read_deck_file(path: str | Path) -> DeckFile:
     """Read and validate a deck file without building the deck (for its name and description)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path)
     except OSError as exc:
         raise DeckFileError(f"cannot read deck file {str(path)!r}: {exc.strerror or exc}") from None
     try:

@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tandem.components import Component, Components
 from tandem.composition import Composition
 from tandem.errors import TandemError
+from tandem.files import read_text
 from tandem.robots.deck import Deck
 from tandem.robots.deck_file import ComponentModel, DeckFile
 from tandem.robots.recipe import InfeasibleRecipeError, InvalidRecipeRequestError, solve_recipe
@@ -64,6 +65,16 @@ DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
 EXPOSURE_LADDER_STEPS = 4
 #: At most this many unreachable corners are reported per station; the rest are counted.
 MAX_CORNERS_REPORTED = 3
+#: Ranges of the file's counts, beyond which a value is a typo rather than a plan (a year of samples
+#: at a minute each is half a million). Checked when the file is loaded, before any server starts.
+MAX_SAMPLES = 1_000_000
+MAX_FRAMES = 10_000
+#: seeds are what numpy's and torch's generators both take
+MAX_SEED = 2**32 - 1
+#: real seconds per simulated second: slower than real time by more than this is a typo
+MAX_TIME_SCALE = 100.0
+#: the whole numbers a campaign record can hold (Tiled stores it as JSON with 64-bit integers)
+_INT64 = (-(2**63), 2**63 - 1)
 
 Path_ = tuple[str | int, ...]
 
@@ -167,7 +178,7 @@ class ScanSpec(_Strict):
     configurations: list[str] | None = Field(default=None, min_length=1)
     default_configuration: str | None = None
     temperature_c: float = Field(default=25.0, allow_inf_nan=False)
-    n_frames: int = Field(default=1, ge=1)
+    n_frames: int = Field(default=1, ge=1, le=MAX_FRAMES)
 
 
 class CostSpec(_Strict):
@@ -208,7 +219,7 @@ class ObjectiveSpec(_Strict):
 
 class AgentSpec(_Strict):
     kind: AgentKind
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     #: suggestions asked for at once per free station
     batch_size: int = Field(default=1, ge=1, le=64)
     #: passed to the agent's settings (for example `n_initial` of the phase-mapping agent)
@@ -221,22 +232,22 @@ class AgentSpec(_Strict):
 class StopSpec(_Strict):
     """When the campaign ends: whichever criterion is met first."""
 
-    max_samples: int | None = Field(default=None, ge=1)
+    max_samples: int | None = Field(default=None, ge=1, le=MAX_SAMPLES)
     #: station time summed over every station, in hours
     max_station_hours: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     #: stop once the mean confidence (most likely label's probability) over the map's grid reaches this
     target_confidence: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
     #: stop once this many samples in a row have failed: a campaign whose samples keep failing
     #: (a truth that cannot answer, stocks that ran out) would otherwise spend its budget on failures
-    max_consecutive_failures: int = Field(default=DEFAULT_MAX_CONSECUTIVE_FAILURES, ge=1)
+    max_consecutive_failures: int = Field(default=DEFAULT_MAX_CONSECUTIVE_FAILURES, ge=1, le=MAX_SAMPLES)
 
 
 class TwinSpec(_Strict):
     #: the ground truth as `module:callable` (see `tandem.sim.truth`)
     truth: str = DEFAULT_TRUTH
     #: real seconds per simulated second; 0 never waits
-    time_scale: float = Field(default=0.0, ge=0, allow_inf_nan=False)
-    seed: int = 0
+    time_scale: float = Field(default=0.0, ge=0, le=MAX_TIME_SCALE, allow_inf_nan=False)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
 
 
 class ReportSpec(_Strict):
@@ -439,7 +450,7 @@ def load_campaign(path: str | Path) -> Campaign:
     """Read and check a campaign file; raise `CampaignConfigError` with every problem found."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path)
     except OSError as exc:
         raise CampaignConfigError(
             [
@@ -470,18 +481,46 @@ def _build(data: Any, marks: _Marks, *, base: Path, source_path: Path | None) ->
                 )
             ]
         )
+    huge = _huge_integers(data, (), marks)
     try:
         spec = CampaignFile.model_validate(data)
     except ValidationError as exc:
-        raise CampaignConfigError(
-            [_schema_problem(err, marks, CampaignFile) for err in exc.errors()]
-        ) from None
+        problems = [_schema_problem(err, marks, CampaignFile) for err in exc.errors()]
+        raise CampaignConfigError(_merged(problems, huge)) from None
+    if huge:
+        raise CampaignConfigError(huge)
     checker = _Checker(spec, marks, base)
     campaign = checker.run(source_path)
     if checker.problems:
         raise CampaignConfigError(checker.problems)
     assert campaign is not None
     return campaign
+
+
+def _huge_integers(data: Any, path: Path_, marks: _Marks) -> list[Problem]:
+    """A problem for each whole number in `data` too large to store (settings and inline decks too)."""
+    if isinstance(data, bool):
+        return []
+    if isinstance(data, int):
+        if _INT64[0] <= data <= _INT64[1]:
+            return []
+        return [marks.problem(path, f"{data} is too large a number to store", "use a smaller value")]
+    children: Any = ()
+    if isinstance(data, dict):
+        children = data.items()
+    elif isinstance(data, list):
+        children = enumerate(data)
+    return [
+        problem
+        for key, value in children
+        for problem in _huge_integers(value, (*path, key if isinstance(key, int) else str(key)), marks)
+    ]
+
+
+def _merged(first: Sequence[Problem], then: Sequence[Problem]) -> list[Problem]:
+    """`first`, then the problems of `then` at a key `first` does not already name."""
+    named = {p.key for p in first}
+    return [*first, *(p for p in then if p.key not in named)]
 
 
 # --- YAML with places -------------------------------------------------------------------------
@@ -874,7 +913,7 @@ class _Checker:
         if isinstance(spec.deck, str):
             deck_path = (self.base / spec.deck).resolve()
             try:
-                text = deck_path.read_text(encoding="utf-8")
+                text = read_text(deck_path)
             except OSError as exc:
                 self.add(
                     path,

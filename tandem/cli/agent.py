@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tandem.cli.app import app
 from tandem.errors import TandemError
+from tandem.files import read_text
 
 if TYPE_CHECKING:
     from tandem.agents.daemon import (
@@ -92,7 +93,7 @@ class DaemonFile(BaseModel):
 def load_daemon_file(path: Path) -> tuple[DaemonFile, Path]:
     """The daemon file and the campaign file it names (resolved against the daemon file's folder)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text(path))
     except (OSError, yaml.YAMLError) as exc:
         raise DaemonConfigError(f"{path}: cannot read the daemon file: {exc}") from None
     try:

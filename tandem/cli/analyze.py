@@ -13,6 +13,7 @@ import typer
 
 from tandem.cli.app import TiledDirectoryOption, app
 from tandem.errors import TandemError
+from tandem.files import read_text
 
 if TYPE_CHECKING:
     from tandem.analysis.pipeline import AnalysisRecord, StationCalibration
@@ -37,7 +38,7 @@ def load_calibrations(path: Path | None) -> dict[str, StationCalibration]:
     if path is None:
         return twin_calibrations()
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_text(path))
     except (OSError, json.JSONDecodeError) as error:
         raise TandemError(f"cannot read calibrations from {path}: {error}") from None
     if not isinstance(data, dict):
