@@ -15,6 +15,10 @@ could return a wrong "optimal" MIP solution (ERGO-Code/HiGHS#2961, fixed in 1.15
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import sys
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -23,6 +27,36 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from tandem.errors import TandemError
+
+
+def _silence_the_banner() -> None:
+    """Build the process's first `Highs` with C stdout on /dev/null, so its banner goes nowhere.
+
+    highspy 1.16 prints "Running HiGHS ... Copyright ..." from the constructor of the first Highs
+    object in a process, before any option (`output_flag`) can be set, so every command that
+    solved a recipe showed it. Later objects do not print it. This runs once, on import: module
+    imports happen before the threads of a campaign or a station start, so no one else's output
+    can fall into the redirection.
+    """
+    try:
+        saved = os.dup(1)
+    except OSError:  # no file descriptor 1 (embedded): nothing would show anyway
+        highspy.Highs()
+        return
+    sys.stdout.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        highspy.Highs()
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).fflush(None)  # C stdio may hold the banner in its buffer
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+_silence_the_banner()
 
 
 class InvalidProgramError(TandemError, ValueError):

@@ -159,8 +159,10 @@ class RunningIOC:
         return self.log_path.read_text(errors="replace")
 
 
-def _ca_repeater_command() -> list[str]:
-    return [sys.executable, "-P", "-m", "caproto.commandline.repeater"]
+def _ca_repeater_command(host: str = LOOPBACK) -> list[str]:
+    # caproto's command-line repeater binds 0.0.0.0 (every interface); its `run` takes the host
+    program = f"from caproto.sync.repeater import run; run(host={host!r})"
+    return [sys.executable, "-P", "-c", program]
 
 
 def repeater_answers(port: int, timeout_s: float) -> bool:
@@ -200,7 +202,7 @@ def ca_session(
     """
     env = env or CAEnvironment.allocate(n_servers)
     repeater = subprocess.Popen(
-        _ca_repeater_command(),
+        _ca_repeater_command(env.host),
         env={**os.environ, **env.client_env()},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
