@@ -19,8 +19,11 @@ import datetime
 import getpass
 import logging
 import math
+import os
 import signal
+import socket
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -502,6 +505,70 @@ def status(
         typer.echo(
             f"{waiting} suggestion(s) await approval: tandem agent approve UID / tandem agent deny UID"
         )
+
+
+@agent_app.command("stop")
+def stop(
+    config: Annotated[
+        Path | None, typer.Argument(help="The daemon file (or give --campaign).", show_default=False)
+    ] = None,
+    *,
+    campaign: CampaignOption = None,
+    timeout_s: Annotated[
+        float, typer.Option("--timeout", min=0, help="Seconds to wait for the daemon to exit.")
+    ] = 120.0,
+) -> None:
+    """Stop the campaign's agent daemon, found by its heartbeat in Tiled (no PID to look up).
+
+    It is sent SIGTERM, as `tandem agent run` expects: it finishes its round, records its state and
+    exits; items already queued run on, and a later `tandem agent run` picks up from the journal.
+    Only a daemon on this machine can be stopped from here.
+    """
+    from tandem.campaign.processes import pid_alive
+
+    try:
+        journal = _journal(campaign, config)
+    except TandemError as error:
+        raise _fail(error) from error
+    beat = journal.last_heartbeat() or {}
+    pid, host = beat.get("pid"), beat.get("host")
+    if isinstance(pid, int) and host != socket.gethostname():
+        raise _fail(
+            DaemonConfigError(
+                f"the daemon of {journal.campaign_id} runs on {host} (pid {pid}); stop it there"
+            )
+        )
+    if not isinstance(pid, int) or not pid_alive(pid):
+        typer.echo(
+            f"no agent daemon of campaign {journal.campaign_id} is running here "
+            f"(last state: {beat.get('state', 'never ran')})"
+        )
+        return
+    if not _is_agent_daemon(pid):
+        raise _fail(
+            DaemonConfigError(
+                f"pid {pid} of the last heartbeat is no longer a tandem agent daemon "
+                "(the daemon is gone and its pid was reused); nothing was stopped"
+            )
+        )
+    os.kill(pid, signal.SIGTERM)
+    typer.echo(f"asked the agent daemon of {journal.campaign_id} (pid {pid}) to stop; waiting…")
+    deadline = time.monotonic() + timeout_s
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            raise _fail(DaemonConfigError(f"the daemon (pid {pid}) has not exited after {timeout_s:g} s"))
+        time.sleep(0.2)
+    typer.echo("stopped; queued items run on, and `tandem agent run` picks up from the journal")
+
+
+def _is_agent_daemon(pid: int) -> bool:
+    """Whether `pid` runs `tandem agent run` (a heartbeat's pid may have been reused since)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True  # no /proc to ask (not Linux): trust the heartbeat
+    words = [a.decode(errors="replace") for a in argv]
+    return "agent" in words and "run" in words[words.index("agent") :]
 
 
 def _verdict(decision_uid: str, approved: bool, campaign: str | None, note: str) -> None:

@@ -25,6 +25,9 @@ console = make_console(stderr=True)
 
 #: exit status of a campaign that stopped because its samples kept failing (2: a bad campaign file)
 FAILURES_EXIT_CODE = 3
+#: exit status of a campaign stopped with Ctrl-C (128 + SIGINT, as a shell reports it): the report is
+#: written, but a script that waits for the campaign must not take it for a finished one
+INTERRUPTED_EXIT_CODE = 130
 #: the bundled example campaign, in the checkout
 DEMO_CAMPAIGN = Path(__file__).resolve().parents[2] / "examples" / "campaigns" / "demo.yaml"
 
@@ -71,8 +74,11 @@ def _run(config: Path, data: Path | None, report_dir: Path | None, resume: bool)
 
         runner = CampaignRunner(campaign, data, resume=resume, on_progress=show)
         previous = signal.getsignal(signal.SIGINT)
+        interrupted = False
 
         def stop(signum: int, frame: FrameType | None) -> None:
+            nonlocal interrupted
+            interrupted = True
             progress.update(task, status="stopping after the sample in progress (Ctrl-C again to abort)…")
             runner.request_stop()
             signal.signal(signal.SIGINT, previous)
@@ -94,6 +100,9 @@ def _run(config: Path, data: Path | None, report_dir: Path | None, resume: bool)
     console.print(f"stopped: {esc(outcome.stop_reason)}; writing the report…")
     report = _write(data, campaign.id, report_dir)
     _summarise(report.metrics, report.folder)
+    if interrupted:
+        console.print("stopped with Ctrl-C: `--resume` continues the campaign")
+        raise typer.Exit(INTERRUPTED_EXIT_CODE)
 
 
 def _write(data: Path, campaign_id: str, report_dir: Path) -> Report:
@@ -146,7 +155,8 @@ def campaign(
 
     Ctrl-C stops after the sample in progress; `--resume` continues later without repeating or losing
     a sample. Exits with 2 for a campaign file with problems, 3 when the campaign stopped because its
-    samples kept failing (`stop: max_consecutive_failures`), 1 for any other error.
+    samples kept failing (`stop: max_consecutive_failures`), 130 when stopped with Ctrl-C (the report
+    is written), 1 for any other error.
     Example: `tandem campaign examples/campaigns/demo.yaml --data runs/demo`.
     """
     _configure_logging()

@@ -107,3 +107,27 @@ def test_a_killed_campaign_resumes_without_repeating_or_losing_a_sample(
             assert entry.status is SampleStatus.FAILED
             assert decisions[entry.decision_uid] == 2
         assert (data / "report" / "report.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_ctrl_c_stops_after_the_sample_writes_the_report_and_exits_130(
+    small_campaign: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    process = _campaign_process(small_campaign, data)
+    try:
+        deadline = time.monotonic() + 600
+        while _done(data, "resume-test") < 1:
+            assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+            assert time.monotonic() < deadline, "the campaign made no progress"
+            time.sleep(1.0)
+        process.send_signal(signal.SIGINT)  # what Ctrl-C sends to the campaign's process
+        output, _ = process.communicate(timeout=600)
+    finally:
+        _kill_group(process)
+    text = output.decode()
+    assert process.returncode == 130, text
+    assert "Traceback" not in text
+    assert "--resume" in text
+    assert (data / "report" / "report.json").exists()
