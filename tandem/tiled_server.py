@@ -514,9 +514,9 @@ class EmbeddedTiledServer:
             self.stop()
             raise
         self._endpoint = endpoint
-        _write_private(
-            self.directory / STATE_FILE, json.dumps({"url": endpoint.url, "pid": process.pid}) + "\n"
-        )
+        # the owner: `tandem serve stop` asks it (not the server under it) to stop
+        state = {"url": endpoint.url, "pid": process.pid, "owner_pid": os.getpid()}
+        _write_private(self.directory / STATE_FILE, json.dumps(state) + "\n")
         return endpoint
 
     def _child_environment(self, api_key: str) -> dict[str, str]:

@@ -25,8 +25,14 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-@app.command("serve")
+# a group, so that `tandem serve` runs the store and `tandem serve stop` stops it
+serve_app = typer.Typer(name="serve")
+app.add_typer(serve_app)
+
+
+@serve_app.callback(invoke_without_command=True)
 def serve(
+    ctx: typer.Context,
     *,
     directory: Annotated[
         Path,
@@ -56,8 +62,12 @@ def serve(
 
     Prints the URL and API key, and the two environment variables with which other
     tandem processes (analysis workers, the agent daemon, an IPython session) attach.
+    `tandem serve stop --directory DIR` stops it from another terminal.
     """
     from tandem.tiled_server import API_KEY_ENV, URI_ENV, EmbeddedTiledServer
+
+    if ctx.invoked_subcommand is not None:
+        return
 
     try:
         server = EmbeddedTiledServer(directory, api_key=api_key, port=port)
@@ -84,6 +94,37 @@ def serve(
         server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@serve_app.command("stop")
+def serve_stop(
+    *,
+    directory: Annotated[
+        Path,
+        typer.Option(
+            "--directory",
+            "-d",
+            envvar="TANDEM_TILED_DIRECTORY",
+            help="The folder the server serves (or a campaign's data folder, whose tiled/ it serves).",
+        ),
+    ] = DEFAULT_DIRECTORY,
+    timeout_s: Annotated[
+        float, typer.Option("--timeout", min=0, help="Seconds to wait before the server is killed.")
+    ] = 30.0,
+) -> None:
+    """Stop the Tiled server that serves DIRECTORY (a `tandem serve`, or one left behind).
+
+    A `tandem serve` is asked to stop (SIGTERM) and stops its server; a server whose owner is
+    gone is stopped itself. The server of a running campaign, session or station is refused:
+    stop that, and its server goes with it.
+    """
+    from tandem.cli.server_stop import stop_served_directory
+
+    try:
+        message = stop_served_directory(directory, timeout_s=timeout_s)
+    except TandemError as error:
+        raise _fail(error) from error
+    typer.echo(message)
 
 
 @app.command("runs")
