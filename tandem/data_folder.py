@@ -124,8 +124,8 @@ def clear_data_folder(path: str | Path) -> list[Path]:
     running = find_running_server(folder / "tiled")
     if running is not None:
         raise DataFolderError(
-            f"a Tiled server still serves {folder / 'tiled'} at {running.url}; stop that "
-            "server before clearing the folder"
+            f"a Tiled server still serves {folder / 'tiled'} at {running.url}; stop it "
+            f"(`tandem serve stop --directory {folder}`) before clearing the folder"
         )
     removed = []
     for name in TANDEM_ENTRIES:
