@@ -31,6 +31,7 @@ import tandem.campaign.runner as runner_module
 from tandem.analysis.phases import PhaseFinding
 from tandem.analysis.store import AnalysisRecord
 from tandem.campaign import load_campaign, load_campaign_data
+from tandem.campaign.phases import CampaignPhases
 from tandem.campaign.runner import CampaignRunner
 from tandem.observations import Observation
 from tandem.sim.zoo import zoo_system
@@ -74,8 +75,7 @@ def run(samples: int, seed: int, truth: bool) -> dict[str, Any]:
     spec["id"] = f"demo-phases-{'truth' if truth else 'found'}-{seed}"
     campaign = load_campaign_data(spec, source=str(DEMO))
     original = runner_module.CampaignPhases
-    if truth:
-        runner_module.CampaignPhases = TruthPhases  # type: ignore[misc,assignment]
+    runner_module.CampaignPhases = TruthPhases if truth else KeptPhases  # type: ignore[misc,assignment]
     try:
         with tempfile.TemporaryDirectory(prefix="bench-demo-phases-") as folder:
             started = time.perf_counter()
@@ -86,6 +86,7 @@ def run(samples: int, seed: int, truth: bool) -> dict[str, Any]:
         runner_module.CampaignPhases = original  # type: ignore[misc]
     accuracies = [(i + 1, e.accuracy) for i, e in enumerate(outcome.entries) if e.accuracy is not None]
     return {
+        "phases": _confusion(KeptPhases.last) if not truth and KeptPhases.last else {},
         "mode": "true phases" if truth else "phases found",
         "seed": seed,
         "accuracy": accuracies[-1][1] if accuracies else None,
@@ -93,6 +94,30 @@ def run(samples: int, seed: int, truth: bool) -> dict[str, Any]:
         "samples": len(outcome.entries),
         "seconds": seconds,
     }
+
+
+class KeptPhases(CampaignPhases):
+    """The campaign's own phase finding, kept for the confusion table after the campaign ends."""
+
+    last: CampaignPhases | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        KeptPhases.last = self
+
+
+def _confusion(phases: CampaignPhases) -> dict[str, dict[str, int]]:
+    """For each probe and phase found: how many of its runs lie in each true phase (as that probe sees)."""
+    finding = phases.finding
+    system = zoo_system("default")
+    table: dict[str, dict[str, int]] = {}
+    for uid, name in finding.labels.items():
+        probe = phases.finder._probe_of[uid]
+        composition = phases.finder._compositions[uid]
+        truth = system.seen_as(probe)[system(composition, probe).phase]
+        row = table.setdefault(f"{probe.value} {name} ({finding.probe_labels[uid]})", {})
+        row[truth] = row.get(truth, 0) + 1
+    return table
 
 
 def main() -> None:
@@ -122,6 +147,8 @@ def main() -> None:
                 f"{row['samples']} samples ({row['seconds']:.0f} s; last points {curve})",
                 flush=True,
             )
+            for phase, counts in sorted(row.get("phases", {}).items()):
+                print(f"    {phase}: {counts}", flush=True)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,9 @@ from tandem.analysis.phases import (
     PhaseNames,
     describe,
     distances_to,
+    grouping,
 )
+from tandem.analysis.phases.grouping import GroupingSettings
 from tandem.analysis.phases.probes import match_phases, shared_sites
 from tandem.campaign.metrics import match_labels
 from tandem.sim.curve_source import simulate_curve
@@ -604,3 +606,34 @@ def test_state_and_restore_keep_names_across_a_rebuild() -> None:
 def test_restore_rejects_a_malformed_state() -> None:
     with pytest.raises(PhaseFindingError, match="list of names"):
         PhaseFinder().restore({"names": "sphere", "probe_labels": {}, "labels": {}})
+
+
+# -- continuity: a border is judged by how fast curves change there ---------------------------------
+
+
+def _one_axis_groups(profile: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Twenty runs along one axis, a descriptor `profile` each, split at the middle by the caller."""
+    x = np.linspace(0.0, 1.0, profile.size)
+    distances = np.abs(profile[:, None] - profile[None, :])
+    labels = (x >= 0.5).astype(np.int64)
+    return x[:, None], distances, labels
+
+
+def test_a_jump_where_curves_barely_change_is_a_border_though_both_groups_drift_fast_elsewhere() -> None:
+    x = np.linspace(0.0, 1.0, 20)
+    # fast drift far from the middle, nearly still beside it, and a jump of 0.6 at the middle
+    profile = np.where(
+        x < 0.25, 10 * x, np.where(x < 0.5, 2.5, np.where(x < 0.75, 3.1, 3.1 + 10 * (x - 0.75)))
+    )
+    coordinates, distances, labels = _one_axis_groups(profile)
+    relative = distances / 0.5  # near enough on the whole that the border decides
+    kept = grouping._join_smooth_borders(labels, distances, relative, coordinates, GroupingSettings())
+    assert len(set(kept.tolist())) == 2
+
+
+def test_a_border_without_a_jump_is_joined() -> None:
+    x = np.linspace(0.0, 1.0, 20)
+    coordinates, distances, labels = _one_axis_groups(2.0 * x)
+    relative = distances / 0.5
+    joined = grouping._join_smooth_borders(labels, distances, relative, coordinates, GroupingSettings())
+    assert len(set(joined.tolist())) == 1
