@@ -79,11 +79,7 @@ class _Calculators:
             if hit is not None:
                 self._items.move_to_end(key)
                 return hit
-        from sasmodels.data import Data1D
-        from sasmodels.direct_model import DirectModel
-
-        data = Data1D(x=q, dx=dq)
-        calculator = DirectModel(data, _kernel(model))
+        calculator = _Smeared(model, q, dq) if dq is not None else _direct(model, q)
         with self._lock:
             self._items[key] = calculator
             while len(self._items) > self._size:
@@ -92,6 +88,40 @@ class _Calculators:
 
 
 _CALCULATORS = _Calculators(_CALCULATOR_CACHE_SIZE)
+
+#: The smeared model is evaluated no lower than this share of the smallest q smeared (see `_Smeared`).
+LOWEST_Q_CALC_SHARE = 0.5
+
+
+def _direct(model: str, q: FloatArray) -> Any:
+    from sasmodels.data import Data1D
+    from sasmodels.direct_model import DirectModel
+
+    return DirectModel(Data1D(x=q), _kernel(model))
+
+
+class _Smeared:
+    """A model smeared by sasmodels' pinhole resolution, evaluated only where the resolution reaches.
+
+    sasmodels extends the points it evaluates a model at down towards q = 0 for the Gaussian tails
+    of the lowest q; there the paracrystal models overflow (`bcc_paracrystal` is inf at 3e-6 1/Å,
+    `fcc_paracrystal` at 1e-5), and one inf, even under a weight of 0, makes every smeared value NaN.
+    A real pinhole resolution is a broadened triangle that never reaches q = 0 (Barker & Pedersen
+    1995, which sasmodels follows in cutting the Gaussian at 2.5 sigma), so the model is not evaluated
+    below `LOWEST_Q_CALC_SHARE` of the smallest q; sasmodels renormalises each point's weights over
+    what is left.
+    """
+
+    def __init__(self, model: str, q: FloatArray, dq: FloatArray) -> None:
+        from sasmodels.resolution import Pinhole1D
+
+        q_calc = Pinhole1D(q, dq).q_calc
+        q_calc = np.unique(q_calc[q_calc >= LOWEST_Q_CALC_SHARE * float(q.min())])
+        self._resolution = Pinhole1D(q, dq, q_calc=q_calc)
+        self._model = _direct(model, q_calc)
+
+    def __call__(self, **parameters: float) -> FloatArray:
+        return np.asarray(self._resolution.apply(self._model(**parameters)), dtype=np.float64)
 
 
 def check_truth_point(point: TruthPoint) -> None:
