@@ -15,9 +15,9 @@ How many phases. Curves of one phase vary by different amounts in different phas
 no one distance separates every phase. The distances are made relative to each
 curve's own neighbourhood (self-tuning scales, Zelnik-Manor & Perona 2004): ``d_ij /
 sqrt(σ_i σ_j)``, with ``σ_i`` the distance to the curve's `neighbours`-th nearest
-curve (the fifth; a quarter of the runs, at least the second, while there are fewer than
-20), kept between `scale_floor` (counting noise) and `scale_cap` (a difference that large
-always separates phases, however few curves there are). Average-linkage
+curve (the fifth; a quarter of the runs while there are fewer than 20), kept between
+`scale_floor` (counting noise) and `scale_cap` (a difference that large always separates
+phases, however few curves there are). Average-linkage
 agglomeration then merges groups until the next merge would join groups whose
 relative distance exceeds `cut`: a group is a phase when it stands apart from every
 other by more than `cut` times the spacing of curves within it. The count is what the
@@ -29,14 +29,12 @@ phase whose curves drift a long way across it (a contrast that changes with
 composition, a size that grows) once its samples are dense. So two neighbouring groups
 that the agglomeration left apart are joined again when their border shows no jump:
 the curve distances of their `border_pairs` closest cross pairs (in composition) are
-within `jump_ratio` times what the groups' rate of change plus `jump_floor` predicts
-over that composition distance. The rate is the smallest of the two border curves' own
-(the median curve distance per composition distance to their `rate_neighbours` nearest
-group-mates: a phase's curves change faster in some parts of it than in others) and
-the two groups' on the whole (the same to each member's nearest group-mate). Groups
-whose curves differ on the whole by more than `merge_within` (relative) stay apart
-whatever their border: a smooth crossover between two clearly different shapes is still
-two phases.
+within `jump_ratio` times what the groups' own rate of change (the median curve
+distance per composition distance between each curve and its nearest neighbour in its
+group, the smaller of the two groups') plus `jump_floor` predicts over that
+composition distance. Groups whose curves differ on the whole by more than
+`merge_within` (relative) stay apart whatever their border: a smooth crossover between
+two clearly different shapes is still two phases.
 """
 
 from __future__ import annotations
@@ -70,10 +68,6 @@ class GroupingSettings:
     #: neighbourhood (3) let those samples found phases of their own; 5 measured best over the zoo's
     #: seven systems (bench/README.md, Phases)
     neighbours: int = 5
-    #: while runs are few, the neighbour is this share of them: a neighbourhood that reaches into the
-    #: next phase merges the two (a sixth merged fewer phases at 20 runs over the zoo, but split a
-    #: lamellar phase of 12 curves whose Bragg peaks move)
-    few_runs_share: int = 4
     scale_floor: float = 0.05
     scale_cap: float = 0.5
     #: groups further apart than this, relative to their curves' scales, are different phases
@@ -87,8 +81,6 @@ class GroupingSettings:
     border_pairs: int = 3
     #: groups this far apart on the whole (relative) are never joined for a smooth border
     merge_within: float = 4.5
-    #: a border curve's rate of change is measured among this many of its nearest group-mates
-    rate_neighbours: int = 3
 
 
 def _stack(descriptors: Sequence[ShapeDescriptor]) -> tuple[FloatArray, FloatArray]:
@@ -182,7 +174,7 @@ def relative_distances(distances: FloatArray, settings: GroupingSettings | None 
         return np.zeros_like(d)
     sorted_rows = np.sort(np.where(unknown, np.inf, d), axis=1)
     # a neighbourhood must stay inside a phase: with few runs a phase holds only a few of them
-    k = int(min(max(2, n // s.few_runs_share), s.neighbours, n - 1))
+    k = int(min(max(2, n // 4), s.neighbours, n - 1))
     scale = np.clip(sorted_rows[:, k], s.scale_floor, s.scale_cap)
     scale = np.where(np.isfinite(scale), scale, s.scale_cap)
     relative = d / np.sqrt(scale[:, None] * scale[None, :])
@@ -216,6 +208,24 @@ def group(
     return np.array([order[int(v)] for v in labels], dtype=np.int64)
 
 
+def _rates(labels: IntArray, distances: FloatArray, composition: FloatArray) -> dict[int, float]:
+    """Each group's rate of change: median curve distance per composition distance to the nearest member."""
+    rates: dict[int, float] = {}
+    for g in np.unique(labels):
+        members = np.nonzero(labels == g)[0]
+        if members.size < 2:
+            continue  # a group of one has no rate: it is never joined for a smooth border
+        sub = composition[np.ix_(members, members)].copy()
+        np.fill_diagonal(sub, np.inf)
+        nearest = members[np.argmin(sub, axis=1)]
+        d_curve = distances[members, nearest]
+        d_comp = np.maximum(composition[members, nearest], 1e-9)
+        ok = np.isfinite(d_curve)
+        if ok.any():
+            rates[int(g)] = float(np.median(d_curve[ok] / d_comp[ok]))
+    return rates
+
+
 def _join_smooth_borders(
     labels: IntArray,
     distances: FloatArray,
@@ -226,9 +236,8 @@ def _join_smooth_borders(
     composition = np.sqrt(((coordinates[:, None, :] - coordinates[None, :, :]) ** 2).sum(-1))
     labels = labels.copy()
     while True:
-        # a group of one has no rate of change: it is never joined for a smooth border
-        values, sizes = np.unique(labels, return_counts=True)
-        groups = [int(g) for g, size in zip(values, sizes, strict=True) if size >= 2]
+        rates = _rates(labels, distances, composition)
+        groups = sorted(rates)
         best: tuple[float, int, int] | None = None
         for i, a in enumerate(groups):
             for b in groups[i + 1 :]:
@@ -238,18 +247,8 @@ def _join_smooth_borders(
                 cross = composition[np.ix_(in_a, in_b)]
                 closest = np.argsort(cross, axis=None)[: s.border_pairs]
                 pa, pb = in_a[closest // in_b.size], in_b[closest % in_b.size]
-                rate = np.minimum(
-                    _local_rates(pa, in_a, distances, composition, s.rate_neighbours),
-                    _local_rates(pb, in_b, distances, composition, s.rate_neighbours),
-                )
-                # and no faster than either group changes on the whole: a border must look smooth
-                # by both, or a sparse group's few, far-apart curves excuse any jump
-                rate = np.minimum(
-                    rate,
-                    min(_group_rate(in_a, distances, composition), _group_rate(in_b, distances, composition)),
-                )
-                with np.errstate(invalid="ignore"):
-                    ratios = distances[pa, pb] / (s.jump_floor + rate * composition[pa, pb])
+                expected = s.jump_floor + min(rates[a], rates[b]) * composition[pa, pb]
+                ratios = distances[pa, pb] / expected
                 ratios = ratios[np.isfinite(ratios)]
                 if ratios.size == 0:
                     continue
@@ -259,31 +258,3 @@ def _join_smooth_borders(
         if best is None:
             return labels
         labels[labels == best[2]] = best[1]
-
-
-def _local_rates(
-    points: IntArray, members: IntArray, distances: FloatArray, composition: FloatArray, k: int
-) -> FloatArray:
-    """Each border curve's rate of change: median curve over composition distance to its `k` nearest
-    group-mates. Measured at the border, not over the whole group: a phase's curves change faster in
-    some parts of it than in others (a Bragg peak moves, a polymer term grows), and the border is
-    judged against how fast they change there."""
-    out = np.empty(points.size)
-    for i, p in enumerate(points):
-        others = members[members != p]
-        near = others[np.argsort(composition[p, others])[:k]]
-        ratio = distances[p, near] / np.maximum(composition[p, near], 1e-9)
-        ratio = ratio[np.isfinite(ratio)]
-        out[i] = float(np.median(ratio)) if ratio.size else np.inf
-    return out
-
-
-def _group_rate(members: IntArray, distances: FloatArray, composition: FloatArray) -> float:
-    """A group's rate of change: median curve / composition distance from each member to its nearest."""
-    sub = composition[np.ix_(members, members)].copy()
-    np.fill_diagonal(sub, np.inf)
-    nearest = members[np.argmin(sub, axis=1)]
-    d_curve = distances[members, nearest]
-    d_comp = np.maximum(composition[members, nearest], 1e-9)
-    ok = np.isfinite(d_curve)
-    return float(np.median(d_curve[ok] / d_comp[ok])) if ok.any() else np.nan
