@@ -619,18 +619,6 @@ def _one_axis_groups(profile: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return x[:, None], distances, labels
 
 
-def test_a_jump_where_curves_barely_change_is_a_border_though_both_groups_drift_fast_elsewhere() -> None:
-    x = np.linspace(0.0, 1.0, 20)
-    # fast drift far from the middle, nearly still beside it, and a jump of 0.6 at the middle
-    profile = np.where(
-        x < 0.25, 10 * x, np.where(x < 0.5, 2.5, np.where(x < 0.75, 3.1, 3.1 + 10 * (x - 0.75)))
-    )
-    coordinates, distances, labels = _one_axis_groups(profile)
-    relative = distances / 0.5  # near enough on the whole that the border decides
-    kept = grouping._join_smooth_borders(labels, distances, relative, coordinates, GroupingSettings())
-    assert len(set(kept.tolist())) == 2
-
-
 def test_a_border_without_a_jump_is_joined() -> None:
     x = np.linspace(0.0, 1.0, 20)
     coordinates, distances, labels = _one_axis_groups(2.0 * x)
