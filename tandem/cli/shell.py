@@ -141,6 +141,13 @@ def shell(
             "checkout of tandem, or --profile-dir naming a copy of profiles/ipython/profile_tandem"
         )
     _check_station(station, campaign)
+    from tandem.data_folder import DataFolderError, claim_data_folder
+
+    try:
+        # the session writes its store, plots and history there: never into a folder of the user's
+        claim_data_folder(data)
+    except DataFolderError as error:
+        raise _fail(str(error)) from error
     env = {
         **os.environ,
         **shell_environment(

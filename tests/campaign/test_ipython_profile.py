@@ -126,3 +126,15 @@ def test_tandem_shell_refuses_an_unknown_station_before_ipython(tmp_path: Path) 
     assert "'xrd' is not in campaign" in result.stderr
     assert "sans, saxs" in result.stderr
     assert not (tmp_path / "tandem-data").exists()
+
+
+def test_tandem_shell_refuses_a_folder_that_is_not_tandems_before_ipython(tmp_path: Path) -> None:
+    tandem = Path(sys.executable).with_name("tandem")
+    thesis = tmp_path / "v"
+    thesis.mkdir()
+    (thesis / "ch1.tex").write_text("x")
+    command = [str(tandem), "shell", "--station", "sans", "--data", str(thesis)]
+    result = _run(command, _environment({}), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "not a tandem data folder" in result.stderr
+    assert sorted(p.name for p in thesis.iterdir()) == ["ch1.tex"]
