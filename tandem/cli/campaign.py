@@ -20,6 +20,7 @@ from tandem.errors import TandemError
 
 if TYPE_CHECKING:
     from tandem.campaign.report import Report
+    from tandem.campaign.runner import Progress as CampaignProgress
 
 console = make_console(stderr=True)
 
@@ -32,10 +33,34 @@ INTERRUPTED_EXIT_CODE = 130
 DEMO_CAMPAIGN = Path(__file__).resolve().parents[2] / "examples" / "campaigns" / "demo.yaml"
 
 
+#: terminals narrower than this get the compact progress line (an 80-column one shows it whole)
+WIDE = 110
+
+
+def status_line(p: CampaignProgress, *, compact: bool = False) -> str:
+    """The progress line's status: samples and utilisation per station, beamtime, map accuracy, failures.
+
+    Compact (for narrow terminals): ``saxs 10 97% · sans 2 100% · 1.2 h · map 52% · 1 failed``.
+    """
+    if compact:
+        parts = [f"{sid} {n} {p.utilisation(sid):.0%}" for sid, n in p.samples_by_station.items()]
+        parts.append(f"{p.beamtime_h:.1f} h")
+        if p.accuracy is not None:
+            parts.append(f"map {p.accuracy:.0%}")
+        if p.failed:
+            parts.append(f"{p.failed} failed")
+        return " · ".join(parts)
+    stations = "  ".join(
+        f"{sid} {n} ({p.utilisation(sid):.0%} busy)" for sid, n in p.samples_by_station.items()
+    )
+    accuracy = "" if p.accuracy is None else f"  map accuracy {p.accuracy:.0%}"
+    failed = f"  failed {p.failed}" if p.failed else ""
+    return f"{stations}  beamtime {p.beamtime_h:.1f} h{accuracy}{failed}"
+
+
 def _run(config: Path, data: Path | None, report_dir: Path | None, resume: bool) -> None:
     from tandem.campaign import CampaignConfigError, load_campaign
     from tandem.campaign.runner import CampaignRunner
-    from tandem.campaign.runner import Progress as CampaignProgress
 
     try:
         campaign = load_campaign(config)
@@ -53,7 +78,8 @@ def _run(config: Path, data: Path | None, report_dir: Path | None, resume: bool)
     )
     with Progress(
         TextColumn("{task.description}"),
-        BarColumn(),
+        # a short bar on a narrow terminal leaves the status room on the same line
+        BarColumn(bar_width=40 if console.width >= WIDE else 10),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         # the status names stations (user text): shown as text, never read as markup
@@ -64,13 +90,7 @@ def _run(config: Path, data: Path | None, report_dir: Path | None, resume: bool)
         task = progress.add_task("samples", total=budget, status="starting the lab (Tiled, IOCs)…")
 
         def show(p: CampaignProgress) -> None:
-            stations = "  ".join(
-                f"{sid} {n} ({p.utilisation(sid):.0%} busy)" for sid, n in p.samples_by_station.items()
-            )
-            accuracy = "" if p.accuracy is None else f"  map accuracy {p.accuracy:.0%}"
-            failed = f"  failed {p.failed}" if p.failed else ""
-            status = f"{stations}  beamtime {p.beamtime_h:.1f} h{accuracy}{failed}"
-            progress.update(task, completed=p.samples, status=status)
+            progress.update(task, completed=p.samples, status=status_line(p, compact=console.width < WIDE))
 
         runner = CampaignRunner(campaign, data, resume=resume, on_progress=show)
         previous = signal.getsignal(signal.SIGINT)
