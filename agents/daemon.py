@@ -53,6 +53,8 @@ CAMPAIGNS = "campaigns"
 JOURNAL = "queue"
 DECISIONS = "decisions"
 HEARTBEAT = "daemon"
+#: a scientist's pause of the daemon's decisions (`tandem agent pause` / `resume`)
+CONTROL = "control"
 ENTRY_SPEC = "tandem-queued-decision"
 #: the longest a running daemon leaves its heartbeat unwritten (seconds)
 HEARTBEAT_S = 10.0
@@ -317,6 +319,25 @@ class Journal:
         node = _child(self.node, HEARTBEAT, {"spec": "tandem-agent-daemon"})
         node.replace_metadata(metadata={"spec": "tandem-agent-daemon", **dict(state)})
 
+    def set_paused(self, paused: bool, *, by: str, note: str = "") -> dict[str, Any]:
+        """Pause (or resume) the daemon's new decisions; it reads this every round."""
+        control = {
+            "spec": "tandem-agent-control",
+            "paused": paused,
+            "by": by,
+            "at": time.time(),
+            "note": note,
+        }
+        _child(self.node, CONTROL, {"spec": "tandem-agent-control"}).replace_metadata(metadata=control)
+        return control
+
+    def pause(self) -> dict[str, Any] | None:
+        """Who paused the daemon, when and why (None while it is not paused)."""
+        if CONTROL not in self.node:
+            return None
+        control = dict(self.node[CONTROL].metadata)
+        return control if control.get("paused") else None
+
     def last_heartbeat(self) -> dict[str, Any] | None:
         if HEARTBEAT not in self.node:
             return None
@@ -518,10 +539,15 @@ class AgentDaemon:
         self._approvals()
         if self.stop_reason is None:
             self.stop_reason = self._check_stop()
-        if self.stop_reason is None:
+        paused = self.journal.pause() if self.stop_reason is None else None
+        if self.stop_reason is None and paused is None:
             self._fill()
         self._write_down()
-        self.state = "running" if self.stop_reason is None else f"draining: {self.stop_reason}"
+        if paused is not None:
+            # results are still read and recorded, queued items run on: only new decisions wait
+            self.state = f"paused by {paused.get('by', '?')}: no new decisions until `tandem agent resume`"
+        else:
+            self.state = "running" if self.stop_reason is None else f"draining: {self.stop_reason}"
         self._beat()
         return self.stop_reason is not None and not any(e.status.open for e in self.entries.values())
 

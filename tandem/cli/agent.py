@@ -587,6 +587,38 @@ DecisionArgument = Annotated[str, typer.Argument(help="Decision uid of a suggest
 NoteOption = Annotated[str, typer.Option("--note", help="Why, for the record.")]
 
 
+def _pause(paused: bool, config: Path | None, campaign: str | None, note: str) -> None:
+    try:
+        journal = _journal(campaign, config)
+        journal.set_paused(paused, by=getpass.getuser(), note=note)
+    except TandemError as error:
+        raise _fail(error) from error
+    what = "paused: no new decisions" if paused else "resumed: decisions go on"
+    typer.echo(f"campaign {journal.campaign_id}: {what} (the daemon acts on it next round)")
+
+
+DaemonFileArgument = Annotated[
+    Path | None, typer.Argument(help="The daemon file (or give --campaign).", show_default=False)
+]
+
+
+@agent_app.command("pause")
+def pause(
+    config: DaemonFileArgument = None, *, campaign: CampaignOption = None, note: NoteOption = ""
+) -> None:
+    """Pause the agent daemon's decisions (recorded in Tiled): it keeps reading results and recording
+    them, items already queued run on, but nothing new is queued until `tandem agent resume`."""
+    _pause(True, config, campaign, note)
+
+
+@agent_app.command("resume")
+def resume(
+    config: DaemonFileArgument = None, *, campaign: CampaignOption = None, note: NoteOption = ""
+) -> None:
+    """Let a paused agent daemon decide again, from its next round."""
+    _pause(False, config, campaign, note)
+
+
 @agent_app.command("approve")
 def approve(
     decision_uid: DecisionArgument,

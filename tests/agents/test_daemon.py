@@ -450,3 +450,46 @@ def test_every_finished_sample_is_written_down_once_also_across_an_outage_and_a_
     attempts = {a.sample_uid: (e.decision_uid, a.outcome) for e in entries for a in e.attempts}
     assert recorder.written == attempts  # every sample, failed or measured, under its decision
     assert recorder.writes + second.recorder.writes == len(attempts)  # type: ignore[union-attr]  # none twice
+
+
+def test_a_paused_daemon_records_results_but_decides_nothing_until_resumed(
+    tiled_client: Container, tiled_endpoint: Any, unique_campaign_id: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from tandem.cli.app import app
+
+    queues = {SAXS: FakeQueue(SAXS), SANS: FakeQueue(SANS)}
+    daemon = make_daemon(tiled_client, unique_campaign_id, queues)
+    daemon.recover()
+    # a scientist pauses it from another terminal, through Tiled
+    cli = CliRunner()
+    env = {**tiled_endpoint.environ(), "COLUMNS": "200"}
+    paused = cli.invoke(
+        app, ["agent", "pause", "--campaign", unique_campaign_id, "--note", "realign"], env=env
+    )
+    assert paused.exit_code == 0, paused.output
+    assert "paused" in paused.output
+    assert daemon.journal.pause() is not None
+    assert daemon.journal.pause()["note"] == "realign"
+    daemon.step()
+    assert [len(q.queued) for q in queues.values()] == [0, 0]
+    assert daemon.journal.entries() == []
+    assert daemon.state.startswith("paused by ")
+    resumed = cli.invoke(app, ["agent", "resume", "--campaign", unique_campaign_id], env=env)
+    assert resumed.exit_code == 0, resumed.output
+    assert daemon.journal.pause() is None
+    daemon.step()
+    assert [len(q.queued) for q in queues.values()] == [2, 2]
+    assert daemon.state == "running"
+
+
+def test_pausing_a_campaign_the_store_lacks_is_refused(tiled_endpoint: Any) -> None:
+    from typer.testing import CliRunner
+
+    from tandem.cli.app import app
+
+    env = {**tiled_endpoint.environ(), "COLUMNS": "200"}
+    result = CliRunner().invoke(app, ["agent", "pause", "--campaign", "no-such-campaign"], env=env)
+    assert result.exit_code == 1
+    assert "no campaign 'no-such-campaign'" in result.output
