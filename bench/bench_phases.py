@@ -68,7 +68,7 @@ from tandem.agents.baselines import RandomAgent
 from tandem.agents.multi_probe import MultiProbeAgent
 from tandem.agents.phase_mapping import PhaseMappingAgent
 from tandem.agents.protocol import Agent
-from tandem.agents.region import FeasibleRegion, region_from_bounds
+from tandem.agents.region import FeasibleRegion
 from tandem.analysis.curves import Curve
 from tandem.analysis.phases import PhaseFinding
 from tandem.analysis.store import AnalysisRecord
@@ -78,7 +78,6 @@ from tandem.campaign.rig import twin_curve
 from tandem.errors import TandemError
 from tandem.observations import AnalysisStatus, Observation
 from tandem.sim.curve_source import simulate_curve
-from tandem.sim.systems import D2O, H2O
 from tandem.sim.zoo import ZOO, ZooSystem, zoo_system
 from tandem.stations import SANS, SAXS, Probe
 from tandem.suggestions import ScanParameters, Suggestion
@@ -121,7 +120,7 @@ class Setting:
     failed_measurements: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
-        self.region = region_of(self.system)
+        self.region = self.system.region()
         self.grid = self.system.grid()
         seen = self.system.seen_as(self.probe)
         self.truth = [seen[str(p)] for p in self.system.phases_of(self.grid)]
@@ -180,16 +179,6 @@ class Setting:
                     f"{composition}): {type(exc).__name__}: {exc} (later failures only counted)"
                 )
             return None
-
-
-def region_of(system: ZooSystem) -> FeasibleRegion:
-    return region_from_bounds(
-        system.components,
-        {s: system.bounds[s] for s in system.solutes},
-        H2O,
-        solvents={SAXS: H2O, SANS: D2O},
-        max_total=system.max_total if system.max_total is not None else 1.0,
-    )
 
 
 def seed_points(setting: Setting, seed: int) -> np.ndarray:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from tandem.agents.region import FeasibleRegion, region_from_bounds
 from tandem.components import (
     DEFAULT_NEUTRON_WAVELENGTH_A,
     DEFAULT_XRAY_ENERGY_KEV,
@@ -33,7 +34,7 @@ from tandem.components import (
 from tandem.errors import InvalidCompositionError, TandemError
 from tandem.sim.systems import D2O, H2O
 from tandem.sim.truth import TruthPoint
-from tandem.stations import Probe
+from tandem.stations import SANS, SAXS, Probe
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -205,6 +206,16 @@ class ZooSystem(ABC):
         """Each phase -> the name `probe` could at best report (identity unless it is blind to a boundary)."""
         self._probe(probe)
         return {p: p for p in self.phases}
+
+    def region(self) -> FeasibleRegion:
+        """The composition space agents search: the solutes' bounds under the cap, each station's water."""
+        return region_from_bounds(
+            self.components,
+            {s: self.bounds[s] for s in self.solutes},
+            H2O,
+            solvents={SAXS: H2O, SANS: D2O},
+            max_total=self.max_total if self.max_total is not None else 1.0,
+        )
 
     def grid(self) -> FloatArray:
         """Evaluation points: 50 × 50 over the bounds (those over `max_total` dropped); a simplex's 1,275."""

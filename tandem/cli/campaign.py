@@ -11,7 +11,14 @@ from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from tandem.cli.app import app
 from tandem.cli.output import console as make_console
@@ -35,6 +42,18 @@ DEMO_CAMPAIGN = Path(__file__).resolve().parents[2] / "examples" / "campaigns" /
 
 #: terminals narrower than this get the compact progress line (an 80-column one shows it whole)
 WIDE = 110
+
+
+def progress_columns(*, wide: bool) -> tuple[ProgressColumn, ...]:
+    """The progress line's columns: a short bar on a narrow terminal leaves the status room."""
+    return (
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=40 if wide else 10),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        # the status names stations (user text): shown as text, never read as markup
+        TextColumn("{task.fields[status]}", markup=False),
+    )
 
 
 def status_line(p: CampaignProgress, *, compact: bool = False) -> str:
@@ -77,15 +96,7 @@ def _run(config: Path, data: Path | None, report_dir: Path | None, resume: bool)
         f"report to {esc(report_dir)}"
     )
     with Progress(
-        TextColumn("{task.description}"),
-        # a short bar on a narrow terminal leaves the status room on the same line
-        BarColumn(bar_width=40 if console.width >= WIDE else 10),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        # the status names stations (user text): shown as text, never read as markup
-        TextColumn("{task.fields[status]}", markup=False),
-        console=console,
-        transient=False,
+        *progress_columns(wide=console.width >= WIDE), console=console, transient=False
     ) as progress:
         task = progress.add_task("samples", total=budget, status="starting the lab (Tiled, IOCs)…")
 

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 from tandem.agents.phase_mapping import PhaseMappingAgent
-from tandem.agents.region import FeasibleRegion, region_from_bounds
 from tandem.analysis.curves import Curve
 from tandem.analysis.store import AnalysisRecord
 from tandem.campaign.metrics import match_labels
@@ -28,7 +27,6 @@ from tandem.campaign.rig import twin_curve
 from tandem.errors import TandemError
 from tandem.observations import AnalysisStatus, Observation
 from tandem.sim.curve_source import simulate_curve
-from tandem.sim.systems import D2O, H2O
 from tandem.sim.zoo import ZOO, ZooSystem, zoo_system
 from tandem.stations import SANS, SAXS, Probe
 
@@ -57,16 +55,6 @@ TWIN_FLOOR = {
 }
 
 
-def _region(system: ZooSystem) -> FeasibleRegion:
-    return region_from_bounds(
-        system.components,
-        {s: system.bounds[s] for s in system.solutes},
-        H2O,
-        solvents={SAXS: H2O, SANS: D2O},
-        max_total=system.max_total if system.max_total is not None else 1.0,
-    )
-
-
 def _composition(system: ZooSystem, x: np.ndarray) -> dict[str, float]:
     lo = np.array([system.bounds[s][0] for s in system.solutes])
     hi = np.array([system.bounds[s][1] for s in system.solutes])
@@ -89,7 +77,7 @@ def _measure(system: ZooSystem, source: str, probe: Probe, composition: dict[str
 def closed_loop(name: str, source: str, probe: Probe, n_samples: int) -> float:
     """The map accuracy after `n_samples` chosen by the agent from the phases found in their curves."""
     system = zoo_system(name)
-    region, station = _region(system), STATION[probe]
+    region, station = system.region(), STATION[probe]
     agent = PhaseMappingAgent(region, seed=0, stations={station: probe})
     phases = CampaignPhases(agent, lambda _events, _state: None)
     grid = system.grid()

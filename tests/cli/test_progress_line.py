@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from tandem.campaign.runner import Progress as CampaignProgress
-from tandem.cli.campaign import WIDE, status_line
+from tandem.cli.campaign import WIDE, progress_columns, status_line
 
 SNAPSHOT = CampaignProgress(
     samples_by_station={"saxs": 48, "sans": 12},
@@ -30,15 +30,7 @@ def test_the_compact_line_fits_80_columns_with_the_bar() -> None:
     out = io.StringIO()
     console = Console(file=out, width=80, force_terminal=False, color_system=None)
     assert console.width < WIDE
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(bar_width=10),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[status]}", markup=False),
-        console=console,
-        auto_refresh=False,
-    ) as progress:
+    with Progress(*progress_columns(wide=False), console=console, auto_refresh=False) as progress:
         task = progress.add_task("samples", total=60, status=status_line(SNAPSHOT, compact=True))
         progress.update(task, completed=60)
         progress.refresh()
