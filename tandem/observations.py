@@ -16,8 +16,8 @@ from tandem.stations import Probe
 
 #: The label of a run whose curve shows no structure above its background. It says what the probe
 #: saw there (nothing: too dilute, or no contrast for this probe), not which phase the composition
-#: is in: agents learn it like a label, so that they stop spending samples where a probe sees
-#: nothing, but a map names every composition by its most likely *phase* (`Prediction.most_likely`).
+#: is in; agents learn it like a label, so that they stop spending samples where a probe sees
+#: nothing, and a map shows where that is (`Prediction.unseen`).
 NO_CONTRAST = "no-contrast"
 
 

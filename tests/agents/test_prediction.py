@@ -1,4 +1,4 @@
-"""`Prediction.most_likely` names phases: `no-contrast` says what a probe saw, not a phase."""
+"""`Prediction.most_likely` and `unseen`: where a probe saw nothing, the map says so."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ def _prediction(labels: tuple[str, ...], probabilities: list[list[float]]) -> Pr
     return Prediction(("a",), np.zeros((len(probabilities), 1)), labels, np.array(probabilities))
 
 
-def test_the_map_names_the_most_likely_phase_where_no_contrast_is_most_likely() -> None:
+def test_the_map_says_where_the_probe_saw_nothing() -> None:
     p = _prediction((NO_CONTRAST, "lamellar", "sphere"), [[0.2, 0.7, 0.1], [0.6, 0.1, 0.3], [0.5, 0.3, 0.2]])
-    assert p.most_likely() == ["lamellar", "sphere", "lamellar"]
+    assert p.most_likely() == ["lamellar", NO_CONTRAST, NO_CONTRAST]
     assert p.unseen().tolist() == [False, True, True]
 
 
