@@ -20,6 +20,13 @@ one finished before a kill but not yet written down is written after the restart
 Faults: a station that stops answering is set aside (its pending samples stay
 pending) and asked again with back-off while the others go on; a Tiled or
 queue-server error makes the loop wait and retry with back-off, never exit.
+A station that answers but whose samples keep failing (a dead cell-loader IOC,
+an empty stock) is set aside by its circuit breaker (`tandem.breaker`, the
+campaign's `faults`): nothing is proposed or queued there until its pause has
+passed, then one trial sample; the other stations get the budget. When every
+station is set aside at once the daemon stops (`stopped_on_faults`). The breaker
+starts closed whenever the daemon starts: restarting it after mending a station
+is how a scientist says "try again".
 
 Everything here works on protocols (`StationQueue`, `ResultSource`, the agent's
 `Agent`); the campaign wiring (`tandem agent run`) supplies the implementations.
@@ -43,6 +50,7 @@ from typing import Any, Protocol
 
 from tandem.agents.protocol import Agent, Relabelling
 from tandem.agents.records import DecisionRecord, latest, read_records, write_records
+from tandem.breaker import BreakerSettings, BreakerState, StationBreaker, StationHealth
 from tandem.errors import TandemError
 from tandem.observations import Observation
 from tandem.suggestions import ScanParameters, Suggestion
@@ -365,6 +373,9 @@ class DaemonSettings:
     set_aside_after_s: float = 10.0
     #: samples (measured or open) a station may take in all, None: no limit of its own (its beamtime share)
     max_samples_per_station: int | None = None
+    #: when a station whose samples keep failing is set aside, and for how long (the campaign's `faults`;
+    #: seconds of the daemon's clock, which is wall-clock time outside tests)
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
 
     def __post_init__(self) -> None:
         if self.queue_depth < 1 or self.max_attempts < 1:
@@ -460,6 +471,10 @@ class AgentDaemon:
         self._told: set[str] = set()
         self._observations: list[Observation] = []
         self._stations = {sid: _Backoff(self.settings) for sid in self.queues}
+        #: stations whose samples keep failing (the queue answers, the samples fail), on `clock`
+        self._breaker = StationBreaker(self.queues, self.settings.breaker)
+        #: the stop came from every station being set aside, not from the campaign's criteria
+        self.stopped_on_faults = False
         self._store = _Backoff(self.settings)
         self._snapshots: dict[str, QueueSnapshot] = {}
         self._written_records = 0
@@ -522,7 +537,7 @@ class AgentDaemon:
                 logger.warning("%s", self.state)
                 continue
             if done:
-                self.state = f"finished: {self.stop_reason}"
+                self.state = f"{'stopped' if self.stopped_on_faults else 'finished'}: {self.stop_reason}"
                 self._beat(force=True)
                 return self.state
             stop.wait(self.settings.poll_interval_s)
@@ -536,6 +551,10 @@ class AgentDaemon:
         self._read_results()
         self._look_at_queues()
         self._settle()
+        if self.stop_reason is None and self._breaker.all_set_aside():
+            self.stop_reason = self._all_set_aside()
+            self.stopped_on_faults = True
+            logger.error("stopping: %s", self.stop_reason)
         self._approvals()
         if self.stop_reason is None:
             self.stop_reason = self._check_stop()
@@ -620,7 +639,9 @@ class AgentDaemon:
                 # written but never added (the daemon died in between): add it now, same sample
                 self._add(entry)
             else:
-                self._fail_attempt(entry, "the item vanished from the station's queue and history")
+                vanished = "the item vanished from the station's queue and history"
+                self._end_trial(entry.station, vanished)
+                self._fail_attempt(entry, vanished)
 
     def _finished(self, entry: Entry, item: QueueItem) -> None:
         if item.exit_status == "completed":
@@ -629,10 +650,37 @@ class AgentDaemon:
                 entry, status=EntryStatus.MEASURED, last_attempt={"outcome": "completed", "run_uid": run}
             )
             self._to_record.append((entry, entry.attempts[-1]))
+            self._breaker.record(entry.station, ok=True, now_s=self._clock())
             return
         reason = item.message or f"the plan ended {item.exit_status}"
         run = item.run_uids[-1] if item.run_uids else None
+        if item.exit_status not in _OPERATOR_OUTCOMES:
+            self._count_failure(entry.station, reason)
+        else:
+            self._end_trial(entry.station, reason)
         self._fail_attempt(entry, reason, outcome=item.exit_status or "failed", run_uid=run)
+
+    def _end_trial(self, station: str, reason: str) -> None:
+        """A sample that says nothing about the station's devices ended (refused, vanished, stopped by a
+        person): if it was the station's trial, it counts as failed, or the station would wait for
+        a trial result forever; otherwise it does not count."""
+        now = self._clock()
+        trial_running = self._breaker.state(station, now) is BreakerState.HALF_OPEN
+        if trial_running and not self._breaker.may_send(station, now):
+            self._count_failure(station, f"its trial sample ended without a result: {reason}")
+
+    def _count_failure(self, station: str, reason: str) -> None:
+        now = self._clock()
+        if self._breaker.record(station, ok=False, now_s=now, reason=reason):
+            health = self._breaker.health(now)[station]
+            logger.warning(
+                "station %s set aside after %d failed samples in a row (last: %s); "
+                "one trial sample at %s, the other stations get the budget meanwhile",
+                station,
+                health.failures_in_a_row,
+                reason,
+                self._wall(health.retry_at_s),
+            )
 
     def _fail_attempt(
         self, entry: Entry, reason: str, *, outcome: str = "failed", run_uid: str | None = None
@@ -640,11 +688,15 @@ class AgentDaemon:
         entry = self._update(entry, last_attempt={"outcome": outcome, "reason": reason, "run_uid": run_uid})
         self._to_record.append((entry, entry.attempts[-1]))
         logger.warning("sample %s (decision %s) failed: %s", entry.sample_uid, entry.decision_uid, reason)
-        # a retry finishes a decision already taken (and counted): it goes ahead also while draining
-        if len(entry.attempts) < self.settings.max_attempts:
-            self._queue_new_attempt(entry)
-        else:
+        # a retry finishes a decision already taken (and counted): it goes ahead also while draining,
+        # but not onto a station set aside for failing (the decision ends failed, with why)
+        if len(entry.attempts) >= self.settings.max_attempts:
             self._update(entry, status=EntryStatus.FAILED, reason=reason)
+        elif not self._breaker.may_send(entry.station, self._clock()):
+            why = f"{reason} (not retried: station {entry.station} is set aside for failing)"
+            self._update(entry, status=EntryStatus.FAILED, reason=why)
+        else:
+            self._queue_new_attempt(entry)
 
     # -- approvals -----------------------------------------------------------------------------
 
@@ -654,6 +706,8 @@ class AgentDaemon:
             current = self.journal.entry(entry.decision_uid) or entry
             verdict = current.approval.get("verdict")
             if verdict == "approved":
+                if not self._breaker.may_send(current.station, self._clock()):
+                    continue  # approved, but its station is set aside for failing: it waits
                 self.entries[entry.decision_uid] = current
                 self._queue_new_attempt(current)
             elif verdict == "denied":
@@ -699,8 +753,10 @@ class AgentDaemon:
         for station in self.queues:
             if not self.available(station):
                 continue
+            # a station set aside for failing gets no suggestion; after its pause, one (its trial)
             while (
                 self.stop_reason is None
+                and self._breaker.may_send(station, self._clock())
                 and not self._station_full(station)
                 and self._open_on(station) < self.settings.queue_depth
             ):
@@ -741,6 +797,7 @@ class AgentDaemon:
             self._written_records = len(records)
 
     def _queue_new_attempt(self, entry: Entry) -> None:
+        self._breaker.sent(entry.station, self._clock())
         attempt = Attempt(sample_uid=str(uuid.uuid4()), queued_at=time.time())
         entry = self._update(entry, status=EntryStatus.QUEUEING, attempts=(*entry.attempts, attempt))
         self._add(entry)
@@ -753,6 +810,7 @@ class AgentDaemon:
         try:
             item_uid = queue.add(self.plan_for(self._suggestion(entry), sample))
         except ItemRefusedError as exc:
+            self._end_trial(entry.station, f"refused by the queue server: {exc}")
             entry = self._update(entry, last_attempt={"outcome": "refused", "reason": str(exc)})
             self._to_record.append((entry, entry.attempts[-1]))
             self._update(entry, status=EntryStatus.FAILED, reason=str(exc))
@@ -813,10 +871,12 @@ class AgentDaemon:
         for sid in self.queues:
             health = self._stations[sid]
             snap = self._snapshots.get(sid)
+            failing = self.failing(sid)
             stations[sid] = {
                 "answering": health.down_since is None,
-                "set_aside": self.set_aside(sid),
+                "set_aside": self.set_aside(sid) or failing is not None,
                 "last_error": health.last_error,
+                "failing": failing,
                 "queued": len(snap.queued) if snap else None,
                 "running": snap.running.sample_uid if snap and snap.running else None,
                 "open_decisions": self._open_on(sid),
@@ -838,6 +898,33 @@ class AgentDaemon:
             "stations": stations,
         }
 
+    def failing(self, station: str) -> dict[str, Any] | None:
+        """Why and until when `station` is set aside for failing samples (None: it is not).
+
+        Times are wall-clock ISO strings: the breaker keeps the daemon's clock, a person reads dates.
+        """
+        health = self._breaker.health(self._clock())[station]
+        if health.retry_at_s is None:
+            return None
+        return {
+            **health.to_dict(),
+            "since": self._wall(health.set_aside_at_s),
+            "until": self._wall(health.retry_at_s),
+        }
+
+    def _all_set_aside(self) -> str:
+        parts = []
+        for sid, health in self._breaker.health(self._clock()).items():
+            parts.append(f"{sid} ({_failure_summary(health)})")
+        return "every station is set aside for failing samples: " + "; ".join(parts)
+
+    def _wall(self, clock_s: float | None) -> str | None:
+        """A time of the daemon's clock as a wall-clock ISO string."""
+        if clock_s is None:
+            return None
+        wall = time.time() + (clock_s - self._clock())
+        return datetime.datetime.fromtimestamp(wall, datetime.UTC).isoformat(timespec="seconds")
+
     def _beat(self, *, force: bool = False) -> None:
         """Write the heartbeat when something changed, or every `HEARTBEAT_S` to show the daemon lives.
 
@@ -850,6 +937,14 @@ class AgentDaemon:
         if force or content != self._last_beat or now - self._last_beat_at >= HEARTBEAT_S:
             self.journal.heartbeat(status)
             self._last_beat, self._last_beat_at = content, now
+
+
+def _failure_summary(health: StationHealth) -> str:
+    return f"{health.failures_in_a_row} failed in a row, last: {health.last_failure or 'no reason given'}"
+
+
+#: how an item ends when a person stopped it: no verdict on the station's devices
+_OPERATOR_OUTCOMES = frozenset({"stopped", "aborted", "halted"})
 
 
 # --- bluesky-queueserver ----------------------------------------------------------------------
