@@ -10,7 +10,8 @@ A daemon file (YAML) names the campaign and how to reach the stations::
     max_attempts: 2               # a failed sample is tried once more, then recorded failed
     poll_interval_s: 1.0
 
-The data store comes from `TANDEM_TILED_URI` and `TANDEM_TILED_API_KEY`.
+The data store comes from `TANDEM_TILED_URI` and `TANDEM_TILED_API_KEY`. When a station's samples
+keep failing it is set aside as the campaign file's `faults` section says (see `tandem.breaker`).
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ agent_app = typer.Typer(
 app.add_typer(agent_app)
 
 logger = logging.getLogger(__name__)
+
+#: `tandem agent run` stopped because every station was set aside for failing samples (as
+#: `tandem campaign` exits 3 when it stops on failures)
+STATIONS_SET_ASIDE_EXIT_CODE = 3
 
 
 class DaemonConfigError(TandemError, ValueError):
@@ -372,6 +377,7 @@ def build_daemon(config: Path, *, client: Any | None = None) -> AgentDaemon:
         backoff_max_s=spec.backoff_max_s,
         set_aside_after_s=spec.set_aside_after_s,
         max_samples_per_station=spec.max_samples_per_station,
+        breaker=campaign.faults.breaker_settings(),
     )
     return AgentDaemon(
         agent,
@@ -407,6 +413,11 @@ def run(
     Restart it at any time, also after kill -9: it rebuilds its state from Tiled and the
     queue histories, and neither repeats nor loses a sample. SIGTERM finishes the current round,
     records the daemon's state and exits; items already queued run on.
+
+    A station whose samples keep failing is set aside (the campaign file's `faults`), then tried
+    again with one sample after a pause. Exit status: 0 when the campaign is done or the daemon was
+    stopped by a signal; 1 when it cannot start; 3 when every station was set aside at once (the
+    reason names each station's last failure; mend them and run it again).
     """
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -426,6 +437,8 @@ def run(
     typer.echo(f"agent daemon for campaign {daemon.campaign_id}: stations {', '.join(daemon.queues)}")
     outcome = daemon.run(stop)
     typer.echo(outcome)
+    if daemon.stopped_on_faults:
+        raise typer.Exit(STATIONS_SET_ASIDE_EXIT_CODE)
 
 
 def _journal(campaign_id: str | None, config: Path | None) -> Journal:
@@ -491,6 +504,13 @@ def status(
             typer.echo(
                 f"  {sid}: {health}, {s.get('open_decisions')} open, running {s.get('running') or '-'}"
             )
+            failing = s.get("failing")
+            if failing:
+                typer.echo(
+                    f"    SET ASIDE since {failing.get('since')} after {failing.get('failures_in_a_row')} "
+                    f"failed samples in a row; one trial sample from {failing.get('until')}; "
+                    f"last failure: {failing.get('last_failure')}"
+                )
     entries = journal.entries()
     open_entries = [e for e in entries if e.status.open]
     if open_entries:

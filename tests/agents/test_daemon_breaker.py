@@ -8,14 +8,19 @@ the in-memory stand-ins of test_daemon.py; the journal and the heartbeat are in 
 
 from __future__ import annotations
 
+import shutil
+import signal
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import yaml
 from tiled.client.container import Container
 
 from tandem.agents.daemon import DaemonSettings, EntryStatus, PlanRequest
 from tandem.breaker import BreakerSettings
 from tandem.stations import SANS, SAXS
+from tandem.tiled_server import TiledEndpoint
 
 from .test_daemon import Clock, FakeQueue, budget, make_daemon
 
@@ -166,3 +171,62 @@ def test_a_person_stopping_an_item_does_not_count_against_the_station(
     assert len(queues[SAXS].history) == 4
     assert daemon.status()["stations"][SAXS]["failing"] is None
     assert not daemon.stopped_on_faults
+
+
+def test_agent_run_exits_3_when_every_station_is_set_aside_and_status_says_why(
+    tiled_client: Container,
+    tiled_endpoint: TiledEndpoint,
+    unique_campaign_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    import tandem.cli.agent as agent_cli
+    from tandem.cli.app import app
+
+    queues = {SAXS: InstantQueue(SAXS, dead)}
+    daemon = make_daemon(tiled_client, unique_campaign_id, queues, settings=settings(depth=1, trip=2))
+    # the daemon file's wiring (campaign, RE Managers) is build_daemon's, tested below; here the exit
+    monkeypatch.setattr(agent_cli, "build_daemon", lambda config: daemon)
+    config = tmp_path / "daemon.yaml"
+    config.write_text("campaign: campaign.yaml\n")
+    env = {**tiled_endpoint.environ(), "COLUMNS": "200"}
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        result = CliRunner().invoke(app, ["agent", "run", str(config)], env=env)
+    finally:  # `agent run` installs its own SIGINT/SIGTERM handlers: give pytest its own back
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+    assert result.exit_code == agent_cli.STATIONS_SET_ASIDE_EXIT_CODE == 3, result.output
+    assert "stopped: every station is set aside for failing samples" in result.output
+    status = CliRunner().invoke(app, ["agent", "status", "--campaign", unique_campaign_id], env=env)
+    assert status.exit_code == 0, status.output
+    assert "SET ASIDE since" in status.output
+    assert f"last failure: {DEAD_IOC}" in status.output
+
+
+def test_the_campaign_files_faults_set_the_daemons_breaker(
+    tiled_client: Container, unique_campaign_id: str, tmp_path: Path
+) -> None:
+    from tandem.cli.agent import build_daemon
+
+    examples = Path(__file__).resolve().parents[2] / "examples" / "campaigns"
+    for deck in examples.glob("*_deck.yaml"):
+        shutil.copy(deck, tmp_path / deck.name)
+    campaign = yaml.safe_load((examples / "demo.yaml").read_text())
+    campaign["id"] = unique_campaign_id
+    campaign["faults"] = {"set_aside_after_failures": 2, "retry_after_min": 5}
+    (tmp_path / "campaign.yaml").write_text(yaml.safe_dump(campaign))
+    # an address nobody answers on: building the daemon connects to nothing yet
+    (tmp_path / "daemon.yaml").write_text(
+        "campaign: campaign.yaml\nstations:\n  saxs: {control_addr: 'tcp://127.0.0.1:9'}\n"
+    )
+    daemon = build_daemon(tmp_path / "daemon.yaml", client=tiled_client)
+    try:
+        assert daemon.settings.breaker == BreakerSettings(failures_to_trip=2, retry_after_s=300.0)
+    finally:
+        for queue in daemon.queues.values():
+            queue.close()  # type: ignore[attr-defined]
