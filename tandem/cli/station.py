@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import os
+import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tandem.cli.app import StationCampaignOption, app
 from tandem.errors import TandemError
+
+if TYPE_CHECKING:
+    from tandem.campaign.processes import StationProcess, StationStatus
 
 station_app = typer.Typer(
     name="station",
@@ -88,13 +95,155 @@ def start(
     typer.echo(f"  try      {process.qserver_command()} status")
 
 
+#: an ophyd signal in a connection error: "saxs_detector.acquire (TANDEM:SAXS:det:Acquire)"
+_SIGNAL_PV = re.compile(r"[\w.]+ \(([^()\s]+)\)")
+
+
+def _pv_summary(pvs: Iterable[str]) -> str:
+    names = list(dict.fromkeys(pvs))
+    if not names:
+        return "no answer"
+    if len(names) == 1:
+        return f"{names[0]} does not answer"
+    return f"{names[0]} and {len(names) - 1} more of its PVs do not answer"
+
+
+def _unreachable_pvs(device: Any, timeout_s: float) -> list[str]:
+    """The PVs of an ophyd `device` that do not connect within `timeout_s` (empty: all connected)."""
+    try:
+        device.wait_for_connection(timeout=timeout_s)
+    except TimeoutError:
+        return [
+            walk.item.pvname
+            for walk in device.walk_signals()
+            if not walk.item.connected and hasattr(walk.item, "pvname")
+        ]
+    return []
+
+
+def epics_device_problems(process: StationProcess, timeout_s: float) -> list[str]:
+    """What of an EPICS station's hardware does not answer on Channel Access ("device: PV ...").
+
+    The PV prefixes are the ones `tandem station start --epics` gives the station: from
+    `TANDEM_STATION_PREFIX` / `TANDEM_CELL_LOADER_PREFIX`, else the tandem defaults.
+    """
+    from tandem.campaign.session import EpicsPrefixes, resolve_campaign
+    from tandem.devices.signals import DeviceTimeoutError
+    from tandem.devices.station import StationConfig, build_epics_station
+    from tandem.robots.cell_loader import CellLoader
+
+    sid = process.station
+    prefixes = EpicsPrefixes.for_station(
+        sid,
+        station=os.environ.get("TANDEM_STATION_PREFIX"),
+        cell_loader=os.environ.get("TANDEM_CELL_LOADER_PREFIX"),
+    )
+    probe = resolve_campaign(process.campaign).stations[sid].probe
+    problems = []
+    try:
+        build_epics_station(
+            StationConfig(
+                name=sid,
+                probe=probe,
+                backend="epics",
+                prefix=prefixes.station,
+                connection_timeout_s=timeout_s,
+            )
+        )
+    except DeviceTimeoutError as exc:
+        # the station says which device (the first that failed); ophyd's message names its PVs
+        device = str(exc).split(": ", 1)[-1].split(" did not connect", 1)[0]
+        problems.append(f"{device} — {_pv_summary(_SIGNAL_PV.findall(str(exc)))}")
+    loader = CellLoader(prefixes.cell_loader, name=f"{sid}_cell_loader")
+    missing = _unreachable_pvs(loader, timeout_s)
+    if missing:
+        problems.append(f"cell loader — {_pv_summary(missing)}")
+    return problems
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes under `pid`, from /proc (empty where there is none)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # the command name in parentheses may hold spaces: the fields after it are split
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        found = children.get(todo.pop(), [])
+        out += found
+        todo += found
+    return out
+
+
+def _ioc_address(pid: int) -> tuple[str, int] | None:
+    """Where the caproto IOC `pid` serves, from the environment it was started with."""
+    try:
+        variables = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    env = dict(v.decode(errors="replace").partition("=")[::2] for v in variables if b"=" in v)
+    with contextlib.suppress(KeyError, ValueError):
+        return env.get("EPICS_CAS_INTF_ADDR_LIST", "127.0.0.1").split()[0], int(env["EPICS_CAS_SERVER_PORT"])
+    return None
+
+
+def twin_device_problems(process: StationProcess, timeout_s: float) -> list[str]:
+    """Whether the twin station's cell-loader IOC runs and answers (empty: it does, or /proc cannot tell).
+
+    The twin's station devices live inside the station's worker; its cell loader is a caproto IOC
+    the worker started, on Channel Access ports of the worker's own, so it is found among the
+    station's processes and asked at the port it serves on.
+    """
+    from tandem.campaign.rig import CELL_LOADER_PREFIX
+    from tandem.sim.ioc import search
+
+    if not Path("/proc/self/stat").exists():
+        return []
+    prefix = CELL_LOADER_PREFIX.format(station=process.station.upper())
+    for pid in _descendants(process.pid):
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+            if "tandem.sim.ioc" in argv and prefix in argv:
+                address = _ioc_address(pid)
+                pv = f"{prefix}Busy-RB"
+                if address is None or search(pv, address, timeout_s):
+                    return []
+                host, port = address
+                return [f"cell loader — {pv} does not answer (its IOC, pid {pid}, serves {host}:{port})"]
+    return [f"cell loader — its IOC ({prefix}) is not running"]
+
+
+def device_problems(entry: StationStatus, timeout_s: float) -> list[str] | None:
+    """What of a station's hardware does not answer (None: nothing to ask, its worker has no devices)."""
+    if not entry.alive or not (entry.status or {}).get("worker_environment_exists"):
+        return None
+    if entry.process.backend == "epics":
+        return epics_device_problems(entry.process, timeout_s)
+    return twin_device_problems(entry.process, timeout_s)
+
+
 @station_app.command("status")
 def status(
     station: Annotated[str | None, typer.Argument(help="Only this station.", show_default=False)] = None,
     *,
+    device_timeout_s: Annotated[
+        float,
+        typer.Option(
+            "--device-timeout", min=0.1, help="Seconds each device has to answer on Channel Access."
+        ),
+    ] = 2.0,
     state_dir: StateDir = None,
 ) -> None:
-    """Show each started station: its process, ports, and what its RE Manager says (queue, history)."""
+    """Show each started station: its process, ports, its RE Manager's word, whether its devices answer.
+
+    Once a station's environment is open its devices are asked on Channel Access: an EPICS
+    station's at the prefixes of TANDEM_STATION_PREFIX / TANDEM_CELL_LOADER_PREFIX (else the
+    defaults), the twin's cell-loader IOC where it serves (its other devices live in the worker).
+    One that does not answer makes the station "unreachable", naming the device and its PVs,
+    instead of "idle". Exit status 1 when a station is dead, not answering or unreachable.
+    """
     from tandem.campaign.processes import read_state, redis_ping, station_status
 
     state = read_state(state_dir)
@@ -106,15 +255,25 @@ def status(
     if not shown:
         typer.echo("no station is running" if station is None else f"station {station!r} is not running")
         raise typer.Exit(code=0 if station is None else 1)
+    unreachable = False
     for entry in shown:
         p = entry.process
         since = datetime.datetime.fromtimestamp(p.started_at).isoformat(timespec="seconds")
-        typer.echo(f"{p.station}: {entry.summary}")
+        problems = device_problems(entry, device_timeout_s)
+        if problems:
+            # not "idle": a station whose hardware is gone fails every sample it is given
+            unreachable = True
+            typer.echo(f"{p.station}: unreachable: {'; '.join(problems)}")
+            typer.echo(f"  RE Manager: {entry.summary}")
+        else:
+            typer.echo(f"{p.station}: {entry.summary}")
+            if problems is not None:
+                typer.echo("  devices: every device answers")
         typer.echo(f"  pid {p.pid} ({p.backend}) since {since}, control {p.control_addr}, info {p.info_addr}")
         running = (entry.status or {}).get("running_item_uid")
         if running:
             typer.echo(f"  running item {running}")
-    if any(not s.alive or s.status is None for s in shown):
+    if unreachable or any(not s.alive or s.status is None for s in shown):
         raise typer.Exit(code=1)
 
 
