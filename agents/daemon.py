@@ -467,6 +467,8 @@ class AgentDaemon:
         #: finished attempts not yet written down by the recorder (retried every round)
         self._to_record: list[tuple[Entry, Attempt]] = []
         self._clock = clock
+        #: wall-clock seconds at `clock`'s zero, taken once: the times reported stay the same each round
+        self._wall_offset_s = time.time() - clock()
         self.entries: dict[str, Entry] = {}
         self._told: set[str] = set()
         self._observations: list[Observation] = []
@@ -922,7 +924,7 @@ class AgentDaemon:
         """A time of the daemon's clock as a wall-clock ISO string."""
         if clock_s is None:
             return None
-        wall = time.time() + (clock_s - self._clock())
+        wall = self._wall_offset_s + clock_s
         return datetime.datetime.fromtimestamp(wall, datetime.UTC).isoformat(timespec="seconds")
 
     def _beat(self, *, force: bool = False) -> None:
