@@ -44,8 +44,10 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -386,6 +388,9 @@ class EmbeddedTiledServer:
         self.die_with_parent = die_with_parent
         self._process: subprocess.Popen[bytes] | None = None
         self._endpoint: TiledEndpoint | None = None
+        # start, restart and stop come from several threads (the owner, a store guard, writers)
+        self._lock = threading.RLock()
+        self.restarts = 0
 
     def __repr__(self) -> str:
         state = f"serving {self._endpoint.url}" if self._endpoint else "stopped"
@@ -405,7 +410,23 @@ class EmbeddedTiledServer:
 
     @property
     def is_running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return self.alive()
+
+    def alive(self) -> bool:
+        """Whether the server process runs. A process that died is reaped here, so none is left a zombie."""
+        process = self._process
+        return process is not None and process.poll() is None
+
+    def answers(self, timeout_s: float = 1.0) -> bool:
+        """Whether the process runs and its HTTP endpoint answers the health check within `timeout_s`."""
+        endpoint = self._endpoint
+        return endpoint is not None and self.alive() and endpoint.is_healthy(timeout_s=timeout_s)
+
+    @property
+    def exit_status(self) -> int | None:
+        """The exit status of a server process that has died (negative: the signal), else None."""
+        process = self._process
+        return None if process is None else process.poll()
 
     @property
     def log_path(self) -> Path:
@@ -413,6 +434,10 @@ class EmbeddedTiledServer:
 
     def start(self) -> TiledEndpoint:
         """Start the server and wait until it answers with our key; idempotent while running."""
+        with self._lock:
+            return self._start()
+
+    def _start(self) -> TiledEndpoint:
         if self.is_running:
             return self.endpoint
         self._prepare_directory()
@@ -433,13 +458,50 @@ class EmbeddedTiledServer:
         for attempt in range(1, attempts + 1):
             port = self.port or _free_port(self.host)
             try:
-                return self._launch(port, api_key)
+                endpoint = self._launch(port, api_key)
             except _PortTakenError:
                 if attempt == attempts:
                     raise TiledServerError(
                         f"port {port} on {self.host} is taken; choose another port or 0 for any free one"
                     ) from None
+            except BaseException:
+                self.stop()
+                raise
+            else:
+                self._endpoint = endpoint
+                return endpoint
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def restart(self) -> TiledEndpoint:
+        """Start the server again on the same port, directory and API key, after it died or hung.
+
+        Tiled clients made before keep working once it answers: they know only the URL and the
+        key. A process still running (hung) is stopped first; one that died is reaped. Refused
+        (`TiledServerError`) for a server that was never started or was stopped by its owner,
+        so that a guard in another thread cannot bring back a store its owner has shut down.
+        On failure (the port was taken meanwhile) the server stays known, to be restarted again.
+        """
+        with self._lock:
+            endpoint = self._endpoint
+            if endpoint is None:
+                raise TiledServerError(
+                    f"the Tiled server for {self.directory} is not started (or was stopped by its "
+                    "owner); start() it rather than restart it"
+                )
+            process = self._process
+            if process is not None:
+                _terminate(process, self.stop_timeout_s)
+            port = urlsplit(endpoint.url).port
+            assert port is not None  # an endpoint we made ourselves always names its port
+            try:
+                self._launch(port, endpoint.api_key)
+            except _PortTakenError:
+                raise TiledServerError(
+                    f"the Tiled server for {self.directory} cannot restart: port {port} on "
+                    f"{self.host} was taken by another process"
+                ) from None
+            self.restarts += 1
+            return endpoint
 
     def wait(self, timeout_s: float | None = None) -> int | None:
         """Block until the server process exits (or `timeout_s` passes); its exit status, or None."""
@@ -452,20 +514,15 @@ class EmbeddedTiledServer:
 
     def stop(self) -> None:
         """Ask the server to shut down (SIGTERM), wait, then kill it if it still runs."""
-        process, self._process, self._endpoint = self._process, None, None
-        if process is None:
-            return
-        try:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=self.stop_timeout_s)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                (self.directory / STATE_FILE).unlink()
+        with self._lock:
+            process, self._process, self._endpoint = self._process, None, None
+            if process is None:
+                return
+            try:
+                _terminate(process, self.stop_timeout_s)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.directory / STATE_FILE).unlink()
 
     def __enter__(self) -> TiledEndpoint:
         return self.start()
@@ -493,17 +550,24 @@ class EmbeddedTiledServer:
         try:
             log.write(f"\n--- tandem: starting Tiled on {self.host}:{port} at {time.ctime()}\n".encode())
             log.flush()
-            process = subprocess.Popen(
-                [sys.executable, "-m", "tandem.tiled_server", str(config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=self.directory,
-                start_new_session=True,
-                # the hook only makes one system call (see _parent_death_signal)
-                preexec_fn=_parent_death_signal() if self.die_with_parent else None,  # noqa: PLW1509
-            )
+            hook = _parent_death_signal() if self.die_with_parent else None
+
+            def spawn() -> subprocess.Popen[bytes]:
+                return subprocess.Popen(
+                    [sys.executable, "-m", "tandem.tiled_server", str(config_path)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=self.directory,
+                    start_new_session=True,
+                    # the hook only makes one system call (see _parent_death_signal)
+                    preexec_fn=hook,  # noqa: PLW1509
+                )
+
+            # the kernel's parent-death signal follows the *thread* that forked: a server restarted
+            # from a writer or guard thread would be killed when that thread ends
+            process = _spawner().submit(spawn).result() if self.die_with_parent else spawn()
         finally:
             log.close()
         self._process = process
@@ -511,9 +575,8 @@ class EmbeddedTiledServer:
         try:
             self._wait_until_ready(process, endpoint)
         except BaseException:
-            self.stop()
+            _terminate(process, self.stop_timeout_s)
             raise
-        self._endpoint = endpoint
         # the owner: `tandem serve stop` asks it (not the server under it) to stop
         state = {"url": endpoint.url, "pid": process.pid, "owner_pid": os.getpid()}
         _write_private(self.directory / STATE_FILE, json.dumps(state) + "\n")
@@ -558,6 +621,23 @@ class EmbeddedTiledServer:
 
 class _PortTakenError(Exception):
     pass
+
+
+def _terminate(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """SIGTERM, wait up to `timeout_s`, then SIGKILL; always reaps the process."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    process.wait()
+
+
+@functools.cache
+def _spawner() -> ThreadPoolExecutor:
+    """The one thread that starts servers which die with their parent: it lives as long as the process."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="tiled-spawner")
 
 
 def _parent_death_signal() -> Callable[[], None] | None:

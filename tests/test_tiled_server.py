@@ -350,3 +350,35 @@ def test_concurrent_table_writers_and_readers_leave_the_server_whole(tiled_endpo
     for i in range(n_tables):
         frame = parent[f"t{i}"].read()
         assert list(frame["seq_num"]) == list(range(n_appends))
+
+
+# --- outages (issue 13: the store is killed under a campaign) ----------------------------------
+
+
+@pytest.mark.slow
+def test_a_killed_server_is_noticed_reaped_and_restarted_for_the_clients_it_had(tmp_path: Path) -> None:
+    server = EmbeddedTiledServer(tmp_path / "store", die_with_parent=True)
+    with server as endpoint:
+        client = endpoint.connect()
+        client.create_container("before", metadata={"n": 1})
+        pid = server.pid
+        assert pid is not None
+        assert server.alive()
+        assert server.answers()
+        os.kill(pid, signal.SIGKILL)
+        while not _gone(pid):
+            os.sched_yield()
+        assert not server.answers()
+        assert not Path(f"/proc/{pid}").exists(), "noticing the death reaped it: no zombie"
+        assert server.exit_status == -signal.SIGKILL
+        # restarted from a thread that then ends: the parent-death signal must not follow that thread
+        restarter = threading.Thread(target=server.restart)
+        restarter.start()
+        restarter.join()
+        assert server.answers()
+        assert server.endpoint == endpoint, "same port and key"
+        assert client["before"].metadata["n"] == 1, "a client made before the kill works again"
+        client.create_container("after")
+        assert server.restarts == 1
+    with pytest.raises(TiledServerError, match="stopped by its owner"):
+        server.restart()
