@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
-import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future
 from enum import StrEnum
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -33,6 +31,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tiled.queries import Key
 
+from tandem.document_queue import (  # re-exported: the queue began here
+    DocumentCallback,
+    DocumentQueue,
+    DocumentQueueError,
+    UnwrittenDocumentsError,
+)
 from tandem.errors import TandemError
 from tandem.geometry import DetectorGeometry, InvalidGeometryError
 from tandem.suggestions import InvalidScanError, ScanParameters
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RAW",
     "Catalog",
+    "DocumentCallback",
     "DocumentQueue",
     "DocumentQueueError",
     "ExitStatus",
@@ -54,6 +59,7 @@ __all__ = [
     "RunDataError",
     "RunNotFoundError",
     "RunNotReadyError",
+    "UnwrittenDocumentsError",
     "raw_runs_node",
     "subscribe_tiled_writer",
     "tiled_writer",
@@ -116,10 +122,6 @@ def raw_runs_node(client: Container) -> Container:
         raise
 
 
-#: what a RunEngine calls with each document: ``callback(name, doc)``
-DocumentCallback = Callable[[str, Mapping[str, Any]], Any]
-
-
 def tiled_writer(
     client: Container, *, batch_size: int = WRITER_BATCH_SIZE, backup_directory: str | None = None
 ) -> DocumentCallback:
@@ -132,118 +134,6 @@ def tiled_writer(
         raw_runs_node(client), batch_size=batch_size, backup_directory=backup_directory
     )
     return writer
-
-
-class DocumentQueueError(TandemError, RuntimeError):
-    """Documents handed to a `DocumentQueue` could not be processed (the first error is the cause)."""
-
-
-class DocumentQueue:
-    """Runs a document callback in a thread of its own, in document order, so that the caller need not wait.
-
-    A RunEngine calls its callbacks synchronously: with the Tiled writer among them, every
-    document waits for its HTTP requests. Subscribed through a `DocumentQueue`, the RunEngine
-    only hands the document over and goes on; the writer catches up in the background. The
-    queue holds at most `max_documents` (frames are megabytes): a store that falls behind
-    slows the RunEngine down rather than filling the memory.
-
-    `barrier()` says when everything handed over so far has been processed, and how long that
-    took; an error of the callback is logged and raised by the next barrier (and `close`), so
-    nothing fails silently. Documents after an error are still handed to the callback (the next
-    run may well be written). `submit(fn)` runs a call of the caller's in the same order (a write
-    that must land before the next run's documents). `close()` processes what is queued and stops
-    the thread.
-    """
-
-    def __init__(
-        self, callback: DocumentCallback, *, max_documents: int = 64, name: str = "documents"
-    ) -> None:
-        if max_documents < 1:
-            raise ValueError(f"max_documents must be a positive number, got {max_documents}")
-        self.callback = callback
-        self.name = name
-        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max_documents)
-        self._errors: list[BaseException] = []
-        self._busy_s = 0.0
-        self._closed = False
-        self._thread = threading.Thread(target=self._work, name=f"{name}-queue", daemon=True)
-        self._thread.start()
-
-    def __call__(self, name: str, doc: Mapping[str, Any]) -> None:
-        if self._closed:
-            raise DocumentQueueError(f"{self.name}: a document arrived after the queue was closed")
-        self._queue.put((name, doc))
-
-    def submit(self, call: Callable[[], Any]) -> None:
-        """Run `call` in the queue's thread after the documents handed over before it (errors: as theirs)."""
-        if self._closed:
-            raise DocumentQueueError(f"{self.name}: a call arrived after the queue was closed")
-        self._queue.put((_CALL, call))
-
-    def barrier(self) -> Future[float]:
-        """A future that resolves once every document handed over before this call has been processed.
-
-        Its result is the seconds the callback spent on the documents since the previous barrier;
-        its exception, the first error among them (`DocumentQueueError`).
-        """
-        done: Future[float] = Future()
-        if self._closed:  # everything was processed when it closed
-            done.set_result(0.0)
-            return done
-        self._queue.put((_BARRIER, done))
-        return done
-
-    def flush(self, timeout_s: float | None = None) -> float:
-        """Wait until every document handed over has been processed; raise the first error among them."""
-        return self.barrier().result(timeout=timeout_s)
-
-    def close(self, timeout_s: float | None = None) -> None:
-        """Process what is queued, stop the thread, and raise the first error not yet raised."""
-        if self._closed:
-            return
-        last = self.barrier()
-        self._closed = True
-        self._queue.put((_STOP, None))
-        self._thread.join(timeout=timeout_s)
-        if self._thread.is_alive():
-            raise DocumentQueueError(f"{self.name}: documents still being processed after {timeout_s} s")
-        last.result()
-
-    def _work(self) -> None:
-        while True:
-            name, item = self._queue.get()
-            if name == _STOP:
-                return
-            if name == _BARRIER:
-                self._release(item)
-                continue
-            started = time.perf_counter()
-            try:
-                if name == _CALL:
-                    item()
-                else:
-                    self.callback(name, item)
-            except Exception as error:
-                logger.exception("%s: the %s document could not be processed", self.name, name)
-                self._errors.append(error)
-            finally:
-                self._busy_s += time.perf_counter() - started
-
-    def _release(self, done: Future[float]) -> None:
-        errors, self._errors = self._errors, []
-        busy, self._busy_s = self._busy_s, 0.0
-        if errors:
-            first = f"{type(errors[0]).__name__}: {errors[0]}"
-            failure = DocumentQueueError(f"{self.name}: {len(errors)} document(s) failed; the first: {first}")
-            failure.__cause__ = errors[0]
-            done.set_exception(failure)
-        else:
-            done.set_result(busy)
-
-
-_BARRIER = "__barrier__"
-_CALL = "__call__"
-_STOP = "__stop__"
 
 
 def subscribe_tiled_writer(
@@ -536,6 +426,27 @@ class Catalog:
         values: Iterator[Any] = iter(node.values())
         for item in values if limit is None else islice(values, limit):
             yield RawRun(item)
+
+    def close_interrupted(self, run: RawRun, reason: str) -> RawRun:
+        """Close a run whose process died mid-run: a stop document with exit status `abort` and `reason`.
+
+        bluesky never wrote one (the process was killed), so the run would otherwise stay open
+        forever and every reader would wait for it. The stop document is marked as written by
+        tandem, not by a RunEngine. A run that is closed already is returned unchanged.
+        """
+        if run.is_closed:
+            return run
+        stop = {
+            "uid": str(uuid.uuid4()),
+            "run_start": run.uid,
+            "time": time.time(),
+            "exit_status": ExitStatus.ABORT.value,
+            "reason": reason,
+            "num_events": {},
+            "closed_by": "tandem: the run's process stopped before it ended",
+        }
+        run.node.update_metadata(metadata={"stop": stop}, drop_revision=True)
+        return self.run(run.uid)
 
     def count(self, **criteria: Any) -> int:
         """How many runs match (same criteria as `runs`)."""
