@@ -10,7 +10,9 @@ one way only.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,9 +26,16 @@ from tandem.analysis.pipeline import StationCalibration
 from tandem.analysis.reduction import Exposure, reduce_exposure
 from tandem.campaign.config import Campaign
 from tandem.campaign.config import Station as StationSpec
-from tandem.catalog import DocumentCallback, DocumentQueue, subscribe_tiled_writer, tiled_writer
+from tandem.catalog import (
+    DocumentCallback,
+    DocumentQueue,
+    UnwrittenDocumentsError,
+    raw_runs_node,
+    subscribe_tiled_writer,
+)
 from tandem.components import Components
 from tandem.devices.station import Station
+from tandem.replaying_writer import ReplayingTiledWriter
 from tandem.robots.cell_loader import CellLoader
 from tandem.robots.liquid_handler import LiquidHandler
 from tandem.sim.cell_loader_ioc import CellLoaderIOC
@@ -38,6 +47,7 @@ from tandem.sim.liquid_handler import SimulatedLiquidHandler
 from tandem.sim.station_devices import TwinStationModel, simulated_station
 from tandem.sim.systems import default_system
 from tandem.sim.truth import GroundTruth, TruthPoint, load_truth
+from tandem.store_guard import StopSignal, StoreGuard
 from tandem.tiled_server import EmbeddedTiledServer, TiledEndpoint
 
 logger = logging.getLogger(__name__)
@@ -158,12 +168,15 @@ def build_twin_rig(
     start_s: float = 0.0,
     wrap_writer: Callable[[DocumentCallback], DocumentCallback] | None = None,
     background_writer: bool = False,
+    store: StoreGuard | None = None,
 ) -> StationRig:
     """One station of the twin, its RunEngine writing to `tiled_client` (None: nowhere).
 
     With `background_writer`, runs are written to Tiled by a thread of their own (the rig's
     `writer`): `RE(plan)` returns before its run is in Tiled, and whoever needs it there waits
     on `rig.writer.barrier()`. The writer must be closed when the rig is done with (`twin_lab` does).
+    It holds its documents through a store outage, waiting on `store` (which restarts an embedded
+    server), and stores each run exactly once however often it is interrupted.
     """
     clock = StationClock(spec.id, time_scale=time_scale, start_s=start_s)
     model = TwinStationModel(spec.instrument, load_truth(truth))
@@ -183,8 +196,13 @@ def build_twin_rig(
     run_engine = RunEngine({}, context_managers=[])
     queued: DocumentQueue | None = None
     if tiled_client is not None and background_writer:
-        inner = tiled_writer(tiled_client)
-        queued = DocumentQueue(wrap_writer(inner) if wrap_writer else inner, name=f"{spec.id} Tiled writer")
+        outages = None if store is None else (lambda: store.outages)
+        inner = ReplayingTiledWriter(raw_runs_node(tiled_client), outages=outages)
+        queued = DocumentQueue(
+            wrap_writer(inner) if wrap_writer else inner,
+            name=f"{spec.id} Tiled writer",
+            wait_for_store=None if store is None else store.wait_for_store,
+        )
         run_engine.subscribe(queued)
     elif tiled_client is not None:
         subscribe_tiled_writer(run_engine, tiled_client, wrap=wrap_writer)
@@ -201,6 +219,9 @@ class TwinLab:
     endpoint: TiledEndpoint | None
     ca: CAEnvironment
     rigs: dict[str, StationRig]
+    #: the embedded Tiled server the lab owns, and the guard that waits out (and repairs) its outages
+    server: EmbeddedTiledServer | None = None
+    store: StoreGuard | None = None
 
     @property
     def tiled_client(self) -> Any:
@@ -216,23 +237,32 @@ def twin_lab(
     clock_starts_s: Mapping[str, float] | None = None,
     wrap_writer: Callable[[DocumentCallback], DocumentCallback] | None = None,
     background_writer: bool = False,
+    stop_requested: StopSignal | None = None,
+    store_report: Callable[[str], None] | None = None,
 ) -> Iterator[TwinLab]:
     """Start the lab's services, build its rigs, and stop everything on exit, also on failure.
 
-    `data_directory` holds the Tiled catalog (None: no Tiled server, runs go nowhere). With
-    `background_writer`, each rig writes to Tiled from a thread (see `build_twin_rig`); its
-    queue is drained before the server stops.
+    `data_directory` holds the Tiled catalog (None: no Tiled server, runs go nowhere); `lab.store`
+    guards it (`lab.store.wait_for_store(stop_requested)` before each sample) and `store_report`
+    hears one line when an outage starts and one when it ends. With `background_writer`, each rig
+    writes to Tiled from a thread (see `build_twin_rig`); its queue is drained before the server
+    stops, unless `stop_requested` says stop while the store does not answer: the documents not
+    written are then reported and kept as JSON lines under `data_directory/unwritten/`.
     """
     wanted = stations or tuple(campaign.stations)
     with contextlib.ExitStack() as stack:
         env = stack.enter_context(ca_session(n_servers=max(2, len(wanted))))
         endpoint = None
         client = None
+        server = None
+        store = None
         if data_directory is not None:
             # the store dies with the campaign even on kill -9, so that --resume can start it again
-            endpoint = stack.enter_context(
-                EmbeddedTiledServer(data_directory / "tiled", die_with_parent=True)
-            )
+            server = EmbeddedTiledServer(data_directory / "tiled", die_with_parent=True)
+            endpoint = stack.enter_context(server)
+            # closed before the server stops (the stack unwinds backwards): no restart while stopping
+            store = StoreGuard(endpoint, server=server, report=store_report)
+            stack.callback(store.close)
             client = endpoint.connect()
         rigs: dict[str, StationRig] = {}
         for sid, port in zip(wanted, env.server_ports, strict=False):
@@ -251,22 +281,45 @@ def twin_lab(
                 start_s=(clock_starts_s or {}).get(sid, 0.0),
                 wrap_writer=wrap_writer,
                 background_writer=background_writer,
+                store=store,
             )
             if rigs[sid].writer is not None:
-                # after the server in the stack, so closed (its queue written) before the server stops
-                stack.callback(_close_writer, rigs[sid])
+                # after the server and its guard in the stack, so closed (its queue written, the guard
+                # still able to restart the server) before either stops
+                stack.callback(_close_writer, rigs[sid], stop_requested, data_directory)
         # libca must let go of its circuits before the IOCs stop, or it reports disconnects
         stack.callback(_finalize_libca)
-        yield TwinLab(campaign, endpoint, env, rigs)
+        yield TwinLab(campaign, endpoint, env, rigs, server, store)
 
 
-def _close_writer(rig: StationRig) -> None:
+def _close_writer(rig: StationRig, stop_requested: StopSignal | None, data_directory: Path | None) -> None:
     if rig.writer is None:
         return
     try:
-        rig.writer.close()
+        rig.writer.close(stop_requested=stop_requested)
+    except UnwrittenDocumentsError as error:
+        kept = _keep_unwritten(error, rig.id, data_directory)
+        logger.error("%s%s", error, f"; the documents are kept in {kept}" if kept else "")
     except Exception:  # the error was logged as it happened; shutting down goes on
         logger.exception("the Tiled writer of %s did not finish cleanly", rig.id)
+
+
+def _keep_unwritten(error: UnwrittenDocumentsError, station: str, data_directory: Path | None) -> Path | None:
+    """Write the documents the store did not take as JSON lines (`name`, `doc`), so they can be replayed."""
+    if data_directory is None or not error.documents:
+        return None
+    folder = data_directory / "unwritten"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{station}-{time.strftime('%Y%m%dT%H%M%S')}.jsonl"
+    with path.open("w") as out:
+        for name, doc in error.documents:
+            out.write(json.dumps({"name": name, "doc": doc}, default=_jsonable) + "\n")
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars: frames, readings
+    return tolist() if callable(tolist) else str(value)
 
 
 def _finalize_libca() -> None:
