@@ -67,6 +67,17 @@ class StationClock:
             time.sleep(duration_s * self.time_scale)
         return interval
 
+    def record(self, activity: str, start_s: float, end_s: float) -> Interval:
+        """Put an interval the station spent before this clock existed on its timeline (a resumed
+        campaign's history), so busy time and utilisation go on from it; never waits."""
+        if not (math.isfinite(start_s) and math.isfinite(end_s) and end_s >= start_s):
+            raise ValueError(f"an interval runs forwards in finite time, got {start_s!r} to {end_s!r}")
+        with self._lock:
+            interval = Interval(self.station, activity, start_s, end_s)
+            self._timeline.append(interval)
+            self._now_s = max(self._now_s, end_s)
+        return interval
+
     def idle_until(self, t_s: float) -> None:
         """Let the station sit idle until station time `t_s` (no-op if already past it)."""
         with self._lock:

@@ -214,6 +214,7 @@ def ca_session(
         raise
     saved = {key: os.environ.get(key) for key in env.client_env()}
     os.environ.update(env.client_env())
+    _quiet_libca()
     try:
         yield env
     finally:
@@ -226,6 +227,22 @@ def ca_session(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _quiet_libca() -> None:
+    """Stop libca printing to the terminal in the twin's loopback session.
+
+    libca prints its warnings straight to stderr, around Python's logging: a repeater it has not
+    reached yet, a "Virtual circuit disconnect" block for an IOC that died. On the twin the devices
+    raise typed errors for whatever matters (a dead IOC fails its sample with the PV it could not
+    reach), so a newcomer's terminal shows tandem's output only. A real beamline's session does not
+    come through here and keeps libca's messages.
+    """
+    try:
+        from epics import ca
+    except ImportError:  # pyepics is not installed: nothing prints
+        return
+    ca.disable_ca_messages()
 
 
 def _stop(process: subprocess.Popen[Any], grace_s: float = 5.0) -> None:

@@ -40,6 +40,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tandem.breaker import BreakerSettings
 from tandem.components import Component, Components
 from tandem.composition import Composition
 from tandem.errors import TandemError
@@ -73,6 +74,8 @@ MAX_FRAMES = 10_000
 MAX_SEED = 2**32 - 1
 #: real seconds per simulated second: slower than real time by more than this is a typo
 MAX_TIME_SCALE = 100.0
+#: a set-aside station is retried within a week at the latest
+MAX_RETRY_AFTER_MIN = 7 * 24 * 60.0
 #: the whole numbers a campaign record can hold (Tiled stores it as JSON with 64-bit integers)
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -242,6 +245,21 @@ class StopSpec(_Strict):
     max_consecutive_failures: int = Field(default=DEFAULT_MAX_CONSECUTIVE_FAILURES, ge=1, le=MAX_SAMPLES)
 
 
+class FaultsSpec(_Strict):
+    """How the campaign treats a station whose samples keep failing (see `tandem.breaker`)."""
+
+    #: a station whose last this-many samples failed is set aside: the other stations get the budget
+    set_aside_after_failures: int = Field(default=3, ge=1, le=MAX_SAMPLES)
+    #: minutes (station time on the twin, wall-clock time for the daemon) before a set-aside station
+    #: gets one trial sample; every station set aside at once stops the campaign
+    retry_after_min: float = Field(default=30.0, gt=0, le=MAX_RETRY_AFTER_MIN, allow_inf_nan=False)
+
+    def breaker_settings(self) -> BreakerSettings:
+        return BreakerSettings(
+            failures_to_trip=self.set_aside_after_failures, retry_after_s=self.retry_after_min * 60.0
+        )
+
+
 class TwinSpec(_Strict):
     #: the ground truth as `module:callable` (see `tandem.sim.truth`)
     truth: str = DEFAULT_TRUTH
@@ -267,6 +285,7 @@ class CampaignFile(_Strict):
     stations: dict[str, StationSpec] = Field(min_length=1)
     agent: AgentSpec
     stop: StopSpec
+    faults: FaultsSpec = FaultsSpec()
     twin: TwinSpec = TwinSpec()
     report: ReportSpec = ReportSpec()
 
@@ -358,6 +377,10 @@ class Campaign:
     @property
     def stop(self) -> StopSpec:
         return self.spec.stop
+
+    @property
+    def faults(self) -> FaultsSpec:
+        return self.spec.faults
 
     @property
     def twin(self) -> TwinSpec:
@@ -1170,6 +1193,7 @@ __all__ = [
     "CampaignFile",
     "CostSpec",
     "ExposureSpec",
+    "FaultsSpec",
     "LinearConstraint",
     "ObjectiveSpec",
     "Problem",

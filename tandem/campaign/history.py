@@ -102,7 +102,8 @@ def build_history(
     agent is rebuilt from the campaign file and told every analysed result.
     """
     campaign, ledger = campaign_from_catalog(client, campaign_id)
-    entries = [e for e in ledger.entries() if e.done]
+    done = [e for e in ledger.entries() if e.done]
+    entries = [e for e in done if e.counts]  # a sample a stop cut off is not one: it was run again
     store = AnalysisStore(client)
     records = {r.run_uid: r for r in store.records(campaign_id=campaign_id)}
     if agent is None:
@@ -165,6 +166,7 @@ def build_history(
         activities=tuple(activities),
         title=campaign.name,
         phases=_phases(campaign),
+        interrupted=len(done) - len(entries),
         metadata={
             "agent": campaign.agent.kind,
             "agent_seed": campaign.agent.seed,

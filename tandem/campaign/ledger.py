@@ -14,8 +14,9 @@ A sample is written when it is decided (status `decided`) and updated when its
 run ends (`measured` or `failed`). That is what lets a stopped campaign resume
 without repeating or losing a sample: a decided sample without a result is run
 again under the same sample uid; one whose run started but never closed is
-recorded as failed (its sample went to waste) and its decision is run again as
-a new sample.
+recorded as `interrupted` (its sample went to waste, its run is closed with exit
+status `abort`) and its decision is run again as a new sample. An interrupted
+sample is not one of the campaign's samples: it spends no part of the budget.
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ class SampleStatus(StrEnum):
     DECIDED = "decided"
     MEASURED = "measured"
     FAILED = "failed"
+    #: cut off mid-run by a stop (a killed process); its decision was run again as a new sample
+    INTERRUPTED = "interrupted"
+
+
+#: the reason of a sample whose run a stop cut off
+INTERRUPTED_REASON = "interrupted: the campaign was stopped"
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,11 @@ class LedgerEntry:
     def done(self) -> bool:
         return self.status is not SampleStatus.DECIDED
 
+    @property
+    def counts(self) -> bool:
+        """Whether the sample is one of the campaign's (its budget, its report): an interrupted one is not."""
+        return self.status is not SampleStatus.INTERRUPTED
+
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "status": self.status.value}
 
@@ -81,6 +93,8 @@ class LedgerEntry:
         known = set(cls.__dataclass_fields__)
         values = {k: v for k, v in data.items() if k in known}
         values["status"] = SampleStatus(values.get("status", SampleStatus.DECIDED))
+        if values["status"] is SampleStatus.FAILED and values.get("reason") == INTERRUPTED_REASON:
+            values["status"] = SampleStatus.INTERRUPTED  # as ledgers before the status existed say it
         values["activities"] = tuple(
             (str(kind), float(start), float(end)) for kind, start, end in values.get("activities", ())
         )

@@ -164,6 +164,8 @@ class CampaignHistory:
     phases: tuple[str, ...] = ()
     #: anything else worth keeping in report.json (agent, seeds, software versions)
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    #: samples a stop cut off mid-run (their decisions were run again): not among `measurements`
+    interrupted: int = 0
 
     def __post_init__(self) -> None:
         if self.truth is not None:
@@ -253,6 +255,7 @@ def campaign_metrics(history: CampaignHistory, match: LabelMatch | None = None) 
         "axes": list(history.names),
         "samples": len(history.measurements),
         "failed": sum(not m.ok for m in history.measurements),
+        "interrupted": history.interrupted,
         "station_hours": sum(busy.values()) / 3600.0,
         "stations": per_station,
         "labels_measured": _counts(m.label for m in history.measurements if m.ok),

@@ -50,10 +50,11 @@ from tandem.agents.protocol import Agent, Prediction
 from tandem.agents.records import DecisionRecord, write_records
 from tandem.analysis.pipeline import AnalysisCallback, AnalysisSeconds, AnalysisSettings, Analyzer
 from tandem.analysis.store import AnalysisRecord, AnalysisStore
+from tandem.breaker import StationBreaker
 from tandem.campaign.agent_factory import agent_learns_from_fits, build_agent
 from tandem.campaign.config import Campaign
 from tandem.campaign.history import agent_observation, results_of, truth_on
-from tandem.campaign.ledger import CAMPAIGNS, Ledger, LedgerEntry, SampleStatus
+from tandem.campaign.ledger import CAMPAIGNS, INTERRUPTED_REASON, Ledger, LedgerEntry, SampleStatus
 from tandem.campaign.metrics import phase_map_accuracy
 from tandem.campaign.phases import CampaignPhases
 from tandem.campaign.rig import StationRig, TwinLab, twin_calibration, twin_lab
@@ -68,8 +69,6 @@ from tandem.sim.clock import Interval
 from tandem.suggestions import ScanParameters, Suggestion
 
 logger = logging.getLogger(__name__)
-#: the reason of a sample whose run a stop cut off (its decision is run again as a new sample)
-INTERRUPTED_REASON = "interrupted: the campaign was stopped"
 
 
 #: the confidence stop criterion is not trusted on fewer samples than this
@@ -112,15 +111,24 @@ class StageTimer:
 
 @dataclass(frozen=True)
 class Progress:
-    """A snapshot for the live display, after each sample."""
+    """A snapshot for the live display, after each sample.
+
+    Samples are counted once they are durable: their run, analysed node and ledger entry are in Tiled,
+    so a sample shown as done is one a killed campaign does not measure again.
+    """
 
     samples_by_station: Mapping[str, int]
+    #: failed samples among those counted (one cut off by a stop is not a sample: it is run again)
     failed: int
     station_time_s: Mapping[str, float]
     busy_s: Mapping[str, float]
     #: the latest map accuracy (computed every few samples, see `CampaignRunner`), None before the first
     accuracy: float | None
     budget_samples: int | None
+    #: samples whose run is over and whose results are still on their way to Tiled
+    in_flight: int = 0
+    #: stations set aside because their samples kept failing (see `tandem.breaker`)
+    set_aside: tuple[str, ...] = ()
 
     @property
     def samples(self) -> int:
@@ -146,6 +154,8 @@ class Outcome:
     stopped_on_failures: bool = False
     #: wall-clock seconds of the loop, from its first decision until every result was in Tiled
     loop_s: float = 0.0
+    #: stations set aside during the campaign, with why (`tandem.breaker.StationHealth.to_dict`)
+    set_aside: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
 @dataclass
@@ -297,6 +307,9 @@ class _Loop:
         self.agent: Agent = build_agent(self.campaign)
         self.phases = CampaignPhases(self.agent, self._record_phases)
         self.needs_fits = agent_learns_from_fits(self.campaign)
+        # station time is each station's own clock: a set-aside station's pause runs on the clocks of
+        # the stations that go on working (see `_next_station`)
+        self.breaker = StationBreaker(self.campaign.stations, self.campaign.faults.breaker_settings())
         self.entries: dict[str, LedgerEntry] = {}
         self.hidden: list[_InFlight] = []  # finished, but after the deciding station's time
         self._empty_cells: set[tuple[str, str]] = set()
@@ -328,6 +341,7 @@ class _Loop:
         finally:
             # whatever stopped the loop, every sample that ran gets its result into Tiled and the ledger
             self._drain()
+        self._report_progress()  # every sample is durable now: the display ends on the final counts
         self.outcome.loop_s = time.perf_counter() - started
         self.outcome.entries = list(self.entries.values())
         self.outcome.stop_reason = reason
@@ -368,12 +382,26 @@ class _Loop:
         self._completer.shutdown(wait=True)
 
     def _next_station(self) -> StationRig | None:
+        """The station free first, by station time; a set-aside station is free once its pause is over."""
         free = [
             rig
             for sid, rig in self.lab.rigs.items()
             if (limit := self.campaign.stations[sid].spec.max_hours) is None or rig.clock.now_s < limit * 3600
         ]
-        return min(free, key=lambda r: (r.clock.now_s, r.id), default=None)
+        health = self.breaker.health(0.0)
+
+        def free_at(rig: StationRig) -> float:
+            if self.breaker.may_send(rig.id, rig.clock.now_s):
+                return rig.clock.now_s
+            retry_at = health[rig.id].retry_at_s
+            return max(rig.clock.now_s, retry_at if retry_at is not None else math.inf)
+
+        rig = min(free, key=lambda r: (free_at(r), r.id), default=None)
+        if rig is None or math.isinf(free_at(rig)):
+            return None
+        rig.clock.idle_until(free_at(rig))  # a set-aside station sat idle through its pause
+        self.breaker.sent(rig.id, rig.clock.now_s)
+        return rig
 
     def _decide(self, rig: StationRig) -> LedgerEntry | None:
         pending_suggestions = [self._as_suggestion(r.entry) for r in self.hidden]
@@ -469,6 +497,7 @@ class _Loop:
                 logger.warning("sample %s on %s failed: %s", entry.sample_uid, entry.station, exc)
                 error = f"{type(exc).__name__}: {exc}"
                 self._plan_errors[entry.sample_uid] = error
+        self._station_health(entry.station, error, rig.clock.now_s)
         ran = replace(
             entry,
             start_s=start_s,
@@ -491,7 +520,24 @@ class _Loop:
         flight = _InFlight(ran, error, analysed, written, timings)
         self.hidden.append(flight)
         self._completions.append(self._completer.submit(self._complete, flight))
-        self._report_progress(ran)
+        self._report_progress()
+
+    def _station_health(self, station: str, error: str | None, now_s: float) -> None:
+        """Tell the breaker how the station's sample went: its plan ran, or the station failed it.
+
+        Only the plan counts: a sample whose curve cannot be analysed says nothing about the station.
+        """
+        if self.breaker.record(station, ok=error is None, now_s=now_s, reason=error):
+            health = self.breaker.health(now_s)[station]
+            self.outcome.set_aside[station] = health.to_dict()
+            logger.warning(
+                "station %s is set aside after %d failed samples in a row (the last: %s); it gets a trial "
+                "sample at station time %.0f s",
+                station,
+                health.failures_in_a_row,
+                error,
+                health.retry_at_s or math.nan,
+            )
 
     def _complete(self, flight: _InFlight) -> LedgerEntry:
         """The sample's ledger entry with its result, written once its run and analysis are in Tiled.
@@ -576,7 +622,7 @@ class _Loop:
 
     def _stop_reason(self) -> str | None:
         stop = self.campaign.stop
-        reason = self._budget_spent() or self._failing()
+        reason = self._budget_spent() or self._all_set_aside() or self._failing()
         if reason is not None:
             return reason
         if stop.target_confidence is not None and self._samples_done() >= MIN_SAMPLES_FOR_CONFIDENCE:
@@ -584,6 +630,17 @@ class _Loop:
             if confidence is not None and confidence >= stop.target_confidence:
                 return f"confidence target reached ({confidence:.3f} >= {stop.target_confidence:g})"
         return None
+
+    def _all_set_aside(self) -> str | None:
+        """Why the campaign stops if every station is set aside at once (nothing left to spend it on)."""
+        if not self.breaker.all_set_aside():
+            return None
+        self.outcome.stopped_on_failures = True
+        why = "; ".join(
+            f"{sid}: {h.failures_in_a_row} in a row, the last with {h.last_failure}"
+            for sid, h in self.breaker.health(0.0).items()
+        )
+        return f"every station is set aside, their samples kept failing ({why})"
 
     def _failing(self) -> str | None:
         """Why the campaign stops if its last `stop.max_consecutive_failures` samples all failed.
@@ -595,7 +652,7 @@ class _Loop:
         limit = self.campaign.stop.max_consecutive_failures
         streak, last = 0, ""
         for entry in reversed(self.entries.values()):
-            if entry.reason == INTERRUPTED_REASON:
+            if not entry.counts:
                 continue
             why = (
                 entry.reason
@@ -617,11 +674,7 @@ class _Loop:
     def _samples_done(self) -> int:
         # a sample whose run is over counts, whether or not its result is in yet; one cut off by a stop
         # does not (its decision is run again as a new sample), so a kill costs no part of the budget
-        return sum(
-            1
-            for e in self.entries.values()
-            if (e.done or e.end_s is not None) and e.reason != INTERRUPTED_REASON
-        )
+        return sum(1 for e in self.entries.values() if (e.done or e.end_s is not None) and e.counts)
 
     def _budget_spent(self) -> str | None:
         """Why the campaign stops now, by the criteria that cost nothing to check (not the confidence)."""
@@ -665,19 +718,25 @@ class _Loop:
             return None
         return phase_map_accuracy(labels, self.runner.truth_labels)
 
-    def _report_progress(self, last: LedgerEntry) -> None:
+    def _report_progress(self) -> None:
+        """Show the samples that are durable (run, analysis and ledger entry in Tiled), as the report will."""
         if self.runner.on_progress is None:
             return
-        done = list(self.entries.values())
-        by_station = {sid: sum(1 for e in done if e.station == sid) for sid in self.lab.rigs}
+        self._harvest()
+        durable = [e for e in self.entries.values() if e.done and e.counts]
+        by_station = {sid: sum(1 for e in durable if e.station == sid) for sid in self.lab.rigs}
         self.runner.on_progress(
             Progress(
                 samples_by_station=by_station,
-                failed=sum(1 for e in done if e.status is SampleStatus.FAILED),
+                failed=sum(1 for e in durable if e.status is SampleStatus.FAILED),
                 station_time_s={sid: rig.clock.now_s for sid, rig in self.lab.rigs.items()},
                 busy_s={sid: rig.clock.busy_s() for sid, rig in self.lab.rigs.items()},
                 accuracy=self._last_accuracy,
                 budget_samples=self.campaign.stop.max_samples,
+                in_flight=sum(1 for e in self.entries.values() if not e.done),
+                set_aside=tuple(
+                    sid for sid, h in self.breaker.health(0.0).items() if h.retry_at_s is not None
+                ),
             )
         )
 
@@ -695,8 +754,15 @@ class _Loop:
         reason = note if record.ok else f"{_failure(record)}; {note}"
         return replace(entry, status=status, run_uid=run.uid, end_s=entry.start_s, reason=reason)
 
+    def _close_open_runs(self) -> None:
+        """Close the campaign's runs that a stop left open (exit status abort, with the reason)."""
+        for run in self.catalog.iter_runs(campaign_id=self.campaign.id):
+            if not run.is_closed:
+                self.catalog.close_interrupted(run, INTERRUPTED_REASON)
+
     def _restore(self) -> list[LedgerEntry]:
         """Rebuild clocks, inventories and the agent from the ledger; return the samples to run (again)."""
+        self._close_open_runs()
         entries = self.ledger.entries()
         redo: list[LedgerEntry] = []
         for entry in entries:
@@ -707,21 +773,25 @@ class _Loop:
             if not runs:
                 redo.append(entry)  # decided, never started: run it now, same sample
                 continue
-            closed = [r for r in runs if r.is_closed]
+            closed = [r for r in runs if r.reason != INTERRUPTED_REASON]  # not the ones closed just now
             if closed:  # the run ended before the stop, only its ledger entry was not written
                 done = self._recovered(entry, closed[0])
                 self.ledger.update(done)
                 self.entries[done.sample_uid] = done
                 continue
-            # started but never finished: that sample went to waste; run its decision as a new sample
-            failed = replace(entry, status=SampleStatus.FAILED, reason=INTERRUPTED_REASON)
-            self.ledger.update(failed)
-            self.entries[failed.sample_uid] = failed
+            # started but never finished: that sample went to waste (its run was closed above, exit status
+            # abort); its decision is run again as a new sample
+            interrupted = replace(entry, status=SampleStatus.INTERRUPTED, reason=INTERRUPTED_REASON)
+            self.ledger.update(interrupted)
+            self.entries[interrupted.sample_uid] = interrupted
             again = replace(entry, sample_uid=str(uuid.uuid4()), decided_at=time.time())
             self.ledger.add(again)
             redo.append(again)
         for sid, rig in self.lab.rigs.items():
             finished = [e for e in self.entries.values() if e.station == sid and e.end_s is not None]
+            for entry in finished:  # the station's busy time so far: beamtime and utilisation go on from it
+                for kind, start_s, end_s in entry.activities:
+                    rig.clock.record(kind, start_s, end_s)
             if finished:
                 last = max(finished, key=lambda e: e.end_s or 0.0)
                 rig.clock.idle_until(last.end_s or 0.0)

@@ -68,13 +68,15 @@ def status_line(p: CampaignProgress, *, compact: bool = False) -> str:
             parts.append(f"map {p.accuracy:.0%}")
         if p.failed:
             parts.append(f"{p.failed} failed")
+        parts += [f"{sid} set aside" for sid in p.set_aside]
         return " · ".join(parts)
     stations = "  ".join(
         f"{sid} {n} ({p.utilisation(sid):.0%} busy)" for sid, n in p.samples_by_station.items()
     )
     accuracy = "" if p.accuracy is None else f"  map accuracy {p.accuracy:.0%}"
     failed = f"  failed {p.failed}" if p.failed else ""
-    return f"{stations}  beamtime {p.beamtime_h:.1f} h{accuracy}{failed}"
+    aside = "".join(f"  {sid} set aside" for sid in p.set_aside)
+    return f"{stations}  beamtime {p.beamtime_h:.1f} h{accuracy}{failed}{aside}"
 
 
 def _run(config: Path, data: Path | None, report_dir: Path | None, resume: bool) -> None:
@@ -119,6 +121,11 @@ def _run(config: Path, data: Path | None, report_dir: Path | None, resume: bool)
             outcome = runner.run()
         finally:
             signal.signal(signal.SIGINT, previous)
+    for station, health in outcome.set_aside.items():
+        console.print(
+            f"[yellow]station {esc(station)} was set aside: {health['failures_in_a_row']} failed samples "
+            f"in a row, the last with: {esc(health['last_failure'])}[/yellow]"
+        )
     if outcome.stopped_on_failures:
         console.print(f"[red]stopped: {esc(outcome.stop_reason)}[/red]")
         try:
@@ -151,7 +158,9 @@ def _write(data: Path, campaign_id: str, report_dir: Path) -> Report:
 
 def _summarise(metrics: Mapping[str, Any], folder: Path) -> None:
     console.print(f"[green]report written to {esc(folder)}[/green]")
-    console.print(f"  samples: {metrics['samples']} ({metrics['failed']} failed)")
+    interrupted = metrics.get("interrupted", 0)
+    cut_off = f"; {interrupted} more cut off by a stop and run again" if interrupted else ""
+    console.print(f"  samples: {metrics['samples']} ({metrics['failed']} failed{cut_off})")
     console.print(f"  station hours: {metrics['station_hours']:.1f}")
     if "accuracy" in metrics:
         console.print(f"  phase-map accuracy against the truth: {metrics['accuracy']:.1%}")
@@ -186,8 +195,8 @@ def campaign(
 
     Ctrl-C stops after the sample in progress; `--resume` continues later without repeating or losing
     a sample. Exits with 2 for a campaign file with problems, 3 when the campaign stopped because its
-    samples kept failing (`stop: max_consecutive_failures`), 130 when stopped with Ctrl-C (the report
-    is written), 1 for any other error.
+    samples kept failing (`stop: max_consecutive_failures`, or every station set aside: `faults`),
+    130 when stopped with Ctrl-C (the report is written), 1 for any other error.
     Example: `tandem campaign examples/campaigns/demo.yaml --data runs/demo`.
     """
     _configure_logging()
@@ -266,6 +275,9 @@ def report(
 def _configure_logging() -> None:
     # pyFAI's silx looks for OpenCL, which the CPU integration here does not use
     logging.getLogger("silx.opencl.common").setLevel(logging.ERROR)
+    # the runner reports every failed sample with its reason in one line; the RunEngine's own log of
+    # each aborted run is a traceback per sample (a dead IOC gives dozens), so it stays quiet
+    logging.getLogger("bluesky").setLevel(logging.CRITICAL)
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )

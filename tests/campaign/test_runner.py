@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -15,9 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tandem.campaign.ledger import Ledger, SampleStatus
-from tandem.campaign.runner import INTERRUPTED_REASON
-from tandem.catalog import Catalog
+from tandem.campaign.ledger import INTERRUPTED_REASON, Ledger, SampleStatus
+from tandem.catalog import Catalog, ExitStatus
 from tandem.tiled_server import EmbeddedTiledServer
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "campaigns"
@@ -92,7 +92,7 @@ def test_a_killed_campaign_resumes_without_repeating_or_losing_a_sample(
         client = endpoint.connect()
         entries = Ledger.open(client, "resume-test").entries()
         measured = [e for e in entries if e.status is SampleStatus.MEASURED]
-        interrupted = [e for e in entries if e.reason == INTERRUPTED_REASON]
+        interrupted = [e for e in entries if e.status is SampleStatus.INTERRUPTED]
         assert all(e.done for e in entries), "every decided sample has a result"
         # the budget counts samples that ran to their end: one cut off by the kill is run again
         assert len(entries) == BUDGET + len(interrupted), [(e.status, e.reason) for e in entries]
@@ -101,12 +101,23 @@ def test_a_killed_campaign_resumes_without_repeating_or_losing_a_sample(
         per_sample = Counter(run.sample_uid for run in runs)
         assert all(n == 1 for n in per_sample.values()), per_sample
         assert set(per_sample) == {e.sample_uid for e in measured}
-        # a sample cut off mid-run is recorded as failed, and its decision was run again as a new sample
+        # a sample cut off mid-run is recorded as interrupted, and its decision was run again as a new sample
         decisions = Counter(e.decision_uid for e in entries)
         for entry in interrupted:
-            assert entry.status is SampleStatus.FAILED
+            assert entry.reason == INTERRUPTED_REASON
             assert decisions[entry.decision_uid] == 2
-        assert (data / "report" / "report.json").exists()
+        # no run is left open: the one the kill cut off is closed as aborted, with the reason
+        every_run = Catalog(client).runs(campaign_id="resume-test")
+        assert all(run.is_closed for run in every_run), [r for r in every_run if not r.is_closed]
+        aborted = [run for run in every_run if run.exit_status is ExitStatus.ABORT]
+        assert {run.reason for run in aborted} <= {INTERRUPTED_REASON}
+        assert {run.sample_uid for run in aborted if run.plan_name == "sample_plan"} == {
+            e.sample_uid for e in interrupted
+        }
+    # the budget is exact: the report counts the samples that ran, the interrupted ones apart
+    report = json.loads((data / "report" / "report.json").read_text())
+    assert report["samples"] == BUDGET, report
+    assert report["interrupted"] == len(interrupted)
 
 
 @pytest.mark.slow
