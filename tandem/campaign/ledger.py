@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import httpx
+
 import tandem
 from tandem.errors import TandemError
 
@@ -152,7 +154,15 @@ class Ledger:
         return record
 
     def add(self, entry: LedgerEntry) -> None:
-        node = self.samples.create_container(key=entry.sample_uid, metadata=entry.to_dict())
+        """Write a new entry; idempotent, so a write retried after a store outage cannot fail on itself."""
+        try:
+            node = self.samples.create_container(key=entry.sample_uid, metadata=entry.to_dict())
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != httpx.codes.CONFLICT:
+                raise
+            # the store took the first attempt before it went away: that node is this entry
+            node = self.samples[entry.sample_uid]
+            node.replace_metadata(metadata=entry.to_dict())
         self._added[entry.sample_uid] = node
 
     def update(self, entry: LedgerEntry) -> None:

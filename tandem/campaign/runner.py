@@ -40,9 +40,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -66,10 +67,17 @@ from tandem.errors import TandemError
 from tandem.plans.measurement import measure_empty_cell
 from tandem.plans.sample import sample_plan
 from tandem.sim.clock import Interval
+from tandem.store_guard import is_store_unreachable
 from tandem.suggestions import ScanParameters, Suggestion
 
 logger = logging.getLogger(__name__)
 
+
+#: the stop reason of a campaign stopped (Ctrl-C) while it waited for its data store to answer
+STOPPED_IN_OUTAGE = "stopped by the user while the data store did not answer"
+#: how often the final drain looks whether it was stopped during a store outage (seconds)
+_DRAIN_POLL_S = 0.5
+_T = TypeVar("_T")
 
 #: the confidence stop criterion is not trusted on fewer samples than this
 MIN_SAMPLES_FOR_CONFIDENCE = 10
@@ -271,8 +279,13 @@ class CampaignRunner:
         if self.resume and held is not None and held != self.campaign.id:
             raise _other_campaign(self.directory, held, self.campaign.id)
         claim_data_folder(self.directory, campaign_id=self.campaign.id)
-        with twin_lab(self.campaign, self.directory, background_writer=True) as lab:
+        with twin_lab(
+            self.campaign, self.directory, background_writer=True, stop_requested=self.stop_requested
+        ) as lab:
             return _Loop(self, lab).run()
+
+    def stop_requested(self) -> bool:
+        return self._stop_requested
 
 
 def _other_campaign(directory: Path, held: str | Sequence[str], campaign_id: str) -> CampaignRunError:
@@ -351,6 +364,8 @@ class _Loop:
     def _loop(self) -> str:
         redo = self._restore() if self.runner.resume else []
         for entry in redo:
+            if not self._store_answers():
+                return STOPPED_IN_OUTAGE
             self._run_sample(entry, started=time.perf_counter())
         while (reason := self._stop_reason()) is None:
             started = time.perf_counter()
@@ -362,17 +377,41 @@ class _Loop:
             decided = self._decide(rig)
             if decided is None:
                 return f"the agent has nothing to suggest for {rig.id}"
+            # no sample is prepared that could not be recorded: an outage pauses the loop here
+            if not self._store_answers():
+                return STOPPED_IN_OUTAGE
             self._run_sample(decided, started=started)
         self._reveal(math.inf)
         return reason
 
+    def _store_answers(self) -> bool:
+        """Wait until the data store answers (restarting the embedded server); False if stopped meanwhile."""
+        return self.lab.store is None or self.lab.store.wait_for_store(self.runner.stop_requested)
+
+    def _durably(self, write: Callable[[], _T]) -> _T:
+        """`write()`, tried again each time the store is back after an outage (not after other errors)."""
+        while True:
+            try:
+                return write()
+            except Exception as exc:
+                if not is_store_unreachable(exc) or not self._store_answers():
+                    raise
+
     def _drain(self) -> None:
         self.analysis.close()
         for future in self._completions:
-            try:
-                future.result()
-            except Exception:
-                logger.exception("a sample's ledger entry could not be completed")
+            while True:
+                try:
+                    future.result(timeout=_DRAIN_POLL_S)
+                except FutureTimeoutError:
+                    if self.runner.stop_requested() and self.lab.store is not None and self.lab.store.is_down:
+                        # stopped while the store is down: the writers give up (and keep what they
+                        # could not write under unwritten/) rather than wait for ever
+                        self.lab.store.close()
+                    continue
+                except Exception:
+                    logger.exception("a sample's ledger entry could not be completed")
+                break
         for write in self._phase_writes:
             try:
                 write.result()
@@ -436,7 +475,7 @@ class _Loop:
         self._phase_writes.append(self._completer.submit(self._write_phases, list(events), state))
 
     def _write_phases(self, events: list[dict[str, Any]], state: dict[str, Any]) -> None:
-        self.ledger.record_phases(events, state)
+        self._durably(lambda: self.ledger.record_phases(events, state))
 
     def _in_order(self, rig: StationRig, write: Callable[[], object]) -> None:
         """Write to Tiled in order with the station's runs (at once if the rig writes synchronously)."""
@@ -548,17 +587,22 @@ class _Loop:
         uid = entry.sample_uid
         timings = dict(flight.loop_timings_s)
         try:
-            seconds = flight.analysed.result()
-            timings["analysis"], timings["fits"] = seconds.label_s, seconds.fits_s
-        except Exception as exc:  # the analysis itself failed: no result, but the sample is recorded
-            logger.exception("analysis of sample %s did not finish", uid)
-            timings["analysis"] = timings["fits"] = math.nan
-            reason = reason or f"analysis did not finish: {exc}"
-        record = self.results.complete.get(uid)
-        try:
             timings["tiled"] = flight.written.result()
         except Exception as exc:
             reason = reason or f"the run could not be written to Tiled: {exc}"
+        record = None
+        try:
+            seconds = flight.analysed.result()
+            timings["analysis"], timings["fits"] = seconds.label_s, seconds.fits_s
+            record = self.results.complete.get(uid)
+        except Exception as exc:
+            timings["analysis"] = timings["fits"] = math.nan
+            if is_store_unreachable(exc) and reason is None:
+                # the store went away under the analysis: the run is in Tiled now, analyse it again
+                record = self._durably(functools.partial(self._analyse_again, uid))
+            else:  # the analysis itself failed: no result, but the sample is recorded
+                logger.exception("analysis of sample %s did not finish", uid)
+                reason = reason or f"analysis did not finish: {exc}"
         ok = reason is None and record is not None and record.ok
         told = self.results.readable.get(uid)
         if told is not None and told.ok and record is not None and not record.ok and not self.needs_fits:
@@ -571,8 +615,12 @@ class _Loop:
             reason=None if ok else (reason or _failure(record)),
             timings_s=timings,
         )
-        self.ledger.update(done)
+        self._durably(lambda: self.ledger.update(done))
         return done
+
+    def _analyse_again(self, sample_uid: str) -> AnalysisRecord | None:
+        runs = [r for r in self.catalog.runs(sample_uid=sample_uid) if r.plan_name == "sample_plan"]
+        return self.analyzer.analyze(runs[0].uid) if runs else None
 
     def _harvest(self) -> None:
         """Take in the ledger entries the completion thread has finished, in the order the samples ran."""
