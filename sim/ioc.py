@@ -42,6 +42,7 @@ from typing import Any
 import caproto as ca
 from caproto.server import PVGroup
 
+from tandem.child_processes import popen_dying_with_parent
 from tandem.errors import TandemError
 
 LOOPBACK = "127.0.0.1"
@@ -201,7 +202,7 @@ def ca_session(
     per test session).
     """
     env = env or CAEnvironment.allocate(n_servers)
-    repeater = subprocess.Popen(
+    repeater = popen_dying_with_parent(
         _ca_repeater_command(env.host),
         env={**os.environ, **env.client_env()},
         stdout=subprocess.DEVNULL,
@@ -331,7 +332,8 @@ def serve_ioc(
     # -P: the checkout's `tandem/` folder in the working directory must not shadow the install
     command = [sys.executable, "-P", "-m", "tandem.sim.ioc", path, "--prefix", prefix]
     command += ["--options", json.dumps(dict(options or {}))]
-    process = subprocess.Popen(
+    # an IOC dies with the process that serves it, also when that is killed with SIGKILL
+    process = popen_dying_with_parent(
         command,
         env={**os.environ, **env.server_env(server_port)},
         stdout=log_file,

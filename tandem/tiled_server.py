@@ -46,8 +46,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -59,6 +58,7 @@ import yaml
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tandem.child_processes import popen_dying_with_parent
 from tandem.errors import TandemError
 
 if TYPE_CHECKING:
@@ -550,24 +550,16 @@ class EmbeddedTiledServer:
         try:
             log.write(f"\n--- tandem: starting Tiled on {self.host}:{port} at {time.ctime()}\n".encode())
             log.flush()
-            hook = _parent_death_signal() if self.die_with_parent else None
-
-            def spawn() -> subprocess.Popen[bytes]:
-                return subprocess.Popen(
-                    [sys.executable, "-m", "tandem.tiled_server", str(config_path)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    cwd=self.directory,
-                    start_new_session=True,
-                    # the hook only makes one system call (see _parent_death_signal)
-                    preexec_fn=hook,  # noqa: PLW1509
-                )
-
-            # the kernel's parent-death signal follows the *thread* that forked: a server restarted
-            # from a writer or guard thread would be killed when that thread ends
-            process = _spawner().submit(spawn).result() if self.die_with_parent else spawn()
+            popen = popen_dying_with_parent if self.die_with_parent else subprocess.Popen
+            process = popen(
+                [sys.executable, "-m", "tandem.tiled_server", str(config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.directory,
+                start_new_session=True,
+            )
         finally:
             log.close()
         self._process = process
@@ -632,32 +624,6 @@ def _terminate(process: subprocess.Popen[bytes], timeout_s: float) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
     process.wait()
-
-
-@functools.cache
-def _spawner() -> ThreadPoolExecutor:
-    """The one thread that starts servers which die with their parent: it lives as long as the process."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="tiled-spawner")
-
-
-def _parent_death_signal() -> Callable[[], None] | None:
-    """A pre-exec hook that makes the kernel SIGTERM the child when its parent dies (Linux).
-
-    Test fixtures use it so that not even a SIGKILLed pytest leaves a server behind.
-    libc is loaded here, in the parent, so the hook does nothing between fork and
-    exec but one system call.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-
-    def hook() -> None:
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-    return hook
 
 
 @contextlib.contextmanager

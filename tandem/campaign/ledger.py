@@ -155,15 +155,7 @@ class Ledger:
 
     def add(self, entry: LedgerEntry) -> None:
         """Write a new entry; idempotent, so a write retried after a store outage cannot fail on itself."""
-        try:
-            node = self.samples.create_container(key=entry.sample_uid, metadata=entry.to_dict())
-        except httpx.HTTPStatusError as exc:
-            if exc.response.status_code != httpx.codes.CONFLICT:
-                raise
-            # the store took the first attempt before it went away: that node is this entry
-            node = self.samples[entry.sample_uid]
-            node.replace_metadata(metadata=entry.to_dict())
-        self._added[entry.sample_uid] = node
+        self._added[entry.sample_uid] = _create_or_replace(self.samples, entry.sample_uid, entry.to_dict())
 
     def update(self, entry: LedgerEntry) -> None:
         node = self._added.pop(entry.sample_uid, None)
@@ -181,7 +173,9 @@ class Ledger:
     def record_phases(self, events: Sequence[Mapping[str, Any]], state: Mapping[str, Any]) -> None:
         """Append phase events (each a dict with a `seq` number) and replace the phases' current state."""
         for event in events:
-            self.phases.create_container(key=f"{int(event['seq']):06d}", metadata=dict(event))
+            # an event of this number may be there already: written by a process killed before it
+            # recorded the state that counts it; the resumed campaign numbered on from that state
+            _create_or_replace(self.phases, f"{int(event['seq']):06d}", dict(event))
         self.phases.replace_metadata(metadata={"spec": "tandem-phases", "state": dict(state)})
 
     def phase_state(self) -> Mapping[str, Any]:
@@ -197,6 +191,18 @@ class Ledger:
         """Every sample of the campaign, in the order they were decided."""
         out = [LedgerEntry.from_dict(node.metadata) for _key, node in self.samples.items()]
         return sorted(out, key=lambda e: e.decided_at)
+
+
+def _create_or_replace(parent: Any, key: str, metadata: Mapping[str, Any]) -> Any:
+    """The child `key` of `parent` with `metadata`: created, or its metadata replaced if it exists."""
+    try:
+        return parent.create_container(key=key, metadata=dict(metadata))
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code != httpx.codes.CONFLICT:
+            raise
+    node = parent[key]
+    node.replace_metadata(metadata=dict(metadata))
+    return node
 
 
 def _child(parent: Any, key: str, metadata: Mapping[str, Any]) -> Any:

@@ -55,6 +55,7 @@ from tandem.breaker import StationBreaker
 from tandem.campaign.agent_factory import agent_learns_from_fits, build_agent
 from tandem.campaign.config import Campaign
 from tandem.campaign.history import agent_observation, results_of, truth_on
+from tandem.campaign.kill_points import KillPoints
 from tandem.campaign.ledger import CAMPAIGNS, INTERRUPTED_REASON, Ledger, LedgerEntry, SampleStatus
 from tandem.campaign.metrics import phase_map_accuracy
 from tandem.campaign.phases import CampaignPhases
@@ -258,6 +259,8 @@ class CampaignRunner:
             )
         self.accuracy_every = accuracy_every
         self._stop_requested = False
+        #: fault injection (`tandem.campaign.kill_points`): no-ops unless TANDEM_KILL_AT is set
+        self.kill_points = KillPoints.from_environment()
         grid = campaign.grid()
         self.grid = grid
         self.truth_labels = truth_on(campaign, grid)
@@ -280,7 +283,11 @@ class CampaignRunner:
             raise _other_campaign(self.directory, held, self.campaign.id)
         claim_data_folder(self.directory, campaign_id=self.campaign.id)
         with twin_lab(
-            self.campaign, self.directory, background_writer=True, stop_requested=self.stop_requested
+            self.campaign,
+            self.directory,
+            background_writer=True,
+            stop_requested=self.stop_requested,
+            wrap_writer=self.kill_points.wrap_writer if self.kill_points.armed else None,
         ) as lab:
             return _Loop(self, lab).run()
 
@@ -328,11 +335,13 @@ class _Loop:
         self._empty_cells: set[tuple[str, str]] = set()
         self.outcome = Outcome(self.campaign.id, [])
         self.results = _Results()
-        self.analyzer.on_labelled = self.results.on_labelled
+        self.analyzer.on_labelled = self._labelled
         # one analysis for both stations: runs are labelled, and then fitted, in the order they closed
         self.analysis = AnalysisCallback(self.analyzer, on_done=self.results.on_done, in_background=True)
         for rig in lab.rigs.values():
             rig.RE.subscribe(self.analysis)
+            if runner.kill_points.armed:
+                rig.RE.subscribe(runner.kill_points.document)
         # ledger entries are completed in the order the samples ran, once their results are in Tiled
         self._completer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         self._completions: list[Future[LedgerEntry]] = []
@@ -377,12 +386,17 @@ class _Loop:
             decided = self._decide(rig)
             if decided is None:
                 return f"the agent has nothing to suggest for {rig.id}"
+            self.runner.kill_points.passed("decided")
             # no sample is prepared that could not be recorded: an outage pauses the loop here
             if not self._store_answers():
                 return STOPPED_IN_OUTAGE
             self._run_sample(decided, started=started)
         self._reveal(math.inf)
         return reason
+
+    def _labelled(self, record: AnalysisRecord) -> None:
+        self.results.on_labelled(record)
+        self.runner.kill_points.passed("analysed")
 
     def _store_answers(self) -> bool:
         """Wait until the data store answers (restarting the embedded server); False if stopped meanwhile."""
@@ -615,6 +629,7 @@ class _Loop:
             reason=None if ok else (reason or _failure(record)),
             timings_s=timings,
         )
+        self.runner.kill_points.passed("recorded")
         self._durably(lambda: self.ledger.update(done))
         return done
 

@@ -2,67 +2,31 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
+import re
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
+from campaign_processes import campaign_file, finish, kill_group, samples_done, start_campaign
 
 from tandem.campaign.ledger import INTERRUPTED_REASON, Ledger, SampleStatus
 from tandem.catalog import Catalog, ExitStatus
 from tandem.tiled_server import EmbeddedTiledServer
 
-DEMO = Path(__file__).resolve().parents[2] / "examples" / "campaigns"
 BUDGET = 5
 
 
 @pytest.fixture
 def small_campaign(tmp_path: Path) -> Path:
     """The demo campaign on a budget of a few samples."""
-    for deck in ("saxs_deck.yaml", "sans_deck.yaml"):
-        shutil.copy(DEMO / deck, tmp_path / deck)
-    spec = yaml.safe_load((DEMO / "demo.yaml").read_text())
-    spec["id"] = "resume-test"
-    spec["stop"] = {"max_samples": BUDGET}
-    path = tmp_path / "campaign.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
-
-
-def _campaign_process(config: Path, data: Path, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-P", "-m", "tandem.cli", "campaign", str(config), "--data", str(data), *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # so the test can kill the campaign with its IOCs and repeater at once
-    )
+    return campaign_file(tmp_path, "resume-test", BUDGET, max_consecutive_failures=5)
 
 
 def _done(data: Path, campaign_id: str) -> int:
-    """Samples with a result in the ledger, read from a running campaign's catalog (0 before it exists)."""
-    from tandem.tiled_server import find_running_server
-
-    endpoint = find_running_server(data / "tiled")
-    if endpoint is None:
-        return 0
-    try:
-        return sum(e.done for e in Ledger.open(endpoint.connect(), campaign_id).entries())
-    except Exception:  # the ledger is not written yet
-        return 0
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
+    return samples_done(data, campaign_id)
 
 
 @pytest.mark.slow
@@ -71,7 +35,7 @@ def test_a_killed_campaign_resumes_without_repeating_or_losing_a_sample(
     small_campaign: Path, tmp_path: Path
 ) -> None:
     data = tmp_path / "data"
-    first = _campaign_process(small_campaign, data)
+    first = start_campaign(small_campaign, data)
     try:
         deadline = time.monotonic() + 600
         while _done(data, "resume-test") < 2:
@@ -79,14 +43,20 @@ def test_a_killed_campaign_resumes_without_repeating_or_losing_a_sample(
             assert time.monotonic() < deadline, "the campaign made no progress"
             time.sleep(1.0)
     finally:
-        _kill_group(first)
+        kill_group(first)
 
-    second = _campaign_process(small_campaign, data, "--resume")
-    try:
-        output, _ = second.communicate(timeout=600)
-    finally:
-        _kill_group(second)
-    assert second.returncode == 0, output.decode()
+    second = start_campaign(small_campaign, data, "--resume")
+    output = finish(second)
+    assert second.returncode == 0, output
+    # the progress line went on from the restored beamtime, and its failures agree with the summary
+    last_status = [line for line in output.splitlines() if f"{BUDGET}/{BUDGET}" in line][-1]
+    summary_hours = re.search(r"station hours: ([0-9.]+)", output)
+    assert summary_hours is not None, output
+    assert f"· {summary_hours.group(1)} h" in last_status, (last_status, output)
+    summary_failed = re.search(r"samples: \d+ \((\d+) failed", output)
+    assert summary_failed is not None, output
+    shown_failed = re.search(r"(\d+) failed", last_status)
+    assert int(summary_failed.group(1)) == (int(shown_failed.group(1)) if shown_failed else 0), output
 
     with EmbeddedTiledServer(data / "tiled") as endpoint:
         client = endpoint.connect()
@@ -126,7 +96,7 @@ def test_ctrl_c_stops_after_the_sample_writes_the_report_and_exits_130(
     small_campaign: Path, tmp_path: Path
 ) -> None:
     data = tmp_path / "data"
-    process = _campaign_process(small_campaign, data)
+    process = start_campaign(small_campaign, data)
     try:
         deadline = time.monotonic() + 600
         while _done(data, "resume-test") < 1:
@@ -136,7 +106,7 @@ def test_ctrl_c_stops_after_the_sample_writes_the_report_and_exits_130(
         process.send_signal(signal.SIGINT)  # what Ctrl-C sends to the campaign's process
         output, _ = process.communicate(timeout=600)
     finally:
-        _kill_group(process)
+        kill_group(process)
     text = output.decode()
     assert process.returncode == 130, text
     assert "Traceback" not in text
