@@ -23,7 +23,7 @@ from campaign_processes import (
 
 from tandem.campaign.ledger import SampleStatus
 
-BUDGET = 10
+ALL_DEAD_BUDGET = 40
 #: SANS samples take long: with the IOC killed after the first, the SAXS station works through its clock
 #: for about twenty samples before SANS is free again, then SANS fails its samples quickly
 DEAD_SANS_BUDGET = 32
@@ -61,7 +61,9 @@ def test_a_station_whose_ioc_died_is_set_aside_and_the_other_gets_the_budget(tmp
 
 
 def test_every_station_set_aside_stops_the_campaign_with_status_3(tmp_path: Path) -> None:
-    config = campaign_file(tmp_path, "all-dead", BUDGET, faults={"set_aside_after_failures": 2})
+    # a budget no run can reach and no trial before both are set aside: only the breaker stops it
+    faults = {"set_aside_after_failures": 2, "retry_after_min": 600}
+    config = campaign_file(tmp_path, "all-dead", ALL_DEAD_BUDGET, faults=faults)
     data = tmp_path / "data"
     process = start_campaign(config, data)
     try:
@@ -74,4 +76,7 @@ def test_every_station_set_aside_stops_the_campaign_with_status_3(tmp_path: Path
     assert "every station is set aside" in output, output
     assert "Traceback" not in output, output
     entries = ledger_entries(data, "all-dead")
-    assert sum(e.counts for e in entries) < BUDGET  # the budget was not spent on failures
+    assert sum(e.counts for e in entries) < ALL_DEAD_BUDGET  # the budget was not spent on failures
+    failed = [e for e in entries if e.status is SampleStatus.FAILED]
+    assert {e.station for e in failed} == {"saxs", "sans"}
+    assert len(failed) <= 4, [(e.station, e.reason) for e in failed]  # two each, then the stop
