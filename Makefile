@@ -7,11 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEPS_STAMP := $(VENV)/.deps-installed
 SELF_STAMP := $(VENV)/.self-installed
-SOURCES := $(shell find tandem robots devices plans analysis agents sim -name '*.py' -o -name '*.yaml' 2>/dev/null)
-# The editable install is a link tree shaped like the installed package; tools that
-# resolve imports statically (mypy, import-linter) run inside it so that they see
-# `tandem.robots` where the checkout has `robots/`.
-LINK_TREE = $(firstword $(wildcard build/__editable__.tandem-*))
+SOURCES := $(shell find core campaign robots devices plans analysis agents sim -name '*.py' -o -name '*.yaml' 2>/dev/null)
 export SAS_DLL_PATH := $(CURDIR)/$(VENV)/sasmodels-kernels
 
 .PHONY: demo test e2e lint typecheck layers unit venv clean
@@ -26,10 +22,10 @@ lint: $(SELF_STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(SELF_STAMP)
-	cd $(LINK_TREE) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml
+	$(BIN)/mypy
 
 layers: $(SELF_STAMP)
-	cd $(LINK_TREE) && $(CURDIR)/$(BIN)/lint-imports --config $(CURDIR)/pyproject.toml
+	$(BIN)/lint-imports
 
 unit: $(SELF_STAMP)
 	$(BIN)/pytest
@@ -45,8 +41,9 @@ $(DEPS_STAMP): pyproject.toml constraints.txt scripts/bootstrap
 	bash scripts/bootstrap "$(PYTHON)" "$(VENV)"
 	touch $@
 
-# The editable install is a link tree (strict mode) so that type checkers see the
-# package layout of pyproject; re-linking is cheap and picks up new modules.
+# The editable install is a link tree (strict mode) shaped like the installed package: mypy and
+# import-linter see `tandem.robots` where the checkout has `robots/`. Re-linking is cheap and picks
+# up new modules; the checkout's root has no `tandem/` folder, so it imports the link tree too.
 $(SELF_STAMP): $(DEPS_STAMP) $(SOURCES)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -c constraints.txt \
 		--config-settings editable_mode=strict -e .

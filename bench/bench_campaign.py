@@ -38,12 +38,13 @@ from typing import Any
 
 from tandem.analysis.store import AnalysisStore
 from tandem.campaign import load_campaign, load_campaign_data
+from tandem.campaign.bundled import DEMO_CAMPAIGN
 from tandem.campaign.ledger import Ledger, LedgerEntry, SampleStatus
 from tandem.campaign.runner import CampaignRunner
 from tandem.catalog import Catalog
 from tandem.tiled_server import EmbeddedTiledServer
 
-DEMO = Path(__file__).resolve().parents[1] / "examples" / "campaigns" / "demo.yaml"
+DEMO = DEMO_CAMPAIGN
 LOOP_STAGES = ("agent", "wait", "ledger", "plans", "progress")
 BACKGROUND_STAGES = ("tiled", "analysis", "fits")
 

@@ -2,7 +2,7 @@
 
     python bench/bench_demo_phases.py [--samples 60] [--seeds 1]
 
-Runs the bundled demo campaign (`examples/campaigns/demo.yaml`: SDS / PPG / NaCl, SAXS and SANS
+Runs the bundled demo campaign (`campaign/demo/demo.yaml`: SDS / PPG / NaCl, SAXS and SANS
 linked, the multi-probe agent) as `make demo` does, once as shipped — the agent learns the phases
 that `tandem.analysis.phases` finds in the curves — and once fed the true phases instead (each
 probe told the phase as that probe can see it: X-rays cannot tell the two polymer phases apart).
@@ -31,13 +31,14 @@ import tandem.campaign.runner as runner_module
 from tandem.analysis.phases import PhaseFinding
 from tandem.analysis.store import AnalysisRecord
 from tandem.campaign import load_campaign, load_campaign_data
+from tandem.campaign.bundled import DEMO_CAMPAIGN
 from tandem.campaign.phases import CampaignPhases
 from tandem.campaign.runner import CampaignRunner
 from tandem.observations import Observation
 from tandem.sim.zoo import zoo_system
 from tandem.stations import Probe
 
-DEMO = Path(__file__).resolve().parents[1] / "examples" / "campaigns" / "demo.yaml"
+DEMO = DEMO_CAMPAIGN
 
 
 class TruthPhases:

@@ -5,7 +5,7 @@
 
 What it does:
 
-1. Compositions of the demo campaign's space (`examples/campaigns/demo.yaml`: its bounds and its
+1. Compositions of the demo campaign's space (`campaign/demo/demo.yaml`: its bounds and its
    "at least 75 % solvent" constraint): half drawn at random, half within a few thousandths of mass
    fraction of a phase boundary (found by bisection between two random points of different phases),
    because that is where an active agent spends its samples.
@@ -48,12 +48,13 @@ import numpy as np
 
 from tandem.analysis.curves import Curve
 from tandem.analysis.labels import LabelInput, assign_labels
+from tandem.campaign.bundled import DEMO_CAMPAIGN
 from tandem.campaign.config import Campaign, load_campaign
 from tandem.campaign.metrics import match_labels
 from tandem.campaign.rig import twin_curve
 from tandem.sim.systems import NEUTRON_ONLY_BOUNDARY, SOLUTE_NAMES, phases_of
 
-DEMO = Path(__file__).resolve().parent.parent / "examples" / "campaigns" / "demo.yaml"
+DEMO = DEMO_CAMPAIGN
 XRAY_MERGED = "polymer (x-ray)"
 SANS_SHARE = 0.3
 SANS_AT_SAXS_SITE = 0.5

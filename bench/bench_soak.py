@@ -33,11 +33,12 @@ from typing import Any
 import yaml
 
 from tandem.campaign.audit import audit_campaign
+from tandem.campaign.bundled import DEMO_FOLDER
 from tandem.campaign.kill_points import KILL_AT_ENV, KILL_POINTS
 from tandem.campaign.ledger import Ledger
 from tandem.tiled_server import EmbeddedTiledServer
 
-DEMO = Path(__file__).resolve().parents[1] / "examples" / "campaigns"
+DEMO = DEMO_FOLDER
 CAMPAIGN_ID = "soak"
 #: `tandem campaign`'s exit status when it stopped because its stations kept failing (a lab out of tips
 #: ends so): the campaign ended by itself, and its record is audited as any other

@@ -329,7 +329,7 @@ def serve_ioc(
         raise IOCError(f"{path} serves no PVs")
     log_file = tempfile.NamedTemporaryFile(prefix="tandem-ioc-", suffix=".log", delete=False)  # noqa: SIM115
     log_path = Path(log_file.name)
-    # -P: the checkout's `tandem/` folder in the working directory must not shadow the install
+    # -P: nothing in the working directory shadows an installed package (a folder named like one)
     command = [sys.executable, "-P", "-m", "tandem.sim.ioc", path, "--prefix", prefix]
     command += ["--options", json.dumps(dict(options or {}))]
     # an IOC dies with the process that serves it, also when that is killed with SIGKILL

@@ -14,10 +14,11 @@ from pathlib import Path
 import psutil
 import yaml
 
+from tandem.campaign.bundled import DEMO_FOLDER
 from tandem.campaign.ledger import Ledger, LedgerEntry, SampleStatus
 from tandem.tiled_server import EmbeddedTiledServer, find_running_server
 
-DEMO = Path(__file__).resolve().parents[1] / "examples" / "campaigns"
+DEMO = DEMO_FOLDER
 
 
 def campaign_file(

@@ -30,6 +30,7 @@ import yaml
 from tandem.agents.daemon import EntryStatus, Journal
 from tandem.agents.records import read_records
 from tandem.analysis.store import AnalysisStore
+from tandem.campaign.bundled import DEMO_FOLDER
 from tandem.campaign.processes import StationProcess, start_station, stop_station
 from tandem.catalog import Catalog, ExitStatus
 from tandem.tiled_server import EmbeddedTiledServer, TiledEndpoint
@@ -37,7 +38,7 @@ from tandem.tiled_server import EmbeddedTiledServer, TiledEndpoint
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "examples" / "campaigns"
+DEMO = DEMO_FOLDER
 PER_STATION = 10
 BIN = Path(sys.executable).parent
 

@@ -19,6 +19,7 @@ from tiled.client.container import Container
 
 from tandem.agents.daemon import DaemonSettings, EntryStatus, PlanRequest
 from tandem.breaker import BreakerSettings
+from tandem.campaign.bundled import DEMO_FOLDER
 from tandem.stations import SANS, SAXS
 from tandem.tiled_server import TiledEndpoint
 
@@ -213,7 +214,7 @@ def test_the_campaign_files_faults_set_the_daemons_breaker(
 ) -> None:
     from tandem.cli.agent import build_daemon
 
-    examples = Path(__file__).resolve().parents[2] / "examples" / "campaigns"
+    examples = DEMO_FOLDER
     for deck in examples.glob("*_deck.yaml"):
         shutil.copy(deck, tmp_path / deck.name)
     campaign = yaml.safe_load((examples / "demo.yaml").read_text())

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from tandem.campaign import CampaignConfigError, load_campaign, load_campaign_data
+from tandem.campaign.bundled import DEMO_FOLDER
 from tandem.campaign.config import AgentKind
 from tandem.campaign.reach import Halfspace, closest_mixture, polytope_vertices
 from tandem.errors import TandemError
 from tandem.stations import Probe
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "campaigns"
+EXAMPLES = DEMO_FOLDER
 DEMO_TEXT = (EXAMPLES / "demo.yaml").read_text()
 
 

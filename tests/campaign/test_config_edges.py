@@ -11,13 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from tandem.campaign import CampaignConfigError, load_campaign
+from tandem.campaign.bundled import DEMO_FOLDER
 from tandem.campaign.config import MAX_SAMPLES, MAX_SEED
 from tandem.cli import app
 from tandem.files import MAX_INPUT_BYTES, InputFileError, read_text
 from tandem.robots.deck_file import DeckFileError, load_deck_file
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples" / "campaigns"
+EXAMPLES = DEMO_FOLDER
 DEMO_TEXT = (EXAMPLES / "demo.yaml").read_text()
 HUGE = 10**23
 

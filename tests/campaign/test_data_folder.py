@@ -17,6 +17,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tandem.campaign.bundled import DEMO_FOLDER
 from tandem.campaign.ledger import CAMPAIGNS, Ledger
 from tandem.cli import app
 from tandem.data_folder import (
@@ -29,7 +30,7 @@ from tandem.data_folder import (
 )
 from tandem.tiled_server import CATALOG_FILE, EmbeddedTiledServer
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "campaigns"
+EXAMPLES = DEMO_FOLDER
 
 
 def _thesis(root: Path) -> Path:

@@ -19,8 +19,9 @@ import pytest
 from tiled.client.container import Container
 
 from tandem.analysis.store import AnalysisStore
+from tandem.bundled_profiles import IPYTHON_PROFILE
 from tandem.catalog import Catalog, ExitStatus
-from tandem.cli.shell import PROFILE_DIR, shell_environment
+from tandem.cli.shell import shell_environment
 from tandem.tiled_server import TiledEndpoint
 
 pytestmark = pytest.mark.slow
@@ -56,7 +57,7 @@ def _run(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.Compl
 
 
 def _ipython(code: str) -> list[str]:
-    return [sys.executable, "-P", "-m", "IPython", f"--profile-dir={PROFILE_DIR}", "-c", code]
+    return [sys.executable, "-P", "-m", "IPython", f"--profile-dir={IPYTHON_PROFILE}", "-c", code]
 
 
 def test_profile_runs_a_sample_plan_into_tiled(
@@ -108,9 +109,9 @@ def test_profile_without_a_station_says_what_to_set(tmp_path: Path) -> None:
 def test_tandem_shell_starts_the_profile_from_a_checkout(
     tiled_endpoint: TiledEndpoint, tmp_path: Path
 ) -> None:
-    """`tandem shell` in the checkout's root, where `tandem/` must not shadow the installed package."""
+    """`tandem shell` in the checkout's root imports the installed package, as anywhere else."""
     tandem = Path(sys.executable).with_name("tandem")
-    checkout = PROFILE_DIR.parents[2]
+    checkout = Path(__file__).resolve().parents[2]
     code = "print('BACKEND', session.backend, session.station_id, type(RE).__name__)"
     command = [str(tandem), "shell", "--station", "sans", "--data", str(tmp_path / "d"), "--", "-c", code]
     result = _run(command, _environment(tiled_endpoint.environ()), cwd=checkout)

@@ -10,9 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tandem.campaign import load_campaign
+from tandem.campaign.bundled import DEMO_CAMPAIGN
 from tandem.campaign.runner import ACCURACY_EVERY_SAMPLE_UP_TO, CampaignRunError, CampaignRunner, accuracy_due
 
-DEMO = Path(__file__).resolve().parents[2] / "examples" / "campaigns" / "demo.yaml"
+DEMO = DEMO_CAMPAIGN
 
 
 def test_every_sample_at_first_then_a_twentieth_of_the_campaign_apart() -> None:

@@ -10,6 +10,7 @@ import pytest
 from tiled.client.container import Container
 
 from tandem.analysis.store import AnalysisStore
+from tandem.campaign.bundled import DEMO_CAMPAIGN
 from tandem.campaign.config import Campaign, load_campaign
 from tandem.campaign.session import (
     EpicsPrefixes,
@@ -25,7 +26,7 @@ from tandem.tiled_server import TiledEndpoint
 
 pytestmark = pytest.mark.slow
 
-DEMO = Path(__file__).resolve().parents[2] / "examples" / "campaigns" / "demo.yaml"
+DEMO = DEMO_CAMPAIGN
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _prefixes = itertools.count(1)
 

@@ -13,11 +13,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tandem.campaign.bundled import DEMO_FOLDER
 from tandem.cli import app
 from tandem.cli.output import ascii_stand_in
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples" / "campaigns"
+EXAMPLES = DEMO_FOLDER
 SAXS_DECK = ROOT / "examples" / "decks" / "saxs_lab.yaml"
 TRICKY = "SDS [/] PPG [bold]x[/bold] :x:"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import epics
@@ -14,6 +13,7 @@ import pytest
 from bluesky import RunEngine
 from fixtures_stations import EpicsStation
 
+from tandem.campaign.bundled import DEMO_FOLDER
 from tandem.catalog import Catalog, ExitStatus, subscribe_tiled_writer
 from tandem.devices.limits import (
     ExposureOutOfRangeError,
@@ -34,7 +34,7 @@ from tandem.sim.station_devices import SimStationDriver
 from tandem.stations import SANS, SAXS
 
 pytestmark = pytest.mark.slow
-DECKS = Path(__file__).resolve().parents[2] / "examples" / "campaigns"
+DECKS = DEMO_FOLDER
 TARGET = {SAXS: ({"SDS": 0.05, "NaCl": 0.01}, "H2O"), SANS: ({"SDS": 0.05, "PPG": 0.02}, "D2O")}
 Docs = list[tuple[str, dict[str, Any]]]
 

@@ -1,8 +1,8 @@
 """IPython configuration of a tandem station session (`tandem shell`, or `ipython --profile-dir=THIS_DIR`).
 
 The station itself is opened by `startup/00-station.py`, from environment
-variables (see there). This file only keeps IPython's own state out of the
-checkout: the command history goes to the session's data folder.
+variables (see there). This file keeps the command history in the
+session's data folder.
 """
 
 import os
@@ -13,10 +13,6 @@ c = get_config()  # type: ignore[name-defined]  # noqa: F821 -- IPython provides
 _data = Path(os.environ.get("TANDEM_DATA", "tandem-data")).absolute()
 _data.mkdir(parents=True, exist_ok=True)
 c.HistoryManager.hist_file = str(_data / "ipython-history.sqlite")
-
-# IPython puts the working directory first on sys.path; in a checkout of tandem its `tandem/`
-# folder would shadow the installed package (whose parts live in other folders)
-c.InteractiveShellApp.ignore_cwd = (Path.cwd() / "tandem" / "__init__.py").exists()
 
 # `RE(plan(...))` is typed by hand: no autocall surprises, and errors read like Python's
 c.InteractiveShell.autocall = 0

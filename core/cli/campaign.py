@@ -20,6 +20,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from tandem.campaign.bundled import DEMO_CAMPAIGN
 from tandem.cli.app import app
 from tandem.cli.output import console as make_console
 from tandem.cli.output import esc
@@ -36,8 +37,6 @@ FAILURES_EXIT_CODE = 3
 #: exit status of a campaign stopped with Ctrl-C (128 + SIGINT, as a shell reports it): the report is
 #: written, but a script that waits for the campaign must not take it for a finished one
 INTERRUPTED_EXIT_CODE = 130
-#: the bundled example campaign, in the checkout
-DEMO_CAMPAIGN = Path(__file__).resolve().parents[2] / "examples" / "campaigns" / "demo.yaml"
 
 
 #: terminals narrower than this get the compact progress line (an 80-column one shows it whole)
@@ -197,7 +196,7 @@ def campaign(
     a sample. Exits with 2 for a campaign file with problems, 3 when the campaign stopped because its
     samples kept failing (`stop: max_consecutive_failures`, or every station set aside: `faults`),
     130 when stopped with Ctrl-C (the report is written), 1 for any other error.
-    Example: `tandem campaign examples/campaigns/demo.yaml --data runs/demo`.
+    Example: `tandem campaign campaign/demo/demo.yaml --data runs/demo`.
     """
     _configure_logging()
     try:
@@ -229,7 +228,8 @@ def demo(
     _configure_logging()
     if not DEMO_CAMPAIGN.exists():
         console.print(
-            f"[red]the bundled campaign is not at {esc(DEMO_CAMPAIGN)}: run the demo from a checkout[/red]"
+            f"[red]the bundled campaign is not at {esc(DEMO_CAMPAIGN)}: this tandem was installed "
+            "without its package data; reinstall it[/red]"
         )
         raise typer.Exit(1)
     try:

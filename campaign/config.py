@@ -1,7 +1,7 @@
 """Campaign files: what a closed-loop campaign explores, with which labs, agent and budget.
 
 A campaign file is YAML (see ``docs/how-to/campaigns.md`` and
-``examples/campaigns/demo.yaml``)::
+``campaign/demo/demo.yaml``)::
 
     id: demo
     space:
@@ -500,7 +500,7 @@ def _build(data: Any, marks: _Marks, *, base: Path, source_path: Path | None) ->
                 marks.problem(
                     (),
                     "a campaign file is a mapping of keys (id, space, stations, agent, stop, ...)",
-                    "see examples/campaigns/demo.yaml",
+                    "see campaign/demo/demo.yaml",
                 )
             ]
         )

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tandem
+from tandem.bundled_profiles import QUEUESERVER_PROFILE
 from tandem.errors import TandemError
 
 LOOPBACK = "127.0.0.1"
@@ -371,11 +371,10 @@ def ensure_redis(state: StationState, state_dir: Path, address: str | None = Non
 
 
 def profile_directory() -> Path:
-    """The queue-server startup and permissions folder: `TANDEM_QUEUESERVER_PROFILE` or the checkout's."""
+    """The queue-server startup and permissions folder: `TANDEM_QUEUESERVER_PROFILE` or the bundled one."""
     if os.environ.get(PROFILE_ENV):
         return Path(os.environ[PROFILE_ENV])
-    package = Path(tandem.__file__).resolve().parent
-    directory = package.parent / "profiles" / "queueserver"
+    directory = QUEUESERVER_PROFILE
     if not (directory / "startup.py").exists():
         raise ProcessError(
             f"cannot find the queue-server profile (looked in {directory}); set {PROFILE_ENV} to the "

@@ -1,4 +1,4 @@
-"""`tandem shell`: IPython with one station loaded (the profile in ``profiles/ipython/profile_tandem``)."""
+"""`tandem shell`: IPython with one station loaded (the bundled ``profiles/ipython/profile_tandem``)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from typing import Annotated
 
 import typer
 
+from tandem.bundled_profiles import IPYTHON_PROFILE, writable_ipython_profile
 from tandem.cli.app import StationCampaignOption, app
 
-#: the IPython profile of a station session, in a checkout of tandem
-PROFILE_DIR = Path(__file__).resolve().parents[2] / "profiles" / "ipython" / "profile_tandem"
 DEFAULT_DATA = Path("tandem-data")
 
 
@@ -46,7 +45,7 @@ def shell_environment(
 
 
 def ipython_command(profile_dir: Path, extra: list[str]) -> list[str]:
-    # -P: in a checkout, the working directory's `tandem/` folder must not shadow the installed package
+    # -P: nothing in the working directory shadows an installed package (a folder named like one)
     return [sys.executable, "-P", "-m", "IPython", f"--profile-dir={profile_dir}", *extra]
 
 
@@ -117,9 +116,12 @@ def shell(
     profile_dir: Annotated[
         Path,
         typer.Option(
-            "--profile-dir", file_okay=False, help="The IPython profile to start (a site's own copy)."
+            "--profile-dir",
+            file_okay=False,
+            help="The IPython profile to start (a site's own copy); copied into DATA, where IPython "
+            "keeps its state.",
         ),
-    ] = PROFILE_DIR,
+    ] = IPYTHON_PROFILE,
 ) -> None:
     """Start IPython at a station: RunEngine writing to Tiled, devices, robot, plans, a Tiled client.
 
@@ -137,8 +139,8 @@ def shell(
     startup = profile_dir / "startup"
     if not startup.is_dir():
         raise _fail(
-            f"no IPython profile at {profile_dir} (it has no startup/ folder); tandem shell needs a "
-            "checkout of tandem, or --profile-dir naming a copy of profiles/ipython/profile_tandem"
+            f"no IPython profile at {profile_dir} (it has no startup/ folder); name a copy of "
+            f"tandem's profile ({IPYTHON_PROFILE}) with --profile-dir"
         )
     _check_station(station, campaign)
     from tandem.data_folder import DataFolderError, claim_data_folder
@@ -159,7 +161,7 @@ def shell(
             cell_loader_prefix=cell_loader_prefix,
         ),
     }
-    command = ipython_command(profile_dir.absolute(), list(ctx.args))
+    command = ipython_command(writable_ipython_profile(profile_dir, data), list(ctx.args))
     sys.stdout.flush()
     sys.stderr.flush()
     # replace this process: Ctrl-C and the exit status then belong to IPython alone

@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tandem.analysis.pipeline import AnalysisCallback, AnalysisSettings, Analyzer, StationCalibration
 from tandem.analysis.store import AnalysisRecord, AnalysisStore
+from tandem.campaign.bundled import DEMO_CAMPAIGN
 from tandem.campaign.config import Campaign, load_campaign
 from tandem.campaign.rig import CELL_LOADER_PREFIX, StationRig, build_twin_rig, twin_calibration, twin_lab
 from tandem.catalog import Catalog, subscribe_tiled_writer
@@ -72,7 +73,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: the campaign a session loads when none is named: the bundled example, in a checkout
-DEMO_CAMPAIGN = Path(__file__).resolve().parents[2] / "examples" / "campaigns" / "demo.yaml"
 #: the station's PV prefix on the EPICS backend when none is configured
 STATION_PREFIX = "TANDEM:{station}:"
 #: runs of the formulation lab: no frames, nothing to reduce

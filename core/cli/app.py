@@ -29,7 +29,7 @@ StationCampaignOption = Annotated[
         exists=True,
         dir_okay=False,
         help="Campaign file naming the station's deck, instrument and scan limits "
-        "(default: the bundled demo, examples/campaigns/demo.yaml).",
+        "(default: the bundled demo, campaign/demo/demo.yaml).",
         show_default=False,
     ),
 ]
