@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from tandem.bundled_profiles import QUEUESERVER_PROFILE
+from tandem.child_processes import LOOPBACK, free_port, pid_alive
 from tandem.errors import TandemError
 
-LOOPBACK = "127.0.0.1"
 STATE_FILE = "stations.json"
 STATE_DIR_ENV = "TANDEM_STATE_DIR"
 PROFILE_ENV = "TANDEM_QUEUESERVER_PROFILE"
@@ -184,28 +184,6 @@ def read_state(state_dir: Path | None = None) -> StationState:
 
 
 # --- small helpers ----------------------------------------------------------------------------
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def pid_alive(pid: int | None) -> bool:
-    if pid is None or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie (exited, not yet reaped by its parent) counts as gone
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
-            return False
-    return True
 
 
 def parse_address(text: str) -> tuple[str, int]:

@@ -1,4 +1,8 @@
-"""Child processes that die with the process that started them, even when it is killed with SIGKILL.
+"""Supervising child processes: free loopback ports for them, whether one is alive, and children
+that die with the process that started them, even when it is killed with SIGKILL.
+
+Every part that starts a server (the Tiled server, Redis and the RE Managers, the IOCs) uses these,
+so that "free" and "alive" mean one thing everywhere.
 
 A campaign starts a Tiled server, a Channel Access repeater and an IOC per station. Killed with
 `kill -9`, it has no chance to stop them: left alone they would run on for ever, holding ports and
@@ -12,13 +16,62 @@ that thread ends. So every such child is forked by one thread that lives as long
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
+
+from tandem.errors import TandemError
+
+#: servers tandem starts listen here only
+LOOPBACK = "127.0.0.1"
+
+
+class NoFreePortError(TandemError, OSError):
+    """No port was free on the host (for both protocols, where both were asked for)."""
+
+
+def free_port(host: str = LOOPBACK, *, udp_too: bool = False) -> int:
+    """A port free on `host` right now; with `udp_too`, free for UDP as well as TCP.
+
+    A Channel Access server needs one number for its UDP search socket and its TCP socket.
+    """
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((host, 0))
+            port = int(tcp.getsockname()[1])
+            if not udp_too:
+                return port
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((host, port))
+                except OSError:
+                    continue
+                return port
+    raise NoFreePortError(f"found no port free for both TCP and UDP on {host} after 100 tries")
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether process `pid` runs; a zombie (exited, not yet reaped by its parent) counts as gone."""
+    if pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
+            return False
+    return True
 
 
 def popen_dying_with_parent(args: Sequence[str], **popen_kwargs: Any) -> subprocess.Popen[Any]:

@@ -58,7 +58,7 @@ import yaml
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tandem.child_processes import popen_dying_with_parent
+from tandem.child_processes import LOOPBACK, free_port, pid_alive, popen_dying_with_parent
 from tandem.errors import TandemError
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ __all__ = [
 URI_ENV = "TANDEM_TILED_URI"
 API_KEY_ENV = "TANDEM_TILED_API_KEY"
 
-LOOPBACK = "127.0.0.1"
+
 API_PATH = "/api/v1"
 CATALOG_FILE = "catalog.db"
 TABLES_FILE = "tables.duckdb"
@@ -245,29 +245,12 @@ def attach(uri: str, api_key: str, *, timeout_s: float = 10.0) -> TiledEndpoint:
     return endpoint
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind((host, port))
         except OSError:
             return False
-    return True
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
@@ -296,7 +279,7 @@ def find_running_server(directory: str | os.PathLike[str]) -> TiledEndpoint | No
         api_key = _read_api_key(directory)
     except (OSError, ValueError):
         return None
-    if api_key is None or not _pid_alive(int(state.get("pid", -1))):
+    if api_key is None or not pid_alive(int(state.get("pid", -1))):
         return None
     endpoint = TiledEndpoint(str(state["url"]), api_key)
     return endpoint if endpoint.is_healthy() else None
@@ -456,7 +439,7 @@ class EmbeddedTiledServer:
         _write_private(self.directory / API_KEY_FILE, api_key + "\n")
         attempts = 1 if self.port else _BIND_ATTEMPTS
         for attempt in range(1, attempts + 1):
-            port = self.port or _free_port(self.host)
+            port = self.port or free_port(self.host)
             try:
                 endpoint = self._launch(port, api_key)
             except _PortTakenError:

@@ -42,10 +42,8 @@ from typing import Any
 import caproto as ca
 from caproto.server import PVGroup
 
-from tandem.child_processes import popen_dying_with_parent
+from tandem.child_processes import LOOPBACK, free_port, popen_dying_with_parent
 from tandem.errors import TandemError
-
-LOOPBACK = "127.0.0.1"
 
 
 class IOCError(TandemError, RuntimeError):
@@ -54,25 +52,6 @@ class IOCError(TandemError, RuntimeError):
 
 class PortPoolExhaustedError(TandemError, RuntimeError):
     """Every server port of the CA session is taken by a running IOC."""
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    """A port that is free for both TCP and UDP on `host` right now.
-
-    A CA server needs the same number for its UDP search socket and its TCP
-    socket, so both must be free.
-    """
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((host, 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((host, port))
-                except OSError:
-                    continue
-                return port
-    raise IOCError(f"found no port free for both TCP and UDP on {host} after 100 tries")
 
 
 @dataclass(frozen=True)
@@ -89,7 +68,7 @@ class CAEnvironment:
             raise IOCError(f"a CA session needs at least one server port, got n_servers={n_servers}")
         ports: set[int] = set()
         while len(ports) < n_servers + 1:
-            ports.add(free_port(host))
+            ports.add(free_port(host, udp_too=True))
         repeater, *servers = sorted(ports)
         return cls(server_ports=tuple(servers), repeater_port=repeater, host=host)
 

@@ -22,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
+from tandem.child_processes import free_port
 from tandem.errors import TandemError
 from tandem.tiled_server import (
     API_KEY_ENV,
@@ -74,9 +75,7 @@ def test_attach_checks_the_key(tiled_endpoint: TiledEndpoint) -> None:
 
 
 def test_attach_to_nothing_fails_with_a_clear_error() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     with pytest.raises(TiledServerError, match="no Tiled server answers"):
         attach(f"http://127.0.0.1:{port}", generate_api_key(), timeout_s=0.2)
 

@@ -544,7 +544,7 @@ def stop(
     exits; items already queued run on, and a later `tandem agent run` picks up from the journal.
     Only a daemon on this machine can be stopped from here.
     """
-    from tandem.campaign.processes import pid_alive
+    from tandem.child_processes import pid_alive
 
     try:
         journal = _journal(campaign, config)

@@ -61,7 +61,7 @@ def stop_served_directory(directory: Path, *, timeout_s: float = 30.0) -> str:
 
 
 def _alive(pid: int) -> bool:
-    from tandem.campaign.processes import pid_alive
+    from tandem.child_processes import pid_alive
 
     return pid_alive(pid)
 

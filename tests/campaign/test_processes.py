@@ -19,10 +19,8 @@ from tandem.campaign.processes import (
     StationState,
     check_station_id,
     ensure_redis,
-    free_port,
     locked_state,
     parse_address,
-    pid_alive,
     read_state,
     redis_ping,
     start_redis,
@@ -30,6 +28,7 @@ from tandem.campaign.processes import (
     stop_redis,
     stop_station,
 )
+from tandem.child_processes import free_port, pid_alive
 from tandem.cli import app
 from tandem.tiled_server import TiledEndpoint
 

@@ -65,7 +65,7 @@ def _wait_for_server(directory: Path, process: subprocess.Popen[str]) -> int:
 
 
 def _gone(pid: int) -> bool:
-    from tandem.campaign.processes import pid_alive
+    from tandem.child_processes import pid_alive
 
     deadline = time.monotonic() + 30
     while pid_alive(pid):
