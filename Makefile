@@ -10,7 +10,7 @@ SELF_STAMP := $(VENV)/.self-installed
 SOURCES := $(shell find core campaign robots devices plans analysis agents sim -name '*.py' -o -name '*.yaml' 2>/dev/null)
 export SAS_DLL_PATH := $(CURDIR)/$(VENV)/sasmodels-kernels
 
-.PHONY: demo test e2e lint typecheck layers unit venv clean
+.PHONY: demo test e2e lint typecheck layers unit reference venv clean
 
 demo: $(SELF_STAMP)
 	$(BIN)/tandem demo
@@ -34,6 +34,11 @@ unit: $(SELF_STAMP)
 # the agent daemon killed and restarted); `make unit` runs it too.
 e2e: $(SELF_STAMP)
 	$(BIN)/pytest tests/test_queue_end_to_end.py
+
+# docs/reference/ from the code (the CLI, the campaign and deck file schemas); `make unit` fails
+# when a page is stale (tests/test_reference_docs.py)
+reference: $(SELF_STAMP)
+	$(BIN)/python scripts/reference.py
 
 venv: $(SELF_STAMP)
 

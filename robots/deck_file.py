@@ -119,36 +119,58 @@ class _Model(BaseModel):
 
 
 class ComponentModel(_Model):
+    """A substance the lab handles: a liquid (its volume adds) or a solute (its mass adds, no volume)."""
+
+    #: the name stocks, targets and campaign files use
     name: str = Field(min_length=1)
+    #: chemical formula (Hill notation or any periodictable reads): scattering contrast and molarity
     formula: str = Field(min_length=1)
+    #: density of the pure component (a solute's: as dissolved, from its partial specific volume)
     density_g_per_ml: float = Field(gt=0, allow_inf_nan=False)
     role: Role = Role.LIQUID
 
 
 class PipetteModel(_Model):
+    """A pipette channel and the volumes it can move in one aspirate-dispense."""
+
     name: str = Field(min_length=1)
     min_volume_ul: float = Field(gt=0, allow_inf_nan=False)
     max_volume_ul: float = Field(gt=0, allow_inf_nan=False)
+    #: the tips it takes (a tip rack's `tip_type`)
     tip_type: str = Field(min_length=1)
+    #: relative bias of every dispensed volume (-0.01: 1 % short); the simulated robot applies it
     systematic_error: float = Field(0.0, gt=-1, lt=1, allow_inf_nan=False)
+    #: relative standard deviation of a dispensed volume; the simulated robot applies it
     random_error: float = Field(0.0, ge=0, lt=1, allow_inf_nan=False)
 
 
 class TipRackModel(_Model):
+    """A rack of disposable tips of one type."""
+
+    #: deck position
     slot: str = Field(min_length=1)
     tip_type: str = Field(min_length=1)
     # a rack holds at most a few hundred tips: far more is a typo, not a rack
+    #: tips the rack holds when full
     n_tips: int = Field(96, ge=0, le=MAX_TIPS_PER_RACK)
+    #: tips already used at the start of the session
     n_used: int = Field(0, ge=0, le=MAX_TIPS_PER_RACK)
 
 
 class StockModel(_Model):
+    """A stock solution in a container on the deck: what samples are mixed from."""
+
     name: str = Field(min_length=1)
+    #: deck position (a plate's well, `4/A1`, or a slot of its own)
     slot: str = Field(min_length=1)
+    #: volume in the container at the start of the session
     volume_ul: float = Field(ge=0, allow_inf_nan=False)
     capacity_ul: float = Field(gt=0, allow_inf_nan=False)
+    #: volume a pipette cannot reach at the bottom of the container
     dead_volume_ul: float = Field(0.0, ge=0, allow_inf_nan=False)
+    #: component -> amount (`0.01` is a mass fraction; `'20 mg/ml'`, `'0.1 M'`, `'30 vol%'`, `'5 wt%'`)
     composition: dict[str, str | float] = Field(default_factory=dict)
+    #: the component that takes the rest (the solvent)
     balance: str | None = None
 
     @field_validator("slot", mode="before")
@@ -158,6 +180,8 @@ class StockModel(_Model):
 
 
 class WellModel(_Model):
+    """An empty container samples are mixed in, on a slot of its own."""
+
     slot: str = Field(min_length=1)
     capacity_ul: float = Field(gt=0, allow_inf_nan=False)
     dead_volume_ul: float = Field(0.0, ge=0, allow_inf_nan=False)
@@ -169,10 +193,13 @@ class WellModel(_Model):
 
 
 class PlateModel(_Model):
+    """A plate of empty mixing wells, named `<slot>/<row letter><column>` (`4/A1`)."""
+
     slot: str = Field(min_length=1)
     rows: int = Field(ge=1, le=26)
     columns: int = Field(ge=1, le=48)
     well_capacity_ul: float = Field(gt=0, allow_inf_nan=False)
+    #: volume of each well a pipette cannot reach
     dead_volume_ul: float = Field(0.0, ge=0, allow_inf_nan=False)
 
     @field_validator("slot", mode="before")
