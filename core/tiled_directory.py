@@ -1,0 +1,173 @@
+"""The directory an embedded Tiled server serves: its files, its catalog made ready for several
+writers, and the state file by which a running server is found again.
+
+One directory holds a whole data store, so a campaign resumes from it::
+
+    <directory>/catalog.db        the SQLite catalog of nodes and metadata (write-ahead logging)
+    <directory>/tables.duckdb     tables: the event rows the Bluesky `TiledWriter` appends
+    <directory>/data/             arrays, in local files
+    <directory>/tiled-config.yml  the server's configuration, written at every start
+    <directory>/api_key           the single-user API key (mode 0600), kept across restarts
+    <directory>/server.json       the server running now: its URL, pid and owner's pid (mode 0600)
+    <directory>/server.log        the server's output
+
+Tiled 0.2.20 asks for write-ahead logging on a new SQLite catalog inside a transaction,
+where SQLite ignores it, so the catalog stays in rollback-journal mode, where a reader
+blocks a committing writer. `prepare_catalog` switches it to WAL before the server opens
+it, and the configuration gives it a busy timeout long enough to wait out a slow writer
+(Tiled creates a node's table storage while it holds the catalog's write lock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tandem.child_processes import pid_alive
+from tandem.tiled_endpoint import TiledEndpoint, TiledServerError, validate_api_key
+
+__all__ = [
+    "API_KEY_FILE",
+    "CATALOG_BUSY_TIMEOUT_S",
+    "CATALOG_FILE",
+    "CONFIG_FILE",
+    "DATA_DIR",
+    "LOG_FILE",
+    "STATE_FILE",
+    "TABLES_FILE",
+    "find_running_server",
+    "prepare_catalog",
+    "prepare_directory",
+    "read_api_key",
+    "remove_state",
+    "write_api_key",
+    "write_server_config",
+    "write_state",
+]
+
+CATALOG_FILE = "catalog.db"
+TABLES_FILE = "tables.duckdb"
+DATA_DIR = "data"
+CONFIG_FILE = "tiled-config.yml"
+API_KEY_FILE = "api_key"
+STATE_FILE = "server.json"
+LOG_FILE = "server.log"
+
+#: how long a catalog writer waits for another's write lock before the request fails (seconds)
+CATALOG_BUSY_TIMEOUT_S = 60.0
+
+
+def prepare_directory(directory: Path) -> None:
+    """Create `directory` (private to its user) and its folder of arrays, if missing."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (directory / DATA_DIR).mkdir(exist_ok=True)
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def read_api_key(directory: Path) -> str | None:
+    """The API key kept in `directory`, if one is."""
+    path = directory / API_KEY_FILE
+    if not path.exists():
+        return None
+    return validate_api_key(path.read_text().strip())
+
+
+def write_api_key(directory: Path, api_key: str) -> None:
+    """Keep `api_key` in `directory`, readable by its user only."""
+    _write_private(directory / API_KEY_FILE, api_key + "\n")
+
+
+def prepare_catalog(path: Path) -> bool:
+    """Put the SQLite catalog at `path` (created empty if missing) in WAL mode; whether Tiled initialised it.
+
+    WAL lets readers go on while one process commits, and persists in the file.
+    Run it while no server has the catalog open.
+    """
+    try:
+        # isolation_level=None: no implicit transaction, inside which SQLite would ignore the pragma
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None, timeout=10)) as db:
+            (mode,) = db.execute("PRAGMA journal_mode=WAL").fetchone()
+            initialised = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+            ).fetchone()
+    except sqlite3.Error as error:
+        raise TiledServerError(
+            f"the Tiled catalog {path} cannot be opened as a SQLite database ({error}); "
+            "move it away to start a new catalog in this directory"
+        ) from error
+    if str(mode).lower() != "wal":
+        raise TiledServerError(f"the Tiled catalog {path} refused write-ahead logging (journal mode {mode})")
+    return initialised is not None
+
+
+def _server_config(directory: Path, host: str, port: int, *, initialised: bool) -> dict[str, Any]:
+    return {
+        "catalog": {
+            "uri": f"sqlite:///{directory / CATALOG_FILE}?timeout={CATALOG_BUSY_TIMEOUT_S:g}",
+            "writable_storage": [str(directory / DATA_DIR), f"duckdb:///{directory / TABLES_FILE}"],
+            # Tiled checks for an existing catalog in a subprocess that imports all of Tiled
+            # again: seconds on every start. Only a new catalog needs it.
+            "init_if_not_exists": not initialised,
+        },
+        # Authentication is on: no anonymous access; the single-user key comes from
+        # TILED_SINGLE_USER_API_KEY in the server's environment, never from this file.
+        "authentication": {"allow_anonymous_access": False},
+        # An in-process cache lets clients subscribe to runs as they are written.
+        "streaming_cache": {"uri": "memory"},
+        # A campaign makes millions of requests; one log line each would fill the disk.
+        "uvicorn": {"host": host, "port": port, "access_log": False},
+    }
+
+
+def write_server_config(directory: Path, host: str, port: int) -> Path:
+    """Prepare the catalog and write the configuration of a server on `host:port`; its path."""
+    config_path = directory / CONFIG_FILE
+    initialised = prepare_catalog(directory / CATALOG_FILE)
+    config = _server_config(directory, host, port, initialised=initialised)
+    config_path.write_text(
+        "# Written by tandem at every start; edit tandem.tiled_directory, not this file.\n"
+        + yaml.safe_dump(config, sort_keys=False)
+    )
+    return config_path
+
+
+def write_state(directory: Path, endpoint: TiledEndpoint, pid: int) -> None:
+    """Record that the server process `pid`, started by this process, serves `directory` at `endpoint`."""
+    # the owner: `tandem serve stop` asks it (not the server under it) to stop
+    state = {"url": endpoint.url, "pid": pid, "owner_pid": os.getpid()}
+    _write_private(directory / STATE_FILE, json.dumps(state) + "\n")
+
+
+def remove_state(directory: Path) -> None:
+    """Forget the server of `directory` (it has stopped)."""
+    with contextlib.suppress(FileNotFoundError):
+        (directory / STATE_FILE).unlink()
+
+
+def find_running_server(directory: str | os.PathLike[str]) -> TiledEndpoint | None:
+    """The endpoint of an embedded server that still serves `directory`, if there is one.
+
+    This is how a process that was killed finds the store it had started (the server
+    outlives it on purpose) and attaches to it again.
+    """
+    directory = Path(directory)
+    try:
+        state = json.loads((directory / STATE_FILE).read_text())
+        api_key = read_api_key(directory)
+    except (OSError, ValueError):
+        return None
+    if api_key is None or not pid_alive(int(state.get("pid", -1))):
+        return None
+    endpoint = TiledEndpoint(str(state["url"]), api_key)
+    return endpoint if endpoint.is_healthy() else None
