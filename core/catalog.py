@@ -1,36 +1,29 @@
-"""The catalog: where raw runs go in Tiled, how they get there, and how to find them again.
+"""The catalog: raw runs in Tiled, found again by what they measured and read back.
 
-Layout of the Tiled catalog (the root of the server)::
+Runs are written by `bluesky_tiled_plugins.TiledWriter` (`subscribe_tiled_writer`, in
+`tandem.run_writer`) into the `raw` container (`tandem.catalog_layout`) and read back
+through `Catalog`, which finds them by the keys the station plans put in the start
+document (`sample_uid`, `campaign_id`, `decision_uid`, `station`, and `plan_name`) or by
+exit status, and returns `RawRun`s: metadata (`tandem.run_documents`), frames as numpy,
+geometry and scan parameters. The read layer knows nothing about any station's devices:
+the frames are the stream's 2-D array field, whatever its name.
 
-    raw/                    Bluesky runs as the RunEngine wrote them (spec CatalogOfBlueskyRuns 3.0)
-      <run uid>/            one BlueskyRun: metadata {"start": ..., "stop": ...}
-        primary/            one node per stream; arrays (frames) and a table of scalars
-
-Analysis results and decision records live in sibling containers of `raw`, linked
-to runs by uid (issues 4 and 5).
-
-Runs are written by `bluesky_tiled_plugins.TiledWriter` (`subscribe_tiled_writer`)
-and read back through `Catalog`, which finds them by the keys the station plans put
-in the start document (`sample_uid`, `campaign_id`, `decision_uid`, `station`, and
-`plan_name`) or by exit status, and returns `RawRun`s: metadata, frames as numpy,
-geometry and scan parameters. The read layer knows nothing about any station's
-devices: the frames are the stream's 2-D array field, whatever its name.
+The names of the layout, the writer, the run documents and the document queue are
+re-exported here, where they began.
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from enum import StrEnum
+from collections.abc import Iterator
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tiled.queries import Key
 
+from tandem.catalog_layout import RAW, raw_runs_node
 from tandem.document_queue import (  # re-exported: the queue began here
     DocumentCallback,
     DocumentQueue,
@@ -38,14 +31,13 @@ from tandem.document_queue import (  # re-exported: the queue began here
     UnwrittenDocumentsError,
 )
 from tandem.errors import TandemError
-from tandem.geometry import DetectorGeometry, InvalidGeometryError
-from tandem.suggestions import InvalidScanError, ScanParameters
+from tandem.run_documents import ExitStatus, RunDataError, RunDocuments, as_dict
+from tandem.run_writer import subscribe_tiled_writer, tiled_writer
 
 if TYPE_CHECKING:
-    from bluesky import RunEngine
     from tiled.client.container import Container
 
-    from tandem.tiled_server import TiledEndpoint
+    from tandem.tiled_endpoint import TiledEndpoint
 
 __all__ = [
     "RAW",
@@ -57,6 +49,7 @@ __all__ = [
     "InvalidRunQueryError",
     "RawRun",
     "RunDataError",
+    "RunDocuments",
     "RunNotFoundError",
     "RunNotReadyError",
     "UnwrittenDocumentsError",
@@ -64,17 +57,6 @@ __all__ = [
     "subscribe_tiled_writer",
     "tiled_writer",
 ]
-
-logger = logging.getLogger(__name__)
-
-#: the container of raw Bluesky runs at the root of the catalog
-RAW = "raw"
-
-#: Events the writer collects before it sends them. One: every frame is in Tiled as
-#: soon as it is taken, so a run that dies (or a process that is killed) loses at most
-#: the frame in flight, and a run can be watched while it runs. The writer sends
-#: whatever is left when the run closes, so a closed run is always complete.
-WRITER_BATCH_SIZE = 1
 
 #: start-document keys a run can be searched by
 SEARCHABLE_KEYS = ("sample_uid", "campaign_id", "decision_uid", "station", "plan_name")
@@ -91,171 +73,8 @@ class RunNotReadyError(TandemError, TimeoutError):
     """A run did not appear, or did not close, within the time allowed."""
 
 
-class RunDataError(TandemError, ValueError):
-    """A run lacks the data asked for (a stream, a field, frames, geometry, scan parameters)."""
-
-
 class InvalidRunQueryError(TandemError, ValueError):
     """A search that cannot be run (a bad limit, an empty value)."""
-
-
-class ExitStatus(StrEnum):
-    """How a run ended, as bluesky records it in the stop document."""
-
-    SUCCESS = "success"
-    FAIL = "fail"
-    ABORT = "abort"
-
-
-def raw_runs_node(client: Container) -> Container:
-    """The `raw` container of the catalog, created (with the Bluesky catalog spec) if missing."""
-    from tiled.structures.core import Spec
-
-    if RAW in client:
-        return client[RAW]
-    try:
-        return client.create_container(RAW, specs=[Spec("CatalogOfBlueskyRuns", version="3.0")])
-    except Exception:
-        # another process may have created it between our look and our write
-        if RAW in client:
-            return client[RAW]
-        raise
-
-
-def tiled_writer(
-    client: Container, *, batch_size: int = WRITER_BATCH_SIZE, backup_directory: str | None = None
-) -> DocumentCallback:
-    """The callback that writes runs to the catalog of `client` (see `subscribe_tiled_writer`)."""
-    from bluesky_tiled_plugins import TiledWriter
-
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive number of events, got {batch_size}")
-    writer: DocumentCallback = TiledWriter(
-        raw_runs_node(client), batch_size=batch_size, backup_directory=backup_directory
-    )
-    return writer
-
-
-def subscribe_tiled_writer(
-    run_engine: RunEngine,
-    client: Container,
-    *,
-    batch_size: int = WRITER_BATCH_SIZE,
-    backup_directory: str | None = None,
-    wrap: Callable[[DocumentCallback], DocumentCallback] | None = None,
-) -> int:
-    """Write every run of `run_engine` to the catalog of `client`; return the subscription token.
-
-    The one place where a RunEngine is tied to Tiled (IPython profile, campaign
-    runner, queue-server startup). The writer runs inside the RunEngine's
-    callbacks, so when `RE(plan)` returns the run is closed in Tiled and readable;
-    an error writing to Tiled fails the plan rather than losing data silently
-    (unless `run_engine.ignore_callback_exceptions` is set). With
-    `backup_directory`, a run that could not be written is kept there as JSON lines.
-    `wrap` wraps the writer callback (for example to time it).
-    """
-    writer = tiled_writer(client, batch_size=batch_size, backup_directory=backup_directory)
-    token: int = run_engine.subscribe(wrap(writer) if wrap is not None else writer)
-    return token
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    return dict(value) if isinstance(value, Mapping) else {}
-
-
-class RunDocuments:
-    """What a run's start and stop documents say, read the same way wherever the documents come from.
-
-    `RawRun` reads them from Tiled; analysis assembles them from a RunEngine's
-    document stream. Both give these typed views of the plan's metadata.
-    """
-
-    start: dict[str, Any]
-    stop: dict[str, Any] | None
-
-    def _str(self, key: str) -> str | None:
-        value = self.start.get(key)
-        return None if value is None else str(value)
-
-    @property
-    def uid(self) -> str:
-        return str(self.start["uid"])
-
-    @property
-    def time(self) -> float:
-        """Start time, seconds since the epoch."""
-        return float(self.start.get("time", math.nan))
-
-    @property
-    def plan_name(self) -> str | None:
-        return self._str("plan_name")
-
-    @property
-    def sample_uid(self) -> str | None:
-        return self._str("sample_uid")
-
-    @property
-    def campaign_id(self) -> str | None:
-        return self._str("campaign_id")
-
-    @property
-    def decision_uid(self) -> str | None:
-        return self._str("decision_uid")
-
-    @property
-    def station(self) -> str | None:
-        return self._str("station")
-
-    @property
-    def target(self) -> dict[str, Any] | None:
-        """The composition the run was asked to measure, as the plan recorded it."""
-        return _as_dict(self.start["target"]) if "target" in self.start else None
-
-    @property
-    def realized(self) -> dict[str, Any] | None:
-        """The composition actually made (after pipetting errors), as the plan recorded it."""
-        return _as_dict(self.start["realized"]) if "realized" in self.start else None
-
-    @property
-    def is_closed(self) -> bool:
-        """Whether the run has its stop document (it may have ended in failure)."""
-        return self.stop is not None
-
-    @property
-    def exit_status(self) -> ExitStatus | None:
-        """How the run ended; None while it is still open (or its process died mid-run)."""
-        if self.stop is None:
-            return None
-        return ExitStatus(self.stop.get("exit_status", ExitStatus.FAIL))
-
-    @property
-    def reason(self) -> str:
-        """Why the run did not succeed ("" for a success or an open run)."""
-        return "" if self.stop is None else str(self.stop.get("reason", ""))
-
-    @property
-    def scan(self) -> ScanParameters:
-        """The scan parameters recorded in the start document (`RunDataError` if absent)."""
-        if "scan" not in self.start:
-            raise RunDataError(
-                f"run {self.uid} recorded no scan parameters (no 'scan' in its start document)"
-            )
-        try:
-            return ScanParameters.from_dict(self.start["scan"])
-        except (InvalidScanError, KeyError, TypeError, ValueError) as error:
-            raise RunDataError(f"run {self.uid}: unreadable scan parameters: {error}") from error
-
-    @property
-    def geometry(self) -> DetectorGeometry:
-        """The detector geometry recorded in the start document (`RunDataError` if absent)."""
-        if "geometry" not in self.start:
-            raise RunDataError(
-                f"run {self.uid} recorded no detector geometry (no 'geometry' in its start document)"
-            )
-        try:
-            return DetectorGeometry.from_dict(self.start["geometry"])
-        except (InvalidGeometryError, TypeError, ValueError) as error:
-            raise RunDataError(f"run {self.uid}: unreadable detector geometry: {error}") from error
 
 
 class RawRun(RunDocuments):
@@ -265,8 +84,8 @@ class RawRun(RunDocuments):
         # `node` is a BlueskyRun client (bluesky_tiled_plugins); untyped upstream
         self._node = node
         metadata = node.metadata
-        self.start = _as_dict(metadata.get("start"))
-        self.stop = _as_dict(metadata["stop"]) if metadata.get("stop") is not None else None
+        self.start = as_dict(metadata.get("start"))
+        self.stop = as_dict(metadata["stop"]) if metadata.get("stop") is not None else None
 
     def __repr__(self) -> str:
         status = self.exit_status.value if self.exit_status else "open"
@@ -288,7 +107,7 @@ class RawRun(RunDocuments):
     def num_events(self) -> dict[str, int]:
         """Events per stream, from the stop document (empty while the run is open)."""
         return (
-            {} if self.stop is None else {k: int(v) for k, v in _as_dict(self.stop.get("num_events")).items()}
+            {} if self.stop is None else {k: int(v) for k, v in as_dict(self.stop.get("num_events")).items()}
         )
 
     @property
@@ -297,7 +116,7 @@ class RawRun(RunDocuments):
 
     def data_keys(self, stream: str = "primary") -> dict[str, dict[str, Any]]:
         """The stream's data keys (shape, dtype, source, units) from its descriptor."""
-        return {k: _as_dict(v) for k, v in _as_dict(self._stream(stream).metadata.get("data_keys")).items()}
+        return {k: as_dict(v) for k, v in as_dict(self._stream(stream).metadata.get("data_keys")).items()}
 
     def image_field(self, stream: str = "primary") -> str:
         """The name of the stream's one 2-D array field (`RunDataError` if none or several)."""
@@ -334,10 +153,6 @@ class RawRun(RunDocuments):
                 f"run {self.uid} has no stream {stream!r}; streams: {', '.join(self.streams) or 'none'}"
             )
         return self._node[stream]
-
-    def _str(self, key: str) -> str | None:
-        value = self.start.get(key)
-        return None if value is None else str(value)
 
 
 class Catalog:
