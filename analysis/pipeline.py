@@ -14,290 +14,70 @@ station and geometry. What it cannot hold — the detector efficiency, the
 monitor ratio of the open beam, the cell's path length, the counter depth — is
 the station's `StationCalibration` (from the start document's ``calibration``
 if the plan recorded one, else from the settings).
+
+The parts: what a run holds and how it is read (`tandem.analysis.raw_runs`), the empty cell each run
+is reduced against (`tandem.analysis.empty_cells`), the calibrations and settings
+(`tandem.analysis.pipeline_settings`), the callback (`tandem.analysis.pipeline_callback`); here, one
+run's analysis in its two stages, and the backlog. Import the pipeline from here.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
-
-import numpy as np
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import tandem
 from tandem.analysis.curves import Curve
+from tandem.analysis.empty_cells import EmptyCells
 from tandem.analysis.failures import AnalysisError, FailureCode
-from tandem.analysis.features import Features, FeatureSettings, extract_features
-from tandem.analysis.fitting import FitSettings, fit_models
-from tandem.analysis.labels import LabelInput, LabelSettings, assign_labels
-from tandem.analysis.reduction import Exposure, ReductionSettings, geometry_from_metadata, reduce_exposure
+from tandem.analysis.features import Features, extract_features
+from tandem.analysis.fitting import fit_models
+from tandem.analysis.labels import LabelInput, assign_labels
+from tandem.analysis.pipeline_callback import AnalysisCallback, AnalysisSeconds
+from tandem.analysis.pipeline_settings import AnalysisSettings, StationCalibration
+from tandem.analysis.raw_runs import (
+    EMPTY_CELL_PLAN,
+    SAMPLE_STREAM,
+    SCATTERING_PLANS,
+    DocumentRun,
+    RunLike,
+    run_composition,
+    run_probe,
+    stream_exposure,
+)
+from tandem.analysis.reduction import geometry_from_metadata, reduce_exposure
 from tandem.analysis.store import AnalysisRecord, AnalysisStore, FitStatus
-from tandem.catalog import Catalog, ExitStatus, RunDataError, RunDocuments
+from tandem.catalog import Catalog, ExitStatus, RunDataError
 from tandem.errors import TandemError
 from tandem.observations import AnalysisStatus
-from tandem.stations import SANS, SAXS, Probe
-from tandem.suggestions import ScanParameters
 
 if TYPE_CHECKING:
     from tiled.client.container import Container
+
+__all__ = [
+    "ANALYSIS_VERSION",
+    "EMPTY_CELL_PLAN",
+    "SCATTERING_PLANS",
+    "AnalysisCallback",
+    "AnalysisRecord",
+    "AnalysisSeconds",
+    "AnalysisSettings",
+    "Analyzer",
+    "DocumentRun",
+    "PendingAnalysis",
+    "RunLike",
+    "StationCalibration",
+]
 
 logger = logging.getLogger(__name__)
 
 #: stamped on every analysed node, with the parameters
 ANALYSIS_VERSION = f"tandem-analysis {tandem.__version__}"
-#: plans whose runs are inputs to others' analysis, not samples
-#: plans whose primary stream holds a sample's scattering frames: the runs analysis reduces (references
-#: such as empty-cell and transmission runs, and the robot's prepare/load/rinse runs, are not analysed)
-SCATTERING_PLANS = ("sample_plan", "measure_sample")
-#: the plan whose run is the empty cell of the runs that follow it (same station and geometry)
-EMPTY_CELL_PLAN = "measure_empty_cell"
-EMPTY_CELL_STREAM = "empty_cell"
-#: empty-cell exposures kept in memory (frames are megabytes; a campaign uses one per detector set-up)
-EMPTY_CELL_CACHE_SIZE = 8
-SAMPLE_STREAM = "primary"
-
-
-class InvalidCalibrationError(TandemError, ValueError):
-    """A station calibration that no instrument could have."""
-
-
-@dataclass(frozen=True)
-class StationCalibration:
-    """What turns a station's counts into 1/cm and is not in each run.
-
-    `open_beam_ratio` is transmitted/incident monitor counts with nothing in the
-    beam (the diode's or attenuator's fraction), so that a measured ratio divided
-    by it is the transmission; `detector_efficiency` is the fraction of
-    scattered quanta counted; `path_length_mm` the sample thickness in the cell;
-    `saturation_counts` the counter depth (None: no ceiling);
-    `empty_cell_transmission` is used when an empty-cell measurement did not
-    record its own monitor ratio.
-    """
-
-    detector_efficiency: float = 1.0
-    open_beam_ratio: float = 1.0
-    path_length_mm: float = 1.0
-    saturation_counts: float | None = None
-    empty_cell_transmission: float | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("detector_efficiency", "open_beam_ratio", "path_length_mm"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise InvalidCalibrationError(f"calibration: {name} must be a positive number, got {value!r}")
-        if self.detector_efficiency > 1:
-            raise InvalidCalibrationError(f"detector efficiency is at most 1, got {self.detector_efficiency}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "detector_efficiency": self.detector_efficiency,
-            "open_beam_ratio": self.open_beam_ratio,
-            "path_length_mm": self.path_length_mm,
-            "saturation_counts": self.saturation_counts,
-            "empty_cell_transmission": self.empty_cell_transmission,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> StationCalibration:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InvalidCalibrationError(
-                f"unknown calibration keys {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        return cls(**dict(data))
-
-
-@dataclass(frozen=True)
-class AnalysisSettings:
-    reduction: ReductionSettings = field(default_factory=ReductionSettings)
-    features: FeatureSettings = field(default_factory=FeatureSettings)
-    fitting: FitSettings = field(default_factory=FitSettings)
-    labels: LabelSettings = field(default_factory=LabelSettings)
-    calibrations: Mapping[str, StationCalibration] = field(default_factory=dict)
-    #: components that are a station's solvent: not coordinates of composition space
-    solvent_names: tuple[str, ...] = ("H2O", "D2O")
-    #: whether to fit models (the slowest step) at all
-    fit: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "reduction": self.reduction.to_dict(),
-            "features": {k: getattr(self.features, k) for k in self.features.__dataclass_fields__},
-            "fitting": self.fitting.to_dict(),
-            "labels": self.labels.to_dict(),
-            "solvent_names": list(self.solvent_names),
-        }
-
-
-class RunLike(Protocol):
-    """What analysis reads from a run: `tandem.catalog.RawRun` (from Tiled) or `DocumentRun` (from the
-    documents of a run that just finished, in the RunEngine's process)."""
-
-    @property
-    def uid(self) -> str: ...
-    @property
-    def start(self) -> dict[str, Any]: ...
-    @property
-    def stop(self) -> dict[str, Any] | None: ...
-    @property
-    def time(self) -> float: ...
-    @property
-    def station(self) -> str | None: ...
-    @property
-    def plan_name(self) -> str | None: ...
-    @property
-    def sample_uid(self) -> str | None: ...
-    @property
-    def campaign_id(self) -> str | None: ...
-    @property
-    def decision_uid(self) -> str | None: ...
-    @property
-    def realized(self) -> dict[str, Any] | None: ...
-    @property
-    def target(self) -> dict[str, Any] | None: ...
-    @property
-    def scan(self) -> ScanParameters: ...
-    @property
-    def exit_status(self) -> ExitStatus | None: ...
-    @property
-    def reason(self) -> str: ...
-    @property
-    def streams(self) -> tuple[str, ...]: ...
-    @property
-    def node(self) -> Any: ...
-
-
-class _Field:
-    def __init__(self, rows: list[Any]) -> None:
-        self._rows = rows
-
-    def read(self) -> np.ndarray:
-        return np.asarray(self._rows)
-
-
-class _Stream:
-    def __init__(self, data_keys: Mapping[str, Any]) -> None:
-        self.metadata = {"data_keys": dict(data_keys)}
-        self.rows: dict[str, list[Any]] = {k: [] for k in data_keys}
-
-    def __getitem__(self, key: str) -> _Field:
-        return _Field(self.rows[key])
-
-
-class DocumentRun(RunDocuments):
-    """A run assembled from its Bluesky documents (start, descriptors, events, stop), read like a `RawRun`.
-
-    The in-process callback analyses from these, so that it need not read back from Tiled the frames
-    the RunEngine has just produced.
-    """
-
-    def __init__(self, start: Mapping[str, Any]) -> None:
-        self.start = dict(start)
-        self.stop = None
-        self._streams: dict[str, _Stream] = {}
-        self._descriptors: dict[str, str] = {}
-
-    def add(self, name: str, doc: Mapping[str, Any]) -> None:
-        if name == "descriptor":
-            stream = str(doc.get("name", SAMPLE_STREAM))
-            self._descriptors[str(doc["uid"])] = stream
-            self._streams.setdefault(stream, _Stream(doc.get("data_keys") or {}))
-        elif name == "event":
-            self._append(doc["descriptor"], doc["data"])
-        elif name == "event_page":
-            n = len(doc.get("seq_num") or ())
-            for i in range(n):
-                self._append(doc["descriptor"], {k: v[i] for k, v in doc["data"].items()})
-        elif name == "stop":
-            self.stop = dict(doc)
-
-    def _append(self, descriptor: str, data: Mapping[str, Any]) -> None:
-        stream = self._streams[self._descriptors[descriptor]]
-        for key, value in data.items():
-            stream.rows.setdefault(key, []).append(value)
-
-    @property
-    def streams(self) -> tuple[str, ...]:
-        return tuple(self._streams)
-
-    @property
-    def node(self) -> Mapping[str, _Stream]:
-        return self._streams
-
-
-def _monitor_field(keys: Mapping[str, Any], suffix: str) -> str | None:
-    matches = [k for k in keys if k.endswith(suffix)]
-    return matches[0] if len(matches) == 1 else None
-
-
-def _stream_exposure(
-    run: RunLike, stream: str, calibration: StationCalibration, fixed_transmission: float | None = None
-) -> Exposure:
-    """The frames of `stream`, summed, with their monitor counts and transmission."""
-    # One handle on the stream for all its fields: every lookup through the run is an HTTP request.
-    if stream not in run.streams:
-        raise AnalysisError(FailureCode.MISSING_DATA, f"run {run.uid} has no stream {stream!r}")
-    node = run.node[stream]
-    keys: Mapping[str, Any] = node.metadata.get("data_keys") or {}
-    images = [k for k, v in keys.items() if len(v.get("shape") or ()) == 2]
-    if len(images) != 1:
-        raise AnalysisError(
-            FailureCode.MISSING_DATA,
-            f"stream {stream!r} of run {run.uid} holds {len(images)} image fields; analysis needs one",
-        )
-    incident_key = _monitor_field(keys, "incident_counts")
-    transmitted_key = _monitor_field(keys, "transmitted_counts")
-    if incident_key is None:
-        raise AnalysisError(
-            FailureCode.MISSING_DATA, f"stream {stream!r} of run {run.uid} records no incident monitor counts"
-        )
-    frames = np.asarray(node[images[0]].read())
-    if frames.ndim == 2:
-        frames = frames[np.newaxis]
-    incident = float(np.sum(node[incident_key].read()))
-    if fixed_transmission is not None:
-        transmission = fixed_transmission
-    else:
-        if transmitted_key is None:
-            raise AnalysisError(
-                FailureCode.MISSING_DATA, f"stream {stream!r} of run {run.uid} records no transmitted counts"
-            )
-        transmitted = float(np.sum(node[transmitted_key].read()))
-        ratio = transmitted / incident if incident > 0 else math.nan
-        transmission = ratio / calibration.open_beam_ratio
-    exposure_s = float(run.scan.exposure_s) * frames.shape[0] if "scan" in run.start else math.nan
-    return Exposure(
-        counts=frames,
-        exposure_s=exposure_s if math.isfinite(exposure_s) else 1.0,
-        # the counts hold the detector's efficiency: fold it into the normalisation
-        incident_counts=incident * calibration.detector_efficiency,
-        transmission=transmission,
-        saturation_counts=calibration.saturation_counts,
-    )
-
-
-def _composition(run: RunLike, solvents: tuple[str, ...]) -> dict[str, float]:
-    realized = run.realized or run.target or {}
-    fractions = realized.get("mass_fraction", realized)
-    solvent = run.start.get("solvent")
-    skip = set(solvents) | ({solvent} if isinstance(solvent, str) else set())
-    out: dict[str, float] = {}
-    for name, value in (fractions or {}).items():
-        if name in skip:
-            continue
-        try:
-            out[str(name)] = float(value)
-        except (TypeError, ValueError):
-            continue
-    return out
 
 
 def _notify(hook: Callable[[AnalysisRecord], None] | None, record: AnalysisRecord) -> None:
@@ -307,18 +87,6 @@ def _notify(hook: Callable[[AnalysisRecord], None] | None, record: AnalysisRecor
         hook(record)
     except Exception:  # a consumer's bug must not lose the analysis
         logger.exception("a hook failed for the record of run %s", record.run_uid)
-
-
-def _geometry_key(geometry: Any) -> str:
-    """A hashable form of a geometry as recorded in a start document (runs match on equal geometry)."""
-    return json.dumps(geometry, sort_keys=True, default=str)
-
-
-def _probe(run: RunLike) -> str | None:
-    probe = run.start.get("probe")
-    if isinstance(probe, str) and probe in {p.value for p in Probe}:
-        return probe
-    return {SAXS: Probe.XRAY.value, SANS: Probe.NEUTRON.value}.get(run.station or "")
 
 
 @dataclass(frozen=True)
@@ -364,15 +132,7 @@ class Analyzer:
         self.on_labelled = on_labelled
         self.catalog = Catalog(client)
         self.store = AnalysisStore(client)
-        # empty cells: the newest this process measured, by station and geometry (documents it saw), and
-        # the exposures read from Tiled by run uid (a closed run does not change) — so that each sample
-        # needs neither a search for its empty cell nor a read of its megabyte frames
-        self._references: dict[tuple[str, str], RunLike] = {}
-        # its own lock: the RunEngine's thread adds references while a run is being analysed
-        self._references_lock = threading.Lock()
-        self._empty_exposures: OrderedDict[tuple[str, StationCalibration, float | None], Exposure] = (
-            OrderedDict()
-        )
+        self._empty_cells = EmptyCells(self.catalog)
         # one run at a time through `analyze` (no two writers of one node); the reduction stage has a
         # lock of its own (its empty-cell cache), so that it may run while another run is being fitted
         self._lock = threading.Lock()
@@ -392,20 +152,7 @@ class Analyzer:
     def remember_reference(self, run: RunLike) -> bool:
         """Keep an empty-cell run this process just measured (from its documents): the runs after it at
         the same station and geometry use it without looking it up in Tiled. False if it is not one."""
-        if run.plan_name != EMPTY_CELL_PLAN or run.exit_status is not ExitStatus.SUCCESS:
-            return False
-        if not run.station or EMPTY_CELL_STREAM not in run.streams or "geometry" not in run.start:
-            return False
-        try:
-            geometry = geometry_from_metadata(run.start["geometry"]).to_dict()
-        except (TandemError, TypeError, ValueError):
-            return False
-        key = (run.station, _geometry_key(geometry))
-        with self._references_lock:
-            known = self._references.get(key)
-            if known is None or known.time <= run.time:
-                self._references[key] = run
-        return True
+        return self._empty_cells.remember(run)
 
     def analyze_documents(self, run: DocumentRun) -> AnalysisRecord:
         """Analyse a run from its documents (the in-process path) and store the result."""
@@ -484,8 +231,8 @@ class Analyzer:
             campaign_id=run.campaign_id,
             decision_uid=run.decision_uid,
             station=run.station,
-            probe=_probe(run),
-            composition=_composition(run, self.settings.solvent_names),
+            probe=run_probe(run),
+            composition=run_composition(run, self.settings.solvent_names),
             exposure_s=exposure_s,
             finished_at_s=float(finished) if isinstance(finished, int | float) else None,
         )
@@ -543,8 +290,8 @@ class Analyzer:
     def reduce(self, run: RunLike, calibration: StationCalibration) -> Curve:
         """The run's I(q) in 1/cm, less its empty cell when one is found."""
         geometry = geometry_from_metadata(run.start.get("geometry"))
-        sample = _stream_exposure(run, SAMPLE_STREAM, calibration)
-        empty = self._empty_cell(run, geometry.to_dict(), calibration)
+        sample = stream_exposure(run, SAMPLE_STREAM, calibration)
+        empty = self._empty_cells.exposure_for(run, geometry.to_dict(), calibration)
         curve = reduce_exposure(
             sample,
             geometry,
@@ -559,48 +306,6 @@ class Analyzer:
             curve.dq_inv_a,
             {**curve.metadata, "transmission": sample.transmission},
         )
-
-    def _empty_cell(
-        self, run: RunLike, geometry: Mapping[str, Any], calibration: StationCalibration
-    ) -> Exposure | None:
-        source: RunLike | None = run if EMPTY_CELL_STREAM in run.streams else None
-        if source is None and run.station:
-            # one this process measured is the newest there is (a later one would have come through here)
-            with self._references_lock:
-                known = self._references.get((run.station, _geometry_key(geometry)))
-            source = known if known is not None and known.time <= run.time else None
-        if source is None and run.station:
-            for candidate in self.catalog.runs(
-                station=run.station, plan_name=EMPTY_CELL_PLAN, exit_status=ExitStatus.SUCCESS, limit=20
-            ):
-                if candidate.time <= run.time and candidate.start.get("geometry") == dict(geometry):
-                    source = candidate
-                    break
-        if source is None:
-            return None
-        try:
-            return self._empty_exposure(source, calibration, None)
-        except AnalysisError:
-            if calibration.empty_cell_transmission is None:
-                raise
-            # an empty cell measured without its own transmission: the calibrated one will do
-            return self._empty_exposure(source, calibration, calibration.empty_cell_transmission)
-
-    def _empty_exposure(
-        self, source: RunLike, calibration: StationCalibration, fixed_transmission: float | None
-    ) -> Exposure:
-        if source.stop is None:  # an open run may still grow: never cached
-            return _stream_exposure(source, EMPTY_CELL_STREAM, calibration, fixed_transmission)
-        key = (source.uid, calibration, fixed_transmission)
-        cached = self._empty_exposures.get(key)
-        if cached is None:
-            cached = _stream_exposure(source, EMPTY_CELL_STREAM, calibration, fixed_transmission)
-            self._empty_exposures[key] = cached
-            while len(self._empty_exposures) > EMPTY_CELL_CACHE_SIZE:
-                self._empty_exposures.popitem(last=False)
-        else:
-            self._empty_exposures.move_to_end(key)
-        return cached
 
     # -- labels ----------------------------------------------------------------------------------
 
@@ -661,173 +366,3 @@ class Analyzer:
         while not stop.is_set():
             if self.catch_up(on_done=on_done) == 0:
                 stop.wait(poll_interval_s)
-
-
-@dataclass(frozen=True)
-class AnalysisSeconds:
-    """Seconds of analysis work between two barriers of an `AnalysisCallback`, by stage."""
-
-    #: reduction, features and label (`Analyzer.reduce_and_label`)
-    label_s: float = 0.0
-    #: the node written, the model fits, the node completed (`Analyzer.write_and_fit`)
-    fits_s: float = 0.0
-
-    @property
-    def total_s(self) -> float:
-        return self.label_s + self.fits_s
-
-
-class AnalysisCallback:
-    """A RunEngine callback that analyses each run from its own documents when it closes.
-
-    The frames are in the event documents, so nothing is read back from Tiled: an empty cell measured
-    by the same RunEngine is kept from its documents too (`Analyzer.remember_reference`); one measured
-    elsewhere is looked up in Tiled. Errors are logged, never raised: a failing analysis must not fail
-    the measurement. Only runs of `SCATTERING_PLANS` are analysed (not references, not the robot's runs).
-
-    `in_background`: the RunEngine goes on as soon as a run's documents are in, and each run's two
-    stages run in two threads of the callback's own, one after the other in the order the runs
-    closed: a labelling thread (reduction, features, label: `Analyzer.on_labelled` hears of it) and a
-    fitting thread (the node written, fitted, completed; then `on_done`). The labels of later runs
-    need not wait for the fits of earlier ones. `barrier()` tells when the runs handed over so far
-    are done with both stages; `close()` finishes them and stops the threads.
-    """
-
-    def __init__(
-        self,
-        analyzer: Analyzer,
-        on_done: Callable[[AnalysisRecord], None] | None = None,
-        *,
-        in_background: bool = False,
-    ) -> None:
-        self.analyzer = analyzer
-        self.on_done = on_done
-        self._runs: dict[str, DocumentRun] = {}
-        self._run_of_descriptor: dict[str, str] = {}
-        self._labeller: ThreadPoolExecutor | None = None
-        self._fitter: ThreadPoolExecutor | None = None
-        if in_background:
-            # one thread per stage keeps each stage in run order (labels reach their consumer in order)
-            self._labeller = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis-label")
-            self._fitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis-fits")
-        # each written by its stage's thread only (or by the caller's, analysing in the foreground)
-        self._label_busy_s = 0.0
-        self._fits_busy_s = 0.0
-
-    def flush(self, timeout_s: float | None = None) -> None:
-        """Wait until every run handed over so far has been through both stages."""
-        self.barrier().result(timeout=timeout_s)
-
-    def barrier(self) -> Future[AnalysisSeconds]:
-        """A future that resolves once every run closed before this call has been analysed (and handed
-        to `on_done`). Its result is the seconds of each stage since the previous barrier."""
-        done: Future[AnalysisSeconds] = Future()
-        if self._labeller is None:
-            done.set_result(AnalysisSeconds(self._take_label_busy(), self._take_fits_busy()))
-        else:
-            # it passes through the labelling thread, then the fitting thread, behind the runs before it
-            self._labeller.submit(self._pass_labelling, done)
-        return done
-
-    def close(self) -> None:
-        """Analyse every run handed over, then stop the threads; later runs are analysed in the
-        caller's thread."""
-        labeller, fitter = self._labeller, self._fitter
-        if labeller is None or fitter is None:
-            return
-        labeller.shutdown(wait=True)  # every run labelled, and its second stage queued
-        fitter.shutdown(wait=True)
-        self._labeller = self._fitter = None
-
-    def _pass_labelling(self, done: Future[AnalysisSeconds]) -> None:
-        label_s = self._take_label_busy()
-        fitter = self._fitter
-        if fitter is None:  # not while this thread runs: `close` stops this thread before that one
-            done.set_result(AnalysisSeconds(label_s, self._take_fits_busy()))
-        else:
-            fitter.submit(lambda: done.set_result(AnalysisSeconds(label_s, self._take_fits_busy())))
-
-    def _take_label_busy(self) -> float:
-        busy, self._label_busy_s = self._label_busy_s, 0.0
-        return busy
-
-    def _take_fits_busy(self) -> float:
-        busy, self._fits_busy_s = self._fits_busy_s, 0.0
-        return busy
-
-    def __call__(self, name: str, doc: Mapping[str, Any]) -> None:
-        try:
-            self._dispatch(name, doc)
-        except Exception:
-            logger.exception("analysis callback failed on a %s document", name)
-
-    def _dispatch(self, name: str, doc: Mapping[str, Any]) -> None:
-        if name == "start":
-            if doc.get("plan_name") in (*SCATTERING_PLANS, EMPTY_CELL_PLAN):
-                self._runs[str(doc["uid"])] = DocumentRun(doc)
-            return
-        if name == "descriptor":
-            run = self._runs.get(str(doc["run_start"]))
-            if run is not None:
-                self._run_of_descriptor[str(doc["uid"])] = run.uid
-                run.add(name, doc)
-            return
-        if name in ("event", "event_page"):
-            uid = self._run_of_descriptor.get(str(doc["descriptor"]))
-            if uid is not None:
-                self._runs[uid].add(name, doc)
-            return
-        if name == "stop":
-            run = self._runs.pop(str(doc["run_start"]), None)
-            if run is None:
-                return
-            self._run_of_descriptor = {d: u for d, u in self._run_of_descriptor.items() if u != run.uid}
-            run.add(name, doc)
-            if run.plan_name == EMPTY_CELL_PLAN:
-                self.analyzer.remember_reference(run)
-                return
-            if self._labeller is None:
-                self._finish(run)
-            else:
-                self._labeller.submit(self._label_in_background, run)
-
-    def _finish(self, run: DocumentRun) -> None:
-        """Both stages in the caller's thread."""
-        self._done(run.uid, self._write(self._label(run)))
-
-    def _label(self, run: DocumentRun) -> PendingAnalysis:
-        started = time.perf_counter()
-        try:
-            return self.analyzer.reduce_and_label(run)
-        finally:
-            self._label_busy_s += time.perf_counter() - started
-
-    def _write(self, pending: PendingAnalysis) -> AnalysisRecord:
-        started = time.perf_counter()
-        try:
-            return self.analyzer.write_and_fit(pending)
-        finally:
-            self._fits_busy_s += time.perf_counter() - started
-
-    def _done(self, run_uid: str, record: AnalysisRecord) -> None:
-        logger.info("analysed run %s: %s", run_uid, record.status.value)
-        if self.on_done is not None:
-            self.on_done(record)
-
-    def _label_in_background(self, run: DocumentRun) -> None:
-        try:
-            pending = self._label(run)
-        except Exception:
-            logger.exception("could not analyse run %s", run.uid)
-            return
-        fitter = self._fitter
-        if fitter is None:  # not while this thread runs: `close` stops this thread before that one
-            self._write_in_background(pending)
-        else:
-            fitter.submit(self._write_in_background, pending)
-
-    def _write_in_background(self, pending: PendingAnalysis) -> None:
-        try:
-            self._done(pending.record.run_uid, self._write(pending))
-        except Exception:
-            logger.exception("could not store or fit the analysis of run %s", pending.record.run_uid)
