@@ -1,119 +1,37 @@
-"""Exact GPs that stay fast as a campaign grows: fitted rarely, conditioned cheaply.
+"""Exact GPs that stay fast as a campaign grows: conditioned cheaply on fixed hyperparameters.
 
-Two halves with one job each:
-
-* `fit_hyperparameters` fits kernel hyperparameters by maximising the marginal
-  likelihood of a BoTorch `SingleTaskGP` (warm-started from the previous fit, on
-  at most `max_points` observations: hyperparameters need a few hundred points,
-  not thousands).
-* `CachedGP` is a BoTorch `Model` that holds the Cholesky factor of the training
-  covariance for fixed hyperparameters. GPyTorch's exact prediction path
-  refactorises the training covariance on every posterior call (O(n³)); here it
-  is factorised once and *extended* when observations arrive (O(n² k) for k new
-  points), so a posterior at b points costs O(n² b) and conditioning on a new
-  result costs O(n²).
+`CachedGP` is a BoTorch `Model` that holds the Cholesky factor of the training
+covariance for fixed hyperparameters (fitted rarely, by `tandem.agents.gp_fit`).
+GPyTorch's exact prediction path refactorises the training covariance on every
+posterior call (O(n³)); here it is factorised once and *extended* when observations
+arrive (O(n² k) for k new points), so a posterior at b points costs O(n² b) and
+conditioning on a new result costs O(n²).
 
 Kernels: a Matérn-5/2 ARD kernel on the composition (the unit cube of the
 region), with, for multi-task models, an intrinsic-coregionalisation task
 covariance on a last integer input column (the kernel of BoTorch's
-`MultiTaskGP`). Each of the `m` outputs has its own hyperparameters.
+`MultiTaskGP`). Each of the `m` outputs has its own hyperparameters
+(`KernelHyperparameters`); this module also exports them and `fit_hyperparameters`,
+as the agents import them from here.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import gpytorch
-import numpy as np
 import torch
-from botorch.fit import fit_gpytorch_mll
-from botorch.models import SingleTaskGP
 from botorch.models.model import Model
 from botorch.posteriors.gpytorch import GPyTorchPosterior
 from gpytorch.distributions import MultitaskMultivariateNormal, MultivariateNormal
-from gpytorch.kernels import IndexKernel, MaternKernel, ScaleKernel
-from gpytorch.likelihoods import GaussianLikelihood
-from gpytorch.means import ConstantMean
-from gpytorch.mlls import ExactMarginalLogLikelihood
-from gpytorch.priors import GammaPrior, LogNormalPrior
 
-from tandem.agents.errors import AgentStateError, ModelFitError
+from tandem.agents.errors import ModelFitError
+from tandem.agents.gp_fit import fit_hyperparameters
+from tandem.agents.gp_hyperparameters import DTYPE, KernelHyperparameters
 
-DTYPE = torch.float64
 #: Added to the diagonal so that duplicated compositions with tiny noise stay factorisable.
 JITTER = 1e-8
-
-
-@dataclass(frozen=True)
-class KernelHyperparameters:
-    """Hyperparameters of `m` independent outputs (arrays are indexed by output first).
-
-    `noise` is the learned homoscedastic noise variance per output, or None when
-    every observation brings its own noise variance. `task_covariance` (``m x T x
-    T``) is present for multi-task models; it then plays the role of the
-    output scale.
-    """
-
-    lengthscales: np.ndarray  # m x d
-    outputscales: np.ndarray  # m
-    means: np.ndarray  # m
-    noise: np.ndarray | None = None  # m
-    task_covariance: np.ndarray | None = None  # m x T x T
-
-    @property
-    def num_outputs(self) -> int:
-        return int(self.lengthscales.shape[0])
-
-    @property
-    def dim(self) -> int:
-        return int(self.lengthscales.shape[1])
-
-    @property
-    def num_tasks(self) -> int:
-        return 0 if self.task_covariance is None else int(self.task_covariance.shape[-1])
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "kernel": "matern52_ard" + ("*icm" if self.task_covariance is not None else ""),
-            "lengthscales": self.lengthscales.tolist(),
-            "outputscales": self.outputscales.tolist(),
-            "means": self.means.tolist(),
-        }
-        if self.noise is not None:
-            out["noise"] = self.noise.tolist()
-        if self.task_covariance is not None:
-            out["task_covariance"] = self.task_covariance.tolist()
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> KernelHyperparameters:
-        try:
-            hp = cls(
-                lengthscales=np.asarray(data["lengthscales"], dtype=np.float64),
-                outputscales=np.asarray(data["outputscales"], dtype=np.float64),
-                means=np.asarray(data["means"], dtype=np.float64),
-                noise=None if data.get("noise") is None else np.asarray(data["noise"], dtype=np.float64),
-                task_covariance=(
-                    None
-                    if data.get("task_covariance") is None
-                    else np.asarray(data["task_covariance"], dtype=np.float64)
-                ),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise AgentStateError(f"malformed kernel hyperparameters: {exc!r}") from None
-        m = hp.num_outputs
-        if hp.lengthscales.ndim != 2 or hp.outputscales.shape != (m,) or hp.means.shape != (m,):
-            raise AgentStateError(
-                "kernel hyperparameters need lengthscales (m x d), outputscales and means (m)"
-            )
-        return hp
-
-
-# -- the cached exact posterior ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -328,146 +246,4 @@ class CachedGP(Model):
         return posterior
 
 
-# -- fitting hyperparameters -----------------------------------------------------------------------
-
-
-def _build_fit_model(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    yvar: torch.Tensor | None,
-    num_tasks: int,
-    lengthscale_prior_median: float = 0.3,
-) -> SingleTaskGP:
-    m = y.shape[-1]
-    batch = torch.Size([m]) if m > 1 else torch.Size([])
-    d = x.shape[-1] - (1 if num_tasks else 0)
-    matern = MaternKernel(
-        nu=2.5,
-        ard_num_dims=d,
-        active_dims=list(range(d)) if num_tasks else None,
-        batch_shape=batch,
-        lengthscale_prior=LogNormalPrior(math.log(lengthscale_prior_median), 0.75),
-    )
-    covar: gpytorch.kernels.Kernel
-    if num_tasks:
-        task = IndexKernel(num_tasks=num_tasks, rank=num_tasks, batch_shape=batch, active_dims=[d])
-        covar = matern * task
-    else:
-        covar = ScaleKernel(matern, batch_shape=batch, outputscale_prior=GammaPrior(2.0, 0.5))
-    likelihood = None
-    if yvar is None:
-        likelihood = GaussianLikelihood(batch_shape=batch, noise_prior=GammaPrior(1.1, 20.0))
-    return SingleTaskGP(
-        x,
-        y,
-        train_Yvar=yvar,
-        likelihood=likelihood,
-        covar_module=covar,
-        mean_module=ConstantMean(batch_shape=batch),
-        outcome_transform=None,
-    )
-
-
-def _load(model: SingleTaskGP, hp: KernelHyperparameters) -> None:
-    m = hp.num_outputs
-    squeeze = m == 1
-    with torch.no_grad():
-        means = torch.as_tensor(hp.means, dtype=DTYPE)
-        model.mean_module.constant = means[0] if squeeze else means
-        covar = model.covar_module
-        if hp.task_covariance is None:
-            ls = torch.as_tensor(hp.lengthscales, dtype=DTYPE).unsqueeze(-2)
-            covar.base_kernel.lengthscale = ls[0] if squeeze else ls
-            os_ = torch.as_tensor(hp.outputscales, dtype=DTYPE)
-            covar.outputscale = os_[0] if squeeze else os_
-        else:
-            matern, task = covar.kernels
-            ls = torch.as_tensor(hp.lengthscales, dtype=DTYPE).unsqueeze(-2)
-            matern.lengthscale = ls[0] if squeeze else ls
-            b = torch.as_tensor(hp.task_covariance, dtype=DTYPE)
-            chol = torch.linalg.cholesky(b + 1e-6 * torch.eye(b.shape[-1], dtype=DTYPE))
-            task.covar_factor.data.copy_(chol[0] if squeeze else chol)
-            task.var = torch.full_like(task.var, 1e-4)
-        if hp.noise is not None and isinstance(model.likelihood, GaussianLikelihood):
-            noise = torch.as_tensor(hp.noise, dtype=DTYPE)
-            model.likelihood.noise = (noise[0] if squeeze else noise).clamp_min(1e-4)
-
-
-def _read(model: SingleTaskGP, m: int, learned_noise: bool) -> KernelHyperparameters:
-    covar = model.covar_module
-    with torch.no_grad():
-        if isinstance(covar, ScaleKernel):
-            ls = covar.base_kernel.lengthscale.reshape(m, -1)
-            outputscales = covar.outputscale.reshape(m)
-            task = None
-        else:
-            matern, index = covar.kernels
-            ls = matern.lengthscale.reshape(m, -1)
-            t = index.covar_factor.shape[-2]
-            b = index.covar_matrix.to_dense().reshape(m, t, t)
-            task = b.detach().numpy().copy()
-            outputscales = torch.ones(m, dtype=DTYPE)
-        means = model.mean_module.constant.reshape(m)
-        noise = None
-        if learned_noise:
-            noise = model.likelihood.noise.reshape(m).detach().numpy().copy()
-    return KernelHyperparameters(
-        lengthscales=ls.detach().numpy().copy(),
-        outputscales=outputscales.detach().numpy().copy(),
-        means=means.detach().numpy().copy(),
-        noise=noise,
-        task_covariance=task,
-    )
-
-
-def fit_hyperparameters(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    yvar: torch.Tensor | None = None,
-    *,
-    num_tasks: int = 0,
-    init: KernelHyperparameters | None = None,
-    max_points: int = 400,
-    max_iterations: int = 200,
-    seed: int = 0,
-    lengthscale_prior_median: float = 0.3,
-) -> KernelHyperparameters:
-    """Maximum-a-posteriori hyperparameters for `m` outputs (``y``: ``n x m``).
-
-    With `yvar` the per-observation noise is fixed, else a homoscedastic noise is
-    learned. `init` warm-starts the optimiser. Above `max_points` observations a
-    seeded random subset is used (the posterior still uses every observation).
-    Raises `ModelFitError` when the optimiser fails or returns non-finite values.
-    """
-    n, m = y.shape
-    if n > max_points:
-        generator = torch.Generator().manual_seed(seed)
-        keep = torch.randperm(n, generator=generator)[:max_points].sort().values
-        x, y = x[keep], y[keep]
-        yvar = None if yvar is None else yvar[keep]
-    x, y = x.to(DTYPE), y.to(DTYPE)
-    yvar = None if yvar is None else yvar.to(DTYPE)
-    # callers may be predicting under no_grad; the fit needs gradients regardless
-    with torch.random.fork_rng(), torch.enable_grad():
-        torch.manual_seed(seed)
-        model = _build_fit_model(x, y, yvar, num_tasks, lengthscale_prior_median)
-        if init is not None and init.num_outputs == m and init.num_tasks == num_tasks:
-            _load(model, init)
-        mll = ExactMarginalLogLikelihood(model.likelihood, model)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                fit_gpytorch_mll(
-                    mll,
-                    optimizer_kwargs={"options": {"maxiter": max_iterations}},
-                    max_attempts=2,
-                )
-        except Exception as exc:  # botorch raises several types; all mean "no usable fit"
-            raise ModelFitError(f"hyperparameter fit failed: {exc}") from exc
-    model.eval()
-    hp = _read(model, m, learned_noise=yvar is None)
-    arrays = [hp.lengthscales, hp.outputscales, hp.means]
-    arrays += [a for a in (hp.noise, hp.task_covariance) if a is not None]
-    if not all(np.all(np.isfinite(a)) for a in arrays):
-        raise ModelFitError("hyperparameter fit returned non-finite values")
-    return hp
+__all__ = ["DTYPE", "JITTER", "CachedGP", "KernelHyperparameters", "fit_hyperparameters"]
