@@ -4,7 +4,8 @@ An `Instrument` holds what the twin needs to turn a structure into counts and
 time: the probe and its energy or wavelength, named detector configurations
 (geometry, collimation, flux on the sample), the sample cell (path length,
 windows, their scattering and transmission), the detector (saturation, dark
-counts), the limits a scan must respect, and the time each action costs.
+counts), the limits a scan must respect, and the time each action costs. Those
+parts are the values of `tandem.sim.instrument_parts`, importable from here too.
 
 Numbers are typical of a modern SAXS beamline with a 1M photon-counting
 detector (Pilatus-like) and of a reactor pinhole SANS instrument with a ³He
@@ -43,13 +44,17 @@ import numpy.typing as npt
 from tandem.components import Component, Components
 from tandem.errors import InvalidCompositionError, TandemError
 from tandem.geometry import HC_KEV_A, DetectorGeometry
+from tandem.sim.instrument_parts import (
+    Collimation,
+    DetectorConfiguration,
+    DetectorModel,
+    SampleCell,
+    TimeCosts,
+)
 from tandem.sim.systems import D2O, DEFAULT_COMPONENTS, H2O
 from tandem.stations import SANS, SAXS, Probe
 
 FloatArray = npt.NDArray[np.float64]
-
-#: FWHM of a Gaussian over its standard deviation
-_FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
 class InstrumentError(TandemError, ValueError):
@@ -62,76 +67,6 @@ class UnknownConfigurationError(InstrumentError):
 
 class ScanLimitError(InstrumentError):
     """An exposure or temperature outside what the station allows."""
-
-
-@dataclass(frozen=True)
-class Collimation:
-    """Pinhole collimation: it sets the angular part of the q resolution."""
-
-    length_mm: float
-    source_aperture_radius_mm: float
-    sample_aperture_radius_mm: float
-
-
-@dataclass(frozen=True)
-class DetectorConfiguration:
-    """One named setting of the station: detector geometry, collimation and the flux it gives."""
-
-    name: str
-    geometry: DetectorGeometry
-    collimation: Collimation
-    #: photons or neutrons per second on the sample
-    flux_per_s: float
-
-
-@dataclass(frozen=True)
-class SampleCell:
-    """The cell the sample sits in, and what it adds to every measurement."""
-
-    path_length_mm: float
-    #: transmission of the empty cell (both windows)
-    transmission: float
-    #: flat scattering of both windows, dΣ/dΩ × thickness, in 1/sr
-    flat_per_sr: float
-    #: Porod-like parasitic scattering of the windows: this × q⁻⁴ (q in 1/Å), in 1/sr
-    porod_per_sr: float
-
-    def scattering_per_sr(self, q_inv_a: FloatArray) -> FloatArray:
-        # the parasitic term stands for window roughness and slit scatter: it levels off inside the beam
-        q = np.maximum(q_inv_a, 2e-3)
-        return self.flat_per_sr + self.porod_per_sr / q**4
-
-
-@dataclass(frozen=True)
-class DetectorModel:
-    """Counting behaviour of the area detector."""
-
-    #: the counter's largest value: counts above it are clipped (saturation)
-    max_counts: int
-    #: background counts per pixel per second with the beam off
-    dark_counts_per_s: float
-    #: fraction of scattered quanta that are counted
-    efficiency: float
-    #: fraction of the scattered intensity behind the beam stop that is still counted (0: a tight stop)
-    beamstop_leakage: float = 0.0
-
-
-@dataclass(frozen=True)
-class TimeCosts:
-    """Station time each action takes, in seconds (temperature: a rate and a settling time)."""
-
-    sample_load_s: float
-    configuration_change_s: float
-    transmission_s: float
-    readout_s: float
-    shutter_s: float
-    temperature_rate_c_per_min: float
-    temperature_settle_s: float
-
-    def temperature_change_s(self, from_c: float, to_c: float) -> float:
-        if from_c == to_c:
-            return 0.0
-        return abs(to_c - from_c) / self.temperature_rate_c_per_min * 60.0 + self.temperature_settle_s
 
 
 @dataclass(frozen=True)
@@ -267,20 +202,7 @@ class Instrument:
             if isinstance(configuration, DetectorConfiguration)
             else self.configuration(configuration)
         )
-        geometry, col = config.geometry, config.collimation
-        q = np.asarray(q_inv_a, dtype=np.float64)
-        k = 2.0 * math.pi / geometry.wavelength_a
-        sigma_lambda = geometry.wavelength_spread / _FWHM_PER_SIGMA
-        l1, l2 = col.length_mm, geometry.distance_mm
-        # Mildner & Carpenter: divergence from the two apertures, plus the pixel's width
-        sigma_2theta_sq = (
-            (col.source_aperture_radius_mm / l1) ** 2 / 4.0
-            + (col.sample_aperture_radius_mm * (1.0 / l1 + 1.0 / l2)) ** 2 / 4.0
-            + (geometry.pixel_size_mm / l2) ** 2 / 12.0
-        )
-        theta = np.arcsin(np.clip(q / (2.0 * k), 0.0, 1.0))
-        dq_angle = k * np.cos(theta) * math.sqrt(sigma_2theta_sq)
-        return np.asarray(np.sqrt((q * sigma_lambda) ** 2 + dq_angle**2), dtype=np.float64)
+        return config.q_resolution(q_inv_a)
 
     def exposure_cost_s(self, exposure_s: float) -> float:
         """Station time of one exposure: shutter, counting and readout."""
