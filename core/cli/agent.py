@@ -442,7 +442,7 @@ def run(
 
 
 def _journal(campaign_id: str | None, config: Path | None) -> Journal:
-    from tandem.agents.daemon import CAMPAIGNS, Journal
+    from tandem.agents.journal import CAMPAIGNS, Journal
     from tandem.campaign.config import load_campaign
 
     client = _client()

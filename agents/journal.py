@@ -1,0 +1,235 @@
+"""The agent daemon's journal in Tiled: one entry per decision, from suggestion to result.
+
+Before an item is queued its decision is written here (``campaigns/<id>/queue/<decision
+uid>``, with the agent's decision record beside it in ``decisions/``); each `Entry` keeps
+its attempts (one sample, one queue item each) and how they ended. A restarted daemon
+reads the journal to find what is still open. The journal also holds the daemon's
+heartbeat (what `tandem agent status` shows), a scientist's pause of its decisions and
+verdicts on suggestions awaiting approval.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from tandem.agents.records import DecisionRecord, read_records, write_records
+from tandem.errors import TandemError
+
+CAMPAIGNS = "campaigns"
+JOURNAL = "queue"
+DECISIONS = "decisions"
+HEARTBEAT = "daemon"
+#: a scientist's pause of the daemon's decisions (`tandem agent pause` / `resume`)
+CONTROL = "control"
+ENTRY_SPEC = "tandem-queued-decision"
+
+
+class InvalidVerdictError(TandemError, ValueError):
+    """An approve/deny for a decision that is not waiting for one."""
+
+
+# --- one decision, from suggestion to result ---------------------------------------------------
+
+
+class EntryStatus(StrEnum):
+    AWAITING_APPROVAL = "awaiting_approval"
+    DENIED = "denied"
+    REJECTED = "rejected"  # failed validation against the campaign: never queued
+    QUEUEING = "queueing"  # written, item_add under way (a restart checks whether it landed)
+    QUEUED = "queued"  # in a station's queue, or running
+    MEASURED = "measured"
+    FAILED = "failed"  # every attempt failed
+
+    @property
+    def open(self) -> bool:
+        return self in (EntryStatus.AWAITING_APPROVAL, EntryStatus.QUEUEING, EntryStatus.QUEUED)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try at measuring a decision: one sample, one queue item."""
+
+    sample_uid: str
+    queued_at: float
+    item_uid: str | None = None
+    outcome: str | None = None  # the queue's exit status once it ran
+    run_uid: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """The journal's record of one decision, from suggestion to result."""
+
+    decision_uid: str
+    campaign_id: str
+    station: str
+    agent: str
+    target: Mapping[str, float]  # solute mass fractions (the solvent takes the rest)
+    scan: Mapping[str, Any]
+    status: EntryStatus
+    decided_at: float
+    attempts: tuple[Attempt, ...] = ()
+    approval: Mapping[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+
+    @property
+    def sample_uid(self) -> str | None:
+        return self.attempts[-1].sample_uid if self.attempts else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "spec": ENTRY_SPEC,
+            "decision_uid": self.decision_uid,
+            "campaign_id": self.campaign_id,
+            "station": self.station,
+            "agent": self.agent,
+            "target": dict(self.target),
+            "scan": dict(self.scan),
+            "status": self.status.value,
+            "decided_at": self.decided_at,
+            "attempts": [vars(a).copy() for a in self.attempts],
+            "approval": dict(self.approval),
+            "reason": self.reason,
+            "sample_uid": self.sample_uid,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Entry:
+        return cls(
+            decision_uid=str(data["decision_uid"]),
+            campaign_id=str(data["campaign_id"]),
+            station=str(data["station"]),
+            agent=str(data.get("agent", "")),
+            target={str(k): float(v) for k, v in data["target"].items()},
+            scan=dict(data["scan"]),
+            status=EntryStatus(data["status"]),
+            decided_at=float(data["decided_at"]),
+            attempts=tuple(Attempt(**a) for a in data.get("attempts") or ()),
+            approval=dict(data.get("approval") or {}),
+            reason=data.get("reason"),
+        )
+
+
+# --- the journal in Tiled ---------------------------------------------------------------------
+
+
+def _child(parent: Any, key: str, metadata: Mapping[str, Any]) -> Any:
+    if key in parent:
+        return parent[key]
+    try:
+        return parent.create_container(key=key, metadata=dict(metadata))
+    except Exception:
+        if key in parent:  # another process made it between our look and our write
+            return parent[key]
+        raise
+
+
+class Journal:
+    """The daemon's records of one campaign in Tiled: decisions, their queue entries, its heartbeat.
+
+    ``campaigns/<id>/`` is shared with the in-process campaign runner's ledger (same
+    metadata), so a campaign keeps one home whichever way it runs.
+    """
+
+    def __init__(
+        self, client: Any, campaign_id: str, campaign_record: Mapping[str, Any] | None = None
+    ) -> None:
+        campaigns = _child(client, CAMPAIGNS, {"spec": "tandem-campaigns"})
+        self.node = _child(
+            campaigns,
+            campaign_id,
+            {
+                "spec": "tandem-campaign",
+                "campaign_id": campaign_id,
+                "campaign": dict(campaign_record or {}),
+                "created": time.time(),
+            },
+        )
+        self.campaign_id = campaign_id
+        self.entries_node = _child(self.node, JOURNAL, {"spec": "tandem-queue-journal"})
+        self.decisions = _child(self.node, DECISIONS, {"spec": "tandem-decisions"})
+
+    @classmethod
+    def find(cls, client: Any, campaign_id: str) -> Journal | None:
+        """The journal of an existing campaign (None if the catalog has none)."""
+        if CAMPAIGNS not in client or campaign_id not in client[CAMPAIGNS]:
+            return None
+        return cls(client, campaign_id)
+
+    def entries(self) -> list[Entry]:
+        out = []
+        for _key, node in self.entries_node.items():
+            if node.metadata.get("spec") == ENTRY_SPEC:
+                out.append(Entry.from_dict(node.metadata))
+        return sorted(out, key=lambda e: e.decided_at)
+
+    def entry(self, decision_uid: str) -> Entry | None:
+        try:
+            return Entry.from_dict(self.entries_node[decision_uid].metadata)
+        except KeyError:
+            return None
+
+    def put(self, entry: Entry) -> None:
+        if entry.decision_uid in self.entries_node:
+            self.entries_node[entry.decision_uid].replace_metadata(metadata=entry.to_dict())
+        else:
+            self.entries_node.create_container(key=entry.decision_uid, metadata=entry.to_dict())
+
+    def write_decisions(self, records: Iterable[DecisionRecord]) -> None:
+        write_records(self.decisions, records)
+
+    def decision_records(self) -> list[DecisionRecord]:
+        return read_records(self.decisions)
+
+    def set_verdict(self, decision_uid: str, approved: bool, *, by: str, note: str = "") -> Entry:
+        """Record a scientist's verdict on a suggestion waiting for approval."""
+        entry = self.entry(decision_uid)
+        if entry is None:
+            raise InvalidVerdictError(f"campaign {self.campaign_id!r} has no decision {decision_uid!r}")
+        if entry.status is not EntryStatus.AWAITING_APPROVAL or "verdict" in entry.approval:
+            raise InvalidVerdictError(
+                f"decision {decision_uid} is {entry.status.value}"
+                + (
+                    f" (verdict already given: {entry.approval['verdict']})"
+                    if "verdict" in entry.approval
+                    else ""
+                )
+                + "; only a suggestion awaiting approval takes a verdict"
+            )
+        verdict = {"verdict": "approved" if approved else "denied", "by": by, "at": time.time(), "note": note}
+        updated = replace(entry, approval={**entry.approval, **verdict})
+        self.put(updated)
+        return updated
+
+    def heartbeat(self, state: Mapping[str, Any]) -> None:
+        node = _child(self.node, HEARTBEAT, {"spec": "tandem-agent-daemon"})
+        node.replace_metadata(metadata={"spec": "tandem-agent-daemon", **dict(state)})
+
+    def set_paused(self, paused: bool, *, by: str, note: str = "") -> dict[str, Any]:
+        """Pause (or resume) the daemon's new decisions; it reads this every round."""
+        control = {
+            "spec": "tandem-agent-control",
+            "paused": paused,
+            "by": by,
+            "at": time.time(),
+            "note": note,
+        }
+        _child(self.node, CONTROL, {"spec": "tandem-agent-control"}).replace_metadata(metadata=control)
+        return control
+
+    def pause(self) -> dict[str, Any] | None:
+        """Who paused the daemon, when and why (None while it is not paused)."""
+        if CONTROL not in self.node:
+            return None
+        control = dict(self.node[CONTROL].metadata)
+        return control if control.get("paused") else None
+
+    def last_heartbeat(self) -> dict[str, Any] | None:
+        if HEARTBEAT not in self.node:
+            return None
+        return dict(self.node[HEARTBEAT].metadata)
