@@ -261,7 +261,7 @@ def schema_page(title: str, intro: str, root: type[BaseModel]) -> str:
 
 
 def pages() -> dict[str, str]:
-    from tandem.campaign.config import CampaignFile
+    from tandem.campaign.config.schema import CampaignFile
     from tandem.robots.deck_file import DeckFile
 
     return {
