@@ -13,7 +13,7 @@ export SAS_DLL_PATH := $(CURDIR)/$(VENV)/sasmodels-kernels
 .PHONY: demo test e2e lint typecheck layers unit reference venv clean
 
 demo: $(SELF_STAMP)
-	$(BIN)/tandem demo
+	$(BIN)/tandem campaign demo
 
 test: lint typecheck layers unit
 

@@ -14,7 +14,7 @@ carries the decision and sample uids in its plan arguments, so the runs do too.
 A restarted daemon — after SIGTERM, ``kill -9`` or a reboot — reads the journal,
 finds each open decision's item in a queue, a history or the catalog, and goes
 on: no sample is queued twice, none is forgotten. Each finished sample is also
-handed to a `SampleRecorder` (the campaign ledger, which `tandem report` reads);
+handed to a `SampleRecorder` (the campaign ledger, which `tandem campaign report` reads);
 one finished before a kill but not yet written down is written after the restart.
 
 Faults: a station that stops answering is set aside (its pending samples stay

@@ -4,7 +4,7 @@ Runs `tandem campaign` on the demo campaign with a budget of `--samples`, arming
 (`tandem.campaign.kill_points`) per process: a random step of a sample (the decision, the robot's
 mixing, the exposure, the run's end, the Tiled write, the analysis, the ledger) at a random pass,
 so that the `--kills` kills spread over the campaign. Each killed process is resumed with
-`--resume` and the next kill point armed; the last one runs to the end of the budget.
+`tandem campaign resume` and the next kill point armed; the last one runs to the end of the budget.
 
 Then it audits the catalog (`tandem.campaign.audit`) and prints what must all be 0 — samples lost,
 measured twice, beyond the budget, runs left open — and the wall-time cost of recovery: how long a
@@ -85,10 +85,11 @@ def _run(config: Path, data: Path, resume: bool, kill_at: str | None) -> tuple[i
     env = {k: v for k, v in os.environ.items() if k != KILL_AT_ENV}
     if kill_at is not None:
         env[KILL_AT_ENV] = kill_at
-    command = [sys.executable, "-P", "-m", "tandem.cli", "campaign", str(config), "--data", str(data)]
+    verb = "resume" if resume else "run"
+    command = [sys.executable, "-P", "-m", "tandem.cli", "campaign", verb, str(config), "--data", str(data)]
     started, t0 = time.time(), time.perf_counter()
     process = subprocess.run(
-        [*command, *(["--resume"] if resume else [])],
+        command,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -1,4 +1,4 @@
-"""The campaign that ships with tandem: `tandem demo` runs it, and a new campaign starts as a copy.
+"""The campaign that ships with tandem: `tandem campaign demo` runs it, and a new campaign starts as a copy.
 
 It is package data, so an installed tandem finds it as a checkout does.
 """

@@ -3,7 +3,7 @@
 `CampaignResults` is the daemon's `ResultSource`: the campaign's analysed records in
 Tiled, as its agent sees them, under the phase names phase finding gives them.
 `LedgerRecorder` is its `SampleRecorder`: each finished sample written into the campaign
-ledger, which `tandem report` reads, as the in-process runner writes it.
+ledger, which `tandem campaign report` reads, as the in-process runner writes it.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class CampaignResults:
 
 
 class LedgerRecorder:
-    """Writes each sample the daemon finished into the campaign ledger, which `tandem report` reads.
+    """Writes each sample the daemon finished into the campaign ledger, which `tandem campaign report` reads.
 
     The daemon's journal is per decision; the ledger is per sample, as the in-process
     runner writes it. A sample's station times are its run's start and stop, in

@@ -89,7 +89,7 @@ def data_store_client() -> Any:
     settings = TiledSettings()
     if settings.uri is None or settings.api_key is None:
         raise DaemonConfigError(
-            "no data store: set TANDEM_TILED_URI and TANDEM_TILED_API_KEY (`tandem serve` prints them)"
+            "no data store: set TANDEM_TILED_URI and TANDEM_TILED_API_KEY (`tandem data serve` prints them)"
         )
     return attach(settings.uri, settings.api_key.get_secret_value()).connect()
 

@@ -1,6 +1,6 @@
 """Data folders: how tandem knows a folder is its own before it writes into it or clears it.
 
-A campaign's data folder (``tandem campaign --data``, ``tandem demo --data``) holds the
+A campaign's data folder (``tandem campaign run --data``, ``tandem campaign demo --data``) holds the
 Tiled catalog (``tiled/``), the report (``report/``) and plots (``plots/``). tandem
 recognises a folder as one of its own by a marker file it writes when it takes the folder
 into use, ``tandem-data.json`` (which campaign the folder holds, when, which version).
@@ -125,7 +125,7 @@ def clear_data_folder(path: str | Path) -> list[Path]:
     if running is not None:
         raise DataFolderError(
             f"a Tiled server still serves {folder / 'tiled'} at {running.url}; stop it "
-            f"(`tandem serve stop --directory {folder}`) before clearing the folder"
+            f"(`tandem data stop --directory {folder}`) before clearing the folder"
         )
     removed = []
     for name in TANDEM_ENTRIES:

@@ -144,7 +144,7 @@ def write_server_config(directory: Path, host: str, port: int) -> Path:
 
 def write_state(directory: Path, endpoint: TiledEndpoint, pid: int) -> None:
     """Record that the server process `pid`, started by this process, serves `directory` at `endpoint`."""
-    # the owner: `tandem serve stop` asks it (not the server under it) to stop
+    # the owner: `tandem data stop` asks it (not the server under it) to stop
     state = {"url": endpoint.url, "pid": pid, "owner_pid": os.getpid()}
     _write_private(directory / STATE_FILE, json.dumps(state) + "\n")
 

@@ -36,9 +36,11 @@ def campaign_file(
     return path
 
 
-def start_campaign(config: Path, data: Path, *extra: str) -> subprocess.Popen[bytes]:
+def start_campaign(config: Path, data: Path, *, resume: bool = False) -> subprocess.Popen[bytes]:
+    """`tandem campaign run` (or `resume`) in its own process."""
+    verb = "resume" if resume else "run"
     return subprocess.Popen(
-        [sys.executable, "-P", "-m", "tandem.cli", "campaign", str(config), "--data", str(data), *extra],
+        [sys.executable, "-P", "-m", "tandem.cli", "campaign", verb, str(config), "--data", str(data)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # so that a test can kill the campaign with its IOCs and server at once

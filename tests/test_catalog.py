@@ -341,22 +341,22 @@ def test_tandem_runs_lists_a_campaign(
         monkeypatch.setenv(name, value)
     runner = CliRunner()
 
-    listed = runner.invoke(app, ["runs", "--campaign", unique_campaign_id], env={"COLUMNS": "200"})
+    listed = runner.invoke(app, ["data", "runs", "--campaign", unique_campaign_id], env={"COLUMNS": "200"})
     assert listed.exit_code == 0, listed.output
     assert "2 run(s)" in listed.output
     assert good[:8] in listed.output
     assert "stopped answering" in listed.output
 
     only_sans = runner.invoke(
-        app, ["runs", "-c", unique_campaign_id, "--station", "sans"], env={"COLUMNS": "200"}
+        app, ["data", "runs", "-c", unique_campaign_id, "--station", "sans"], env={"COLUMNS": "200"}
     )
     assert "1 run(s)" in only_sans.output
     by_directory = runner.invoke(
-        app, ["runs", "-c", unique_campaign_id, "--directory", str(tiled_server.directory)]
+        app, ["data", "runs", "-c", unique_campaign_id, "--directory", str(tiled_server.directory)]
     )
     assert "2 run(s)" in by_directory.output
 
-    refused = runner.invoke(app, ["runs", "--status", "crashed"])
+    refused = runner.invoke(app, ["data", "runs", "--status", "crashed"])
     assert refused.exit_code == 1
     assert "unknown exit status 'crashed'" in refused.output
 
@@ -368,10 +368,10 @@ def test_tandem_runs_says_where_to_find_a_store(tmp_path: Any, monkeypatch: pyte
 
     monkeypatch.delenv("TANDEM_TILED_URI", raising=False)
     monkeypatch.delenv("TANDEM_TILED_API_KEY", raising=False)
-    unset = CliRunner().invoke(app, ["runs"])
+    unset = CliRunner().invoke(app, ["data", "runs"])
     assert unset.exit_code == 1
     assert "set TANDEM_TILED_URI and TANDEM_TILED_API_KEY" in unset.output
-    nowhere = CliRunner().invoke(app, ["runs", "--directory", str(tmp_path)])
+    nowhere = CliRunner().invoke(app, ["data", "runs", "--directory", str(tmp_path)])
     assert nowhere.exit_code == 1
     assert "no Tiled server is running" in nowhere.output
 

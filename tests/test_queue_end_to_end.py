@@ -6,7 +6,7 @@ analysis worker (`tandem analyze --follow`) and the agent daemon (`tandem agent
 run`). The daemon is killed with SIGKILL half-way and started again; the
 campaign must finish with every sample measured once: none repeated, none lost,
 and every run tied to a decision the agent recorded. The stock `qserver` client
-inspects a station while the daemon works, and `tandem report` rebuilds the
+inspects a station while the daemon works, and `tandem campaign report` rebuilds the
 campaign's report from the catalog afterwards. `make e2e` runs this test alone.
 """
 
@@ -212,10 +212,10 @@ def test_campaign_across_queue_servers_survives_a_killed_daemon(lab: dict[str, o
     finally:
         _stop(analysis)
 
-    # the daemon wrote every sample into the campaign ledger: `tandem report` rebuilds the campaign
+    # the daemon wrote every sample into the campaign ledger: `tandem campaign report` rebuilds the campaign
     report = root / "report"
     done = subprocess.run(
-        [str(BIN / "tandem"), "report", campaign_id, "--data", str(root), "--out", str(report)],
+        [str(BIN / "tandem"), "campaign", "report", campaign_id, "--data", str(root), "--out", str(report)],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

@@ -30,7 +30,7 @@ def test_every_command_and_every_key_is_in_the_reference() -> None:
     pages = _generator().pages()
     for command in (
         "tandem campaign",
-        "tandem demo",
+        "tandem campaign demo",
         "tandem agent run",
         "tandem station start",
         "tandem map",

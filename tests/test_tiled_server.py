@@ -223,7 +223,7 @@ def test_errors_are_tandem_errors() -> None:
 @pytest.mark.slow
 def test_tandem_serve_prints_how_to_attach_and_stops_cleanly(tmp_path: Path) -> None:
     tandem = Path(sys.executable).with_name("tandem")
-    command = [str(tandem), "serve", "--directory", str(tmp_path / "store")]
+    command = [str(tandem), "data", "serve", "--directory", str(tmp_path / "store")]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert process.stdout is not None
@@ -253,7 +253,9 @@ def test_tandem_serve_refuses_a_bad_key_before_starting(tmp_path: Path) -> None:
 
     from tandem.cli import app
 
-    result = CliRunner().invoke(app, ["serve", "--directory", str(tmp_path), "--api-key", "not-a-key!"])
+    result = CliRunner().invoke(
+        app, ["data", "serve", "--directory", str(tmp_path), "--api-key", "not-a-key!"]
+    )
     assert result.exit_code == 1
     assert "letters and digits" in result.output
     assert list(tmp_path.iterdir()) == []

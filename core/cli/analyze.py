@@ -86,13 +86,15 @@ def analyze(
         if directory is not None:
             endpoint = find_running_server(directory)
             if endpoint is None:
-                raise TandemError(f"no Tiled server is running on {directory}; start one with `tandem serve`")
+                raise TandemError(
+                    f"no Tiled server is running on {directory}; start one with `tandem data serve`"
+                )
         else:
             settings = TiledSettings()
             if settings.uri is None or settings.api_key is None:
                 raise TandemError(
                     "no data store: set TANDEM_TILED_URI and TANDEM_TILED_API_KEY "
-                    "(`tandem serve` prints them) or pass --directory"
+                    "(`tandem data serve` prints them) or pass --directory"
                 )
             endpoint = attach(settings.uri, settings.api_key.get_secret_value())
         analyzer = Analyzer(

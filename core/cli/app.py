@@ -9,13 +9,13 @@ import typer
 
 import tandem
 
-#: `--directory`: the data folder of a running `tandem serve`, for commands that attach to Tiled
+#: `--directory`: the data folder of a running `tandem data serve`, for commands that attach to Tiled
 TiledDirectoryOption = Annotated[
     Path | None,
     typer.Option(
         "--directory",
         "-d",
-        help="Attach to the `tandem serve` running on this folder (default: TANDEM_TILED_URI and "
+        help="Attach to the `tandem data serve` running on this folder (default: TANDEM_TILED_URI and "
         "TANDEM_TILED_API_KEY from the environment).",
     ),
 ]

@@ -1,4 +1,4 @@
-"""`tandem campaign`, `tandem demo` and `tandem report`: closed-loop campaigns on the twin."""
+"""`tandem campaign run|resume|report|demo`: closed-loop campaigns and their reports."""
 
 from __future__ import annotations
 
@@ -31,6 +31,13 @@ if TYPE_CHECKING:
     from tandem.campaign.runner import Progress as CampaignProgress
 
 console = make_console(stderr=True)
+
+campaign_app = typer.Typer(
+    name="campaign",
+    help="Closed-loop campaigns: run one from its file, resume it, rebuild its report, or run the demo.",
+    no_args_is_help=True,
+)
+app.add_typer(campaign_app)
 
 #: exit status of a campaign that stopped because its samples kept failing (2: a bad campaign file)
 FAILURES_EXIT_CODE = 3
@@ -138,7 +145,7 @@ def _run(config: Path, data: Path | None, report_dir: Path | None, resume: bool)
     report = _write(data, campaign.id, report_dir)
     _summarise(report.metrics, report.folder)
     if interrupted:
-        console.print("stopped with Ctrl-C: `--resume` continues the campaign")
+        console.print("stopped with Ctrl-C: `tandem campaign resume` continues the campaign")
         raise typer.Exit(INTERRUPTED_EXIT_CODE)
 
 
@@ -171,33 +178,54 @@ def _summarise(metrics: Mapping[str, Any], folder: Path) -> None:
             )
 
 
-@app.command()
-def campaign(
-    config: Annotated[Path, typer.Argument(help="The campaign file (YAML); see docs/how-to/campaigns.md.")],
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            "--data", "-d", help="Folder for the campaign's Tiled catalog [default: runs/<campaign id>]."
-        ),
-    ] = None,
-    report_dir: Annotated[
-        Path | None, typer.Option("--report", "-r", help="Folder for the report [default: <data>/report].")
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue a stopped campaign from its catalog, losing no sample.")
-    ] = False,
+#: the campaign file, as `run` and `resume` take it
+CampaignFileArgument = Annotated[
+    Path, typer.Argument(help="The campaign file (YAML); see docs/how-to/campaigns.md.")
+]
+#: where the campaign's Tiled catalog lives
+CampaignDataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data", "-d", help="Folder for the campaign's Tiled catalog [default: runs/<campaign id>]."
+    ),
+]
+#: where its report goes
+CampaignReportOption = Annotated[
+    Path | None, typer.Option("--report", "-r", help="Folder for the report [default: <data>/report].")
+]
+
+
+@campaign_app.command("run")
+def run(
+    config: CampaignFileArgument, data: CampaignDataOption = None, report_dir: CampaignReportOption = None
 ) -> None:
     """Run a closed-loop campaign on the digital twin, then write its report.
 
     Both stations run at once on their virtual clocks, each sample is analysed as its
     run ends, and the agent chooses for whichever station is free.
 
-    Ctrl-C stops after the sample in progress; `--resume` continues later without repeating or losing
-    a sample. Exits with 2 for a campaign file with problems, 3 when the campaign stopped because its
-    samples kept failing (`stop: max_consecutive_failures`, or every station set aside: `faults`),
-    130 when stopped with Ctrl-C (the report is written), 1 for any other error.
-    Example: `tandem campaign campaign/demo/demo.yaml --data runs/demo`.
+    Ctrl-C stops after the sample in progress; `tandem campaign resume` continues later without
+    repeating or losing a sample. Exits with 2 for a campaign file with problems, 3 when the campaign
+    stopped because its samples kept failing (`stop: max_consecutive_failures`, or every station set
+    aside: `faults`), 130 when stopped with Ctrl-C (the report is written), 1 for any other error.
+    Example: `tandem campaign run campaign/demo/demo.yaml --data runs/demo`.
     """
+    _start(config, data, report_dir, resume=False)
+
+
+@campaign_app.command("resume")
+def resume(
+    config: CampaignFileArgument, data: CampaignDataOption = None, report_dir: CampaignReportOption = None
+) -> None:
+    """Continue a stopped or killed campaign from its catalog, losing and repeating no sample.
+
+    The runs a stop cut off are closed and their samples made again; the budget counts only samples
+    that finished. Same exit statuses as `tandem campaign run`.
+    """
+    _start(config, data, report_dir, resume=True)
+
+
+def _start(config: Path, data: Path | None, report_dir: Path | None, *, resume: bool) -> None:
     _configure_logging()
     try:
         _run(config, data, report_dir, resume)
@@ -206,7 +234,7 @@ def campaign(
         raise typer.Exit(1) from None
 
 
-@app.command()
+@campaign_app.command("demo")
 def demo(
     data: Annotated[
         Path,
@@ -241,7 +269,7 @@ def demo(
         raise typer.Exit(1) from None
 
 
-@app.command()
+@campaign_app.command("report")
 def report(
     campaign_id: Annotated[str, typer.Argument(help="The campaign's id (the `id:` of its file).")],
     data: Annotated[

@@ -1,4 +1,4 @@
-"""`tandem serve` (the embedded data store) and `tandem runs` (what is in it)."""
+"""`tandem data serve|stop|runs`: the embedded data store (Tiled) and what is in it."""
 
 from __future__ import annotations
 
@@ -25,14 +25,16 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-# a group, so that `tandem serve` runs the store and `tandem serve stop` stops it
-serve_app = typer.Typer(name="serve")
-app.add_typer(serve_app)
+data_app = typer.Typer(
+    name="data",
+    help="The data store: serve the embedded Tiled server, stop it, list the runs in it.",
+    no_args_is_help=True,
+)
+app.add_typer(data_app)
 
 
-@serve_app.callback(invoke_without_command=True)
+@data_app.command("serve")
 def serve(
-    ctx: typer.Context,
     *,
     directory: Annotated[
         Path,
@@ -62,12 +64,9 @@ def serve(
 
     Prints the URL and API key, and the two environment variables with which other
     tandem processes (analysis workers, the agent daemon, an IPython session) attach.
-    `tandem serve stop --directory DIR` stops it from another terminal.
+    `tandem data stop --directory DIR` stops it from another terminal.
     """
     from tandem.tiled_server import API_KEY_ENV, URI_ENV, EmbeddedTiledServer
-
-    if ctx.invoked_subcommand is not None:
-        return
 
     try:
         server = EmbeddedTiledServer(directory, api_key=api_key, port=port)
@@ -96,8 +95,8 @@ def serve(
             signal.signal(sig, handler)
 
 
-@serve_app.command("stop")
-def serve_stop(
+@data_app.command("stop")
+def stop(
     *,
     directory: Annotated[
         Path,
@@ -112,9 +111,9 @@ def serve_stop(
         float, typer.Option("--timeout", min=0, help="Seconds to wait before the server is killed.")
     ] = 30.0,
 ) -> None:
-    """Stop the Tiled server that serves DIRECTORY (a `tandem serve`, or one left behind).
+    """Stop the Tiled server that serves DIRECTORY (a `tandem data serve`, or one left behind).
 
-    A `tandem serve` is asked to stop (SIGTERM) and stops its server; a server whose owner is
+    A `tandem data serve` is asked to stop (SIGTERM) and stops its server; a server whose owner is
     gone is stopped itself. The server of a running campaign, session or station is refused:
     stop that, and its server goes with it.
     """
@@ -127,7 +126,7 @@ def serve_stop(
     typer.echo(message)
 
 
-@app.command("runs")
+@data_app.command("runs")
 def runs(
     *,
     campaign: Annotated[
@@ -158,7 +157,9 @@ def runs(
             endpoint = find_running_server(directory)
             if endpoint is None:
                 raise _fail(
-                    TandemError(f"no Tiled server is running on {directory}; start one with `tandem serve`")
+                    TandemError(
+                        f"no Tiled server is running on {directory}; start one with `tandem data serve`"
+                    )
                 )
         else:
             settings = TiledSettings()
@@ -166,7 +167,7 @@ def runs(
                 raise _fail(
                     TandemError(
                         "no data store to read: set TANDEM_TILED_URI and TANDEM_TILED_API_KEY "
-                        "(`tandem serve` prints them) or pass --directory"
+                        "(`tandem data serve` prints them) or pass --directory"
                     )
                 )
             endpoint = attach(settings.uri, settings.api_key.get_secret_value())

@@ -1,9 +1,9 @@
-"""`tandem serve stop`: stop the embedded Tiled server of a folder from another terminal.
+"""`tandem data stop`: stop the embedded Tiled server of a folder from another terminal.
 
 The server's state file (``server.json``) names the server process and the process that
-started it (its owner). Which one is signalled matters: a `tandem serve` stops its server and
+started it (its owner). Which one is signalled matters: a `tandem data serve` stops its server and
 exits cleanly when asked (SIGTERM), whereas killing the server under it would make it report a
-crash; a server whose owner is gone (a killed `tandem serve`) is stopped itself; and the server
+crash; a server whose owner is gone (a killed `tandem data serve`) is stopped itself; and the server
 of a running campaign, session or station is left alone, since stopping it would break that
 process's work: the user is told to stop that process instead.
 """
@@ -44,7 +44,7 @@ def stop_served_directory(directory: Path, *, timeout_s: float = 30.0) -> str:
                 f"(pid {owner_pid}: {' '.join(command) or 'unknown'}); stop that process, and its "
                 "server stops with it"
             )
-        target, who = owner_pid, f"`tandem serve` (pid {owner_pid})"
+        target, who = owner_pid, f"`tandem data serve` (pid {owner_pid})"
     else:
         target, who = server_pid, f"the Tiled server (pid {server_pid}), whose owner is gone"
     os.kill(target, signal.SIGTERM)

@@ -70,7 +70,7 @@ def start(
 
     The RE Manager runs profiles/queueserver/startup.py, which builds the station (devices, robot,
     RunEngine writing to Tiled) as the IPython profile does. Tiled comes from TANDEM_TILED_URI and
-    TANDEM_TILED_API_KEY (`tandem serve` prints them). The processes outlive this command; stop them
+    TANDEM_TILED_API_KEY (`tandem data serve` prints them). The processes outlive this command; stop them
     with `tandem station stop`. Prints the ports, and the `qserver` command that talks to the station.
     """
     from tandem.campaign.processes import start_station

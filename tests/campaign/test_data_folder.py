@@ -1,6 +1,6 @@
 """Data folders: tandem never deletes what it did not write, and refuses folders that are not its own.
 
-Issue 13, reproducers 1 (`tandem demo --data v` emptied a folder of the user's) and 4 (`--resume`
+Issue 13, reproducers 1 (`tandem campaign demo --data v` emptied a folder of the user's) and 4 (`--resume`
 into a folder holding another campaign started a new one there and replaced its report).
 """
 
@@ -106,7 +106,9 @@ def test_a_folder_from_before_the_marker_is_recognised_by_its_layout(tmp_path: P
 
 def test_demo_refuses_a_folder_of_the_users_and_deletes_nothing(tmp_path: Path) -> None:
     chapter = _thesis(tmp_path / "v")
-    result = CliRunner().invoke(app, ["demo", "--data", str(tmp_path / "v")], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(
+        app, ["campaign", "demo", "--data", str(tmp_path / "v")], env={"COLUMNS": "200"}
+    )
     assert result.exit_code == 1, result.output
     assert "not a tandem data folder" in result.output
     assert "Traceback" not in result.output
@@ -117,7 +119,9 @@ def test_demo_refuses_a_folder_of_the_users_and_deletes_nothing(tmp_path: Path) 
 def test_campaign_refuses_a_folder_of_the_users_and_writes_nothing(tmp_path: Path) -> None:
     chapter = _thesis(tmp_path / "v")
     result = CliRunner().invoke(
-        app, ["campaign", str(EXAMPLES / "demo.yaml"), "--data", str(tmp_path / "v")], env={"COLUMNS": "200"}
+        app,
+        ["campaign", "run", str(EXAMPLES / "demo.yaml"), "--data", str(tmp_path / "v")],
+        env={"COLUMNS": "200"},
     )
     assert result.exit_code == 1, result.output
     assert "not a tandem data folder" in result.output
@@ -162,7 +166,7 @@ def test_resume_refuses_a_folder_holding_another_campaign(tmp_path: Path, marker
     # in a process of its own: a refusal after the lab started finalizes libca, which a process
     # can do once (the EPICS tests after this one share pytest's)
     done = subprocess.run(
-        [sys.executable, "-P", "-m", "tandem.cli", "campaign", str(other), "--data", str(run_a), "--resume"],
+        [sys.executable, "-P", "-m", "tandem.cli", "campaign", "resume", str(other), "--data", str(run_a)],
         capture_output=True,
         text=True,
         timeout=600,

@@ -29,7 +29,7 @@ def _tandem_campaign(config: Path, data: Path) -> subprocess.CompletedProcess[st
         "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
     }
     return subprocess.run(
-        [sys.executable, "-P", "-m", "tandem.cli", "campaign", str(config), "--data", str(data)],
+        [sys.executable, "-P", "-m", "tandem.cli", "campaign", "run", str(config), "--data", str(data)],
         capture_output=True,
         text=True,
         env=env,

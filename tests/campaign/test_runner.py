@@ -45,7 +45,7 @@ def test_a_killed_campaign_resumes_without_repeating_or_losing_a_sample(
     finally:
         kill_group(first)
 
-    second = start_campaign(small_campaign, data, "--resume")
+    second = start_campaign(small_campaign, data, resume=True)
     output = finish(second)
     assert second.returncode == 0, output
     # the progress line went on from the restored beamtime, and its failures agree with the summary
@@ -110,5 +110,5 @@ def test_ctrl_c_stops_after_the_sample_writes_the_report_and_exits_130(
     text = output.decode()
     assert process.returncode == 130, text
     assert "Traceback" not in text
-    assert "--resume" in text
+    assert "tandem campaign resume" in text
     assert (data / "report" / "report.json").exists()

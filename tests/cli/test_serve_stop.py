@@ -1,4 +1,4 @@
-"""`tandem serve stop` stops a `tandem serve` or a server left behind, never one a campaign uses."""
+"""`tandem data stop` stops a `tandem data serve` or a server left behind, never one a campaign uses."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def _gone(pid: int) -> bool:
 
 
 def _stop(directory: Path) -> tuple[int, str]:
-    result = CliRunner().invoke(app, ["serve", "stop", "--directory", str(directory)], env={"COLUMNS": "300"})
+    result = CliRunner().invoke(app, ["data", "stop", "--directory", str(directory)], env={"COLUMNS": "300"})
     return result.exit_code, " ".join(result.output.split())
 
 
@@ -84,7 +84,7 @@ def _stop(directory: Path) -> tuple[int, str]:
 def test_stop_asks_tandem_serve_to_stop(tmp_path: Path, processes: list[subprocess.Popen[str]]) -> None:
     directory = tmp_path / "store"
     serve = subprocess.Popen(
-        [sys.executable, "-P", "-m", "tandem.cli", "serve", "--directory", str(directory)],
+        [sys.executable, "-P", "-m", "tandem.cli", "data", "serve", "--directory", str(directory)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -95,7 +95,7 @@ def test_stop_asks_tandem_serve_to_stop(tmp_path: Path, processes: list[subproce
     code, out = _stop(directory)
 
     assert code == 0, out
-    assert "`tandem serve`" in out
+    assert "`tandem data serve`" in out
     assert serve.wait(timeout=60) == 0  # it stopped as on Ctrl-C, not as on a crash
     assert _gone(server_pid)
     assert find_running_server(directory) is None

@@ -45,7 +45,7 @@ def test_a_campaign_name_and_data_path_with_markup_are_shown_as_written(tmp_path
     data.mkdir(parents=True)
     (data / "mine.txt").write_text("x")  # a folder that is not tandem's: refused before anything starts
 
-    code, out = _invoke("campaign", str(config), "--data", str(data))
+    code, out = _invoke("campaign", "run", str(config), "--data", str(data))
 
     assert code == 1, out
     assert TRICKY in out
@@ -56,7 +56,7 @@ def test_a_campaign_name_and_data_path_with_markup_are_shown_as_written(tmp_path
 
 def test_a_key_with_markup_in_a_campaign_file_is_shown_as_written(tmp_path: Path) -> None:
     config = _campaign(tmp_path, **{"[/k]:x:": 1})
-    code, out = _invoke("campaign", str(config))
+    code, out = _invoke("campaign", "run", str(config))
     assert code == 2, out
     assert "[/k]:x:" in out
 
@@ -68,7 +68,7 @@ def test_a_deck_path_and_station_id_with_markup_are_shown_as_written(tmp_path: P
     stations["[/s]"]["deck"] = "[/d]/deck.yaml"
     stations["[/s]"]["instrument"] = "saxs"
     config = _campaign(tmp_path, stations=stations)
-    code, out = _invoke("campaign", str(config))
+    code, out = _invoke("campaign", "run", str(config))
     assert code == 2, out
     assert "[/d]/deck.yaml" in out
     assert "[/s]" in out

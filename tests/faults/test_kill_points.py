@@ -71,7 +71,7 @@ def test_killed_at_every_step_and_resumed_the_campaign_loses_nothing(tmp_path: P
     for n, (point, at) in enumerate(schedule):
         os.environ[KILL_AT_ENV] = f"{point}:{at}"
         try:
-            process = start_campaign(config, data, *(["--resume"] if n else []))
+            process = start_campaign(config, data, resume=n > 0)
         finally:
             del os.environ[KILL_AT_ENV]
         try:
@@ -88,7 +88,7 @@ def test_killed_at_every_step_and_resumed_the_campaign_loses_nothing(tmp_path: P
         fired.append(f"{point}:{at}")
     assert len(fired) >= 20, f"only {len(fired)} kills fired before the budget was spent: {fired}"
 
-    last = start_campaign(config, data, "--resume")
+    last = start_campaign(config, data, resume=True)
     output = finish(last)
     assert last.returncode == 0, output
     assert "Traceback" not in output, output
