@@ -112,15 +112,15 @@ class MultiProbeModel(AgentBase):
     def _rows(self, observations: Sequence[Observation]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = torch.as_tensor(self.unit_points(o.composition for o in observations), dtype=DTYPE)
         tasks = torch.tensor([[float(PROBES.index(o.probe))] for o in observations], dtype=DTYPE)
-        probs = np.array([[_label_vector(o).get(lab, 0.0) for lab in self.labels] for o in observations])
+        probs = np.array([[o.label_vector().get(lab, 0.0) for lab in self.labels] for o in observations])
         y, yvar = dirichlet_targets(probs, self.settings.alpha_epsilon)
         return torch.cat([x, tasks.reshape(-1, 1)], -1), y, yvar
 
     def _admitted(self, observations: list[Observation]) -> None:
-        new_labels = sorted({k for o in observations for k in _label_vector(o)} - set(self.labels))
+        new_labels = sorted({k for o in observations for k in o.label_vector()} - set(self.labels))
         newly_seen = False
         for o in observations:
-            for label, p in _label_vector(o).items():
+            for label, p in o.label_vector().items():
                 if p > 0 and o.probe not in self.seen_by.setdefault(label, set()):
                     self.seen_by[label].add(o.probe)
                     newly_seen = True
@@ -151,10 +151,10 @@ class MultiProbeModel(AgentBase):
         if not changed:
             return 0
         self.observations = observations
-        self.labels = sorted({k for o in observations for k in _label_vector(o)})
+        self.labels = sorted({k for o in observations for k in o.label_vector()})
         self.seen_by = {}
         for o in observations:
-            for label, p in _label_vector(o).items():
+            for label, p in o.label_vector().items():
                 if p > 0:
                     self.seen_by.setdefault(label, set()).add(o.probe)
         self.gp.replace_outputs(*self._rows(observations))
@@ -307,10 +307,3 @@ class MultiProbeModel(AgentBase):
         costs = [StationCost.from_dict(c) for c in model_state.get("costs", [])]
         settings = MultiProbeSettings.from_dict(model_state.get("settings", {}))
         return cls(region, costs, seed=int(state.get("seed", 0)), settings=settings)
-
-
-def _label_vector(obs: Observation) -> dict[str, float]:
-    if obs.label_probabilities:
-        total = sum(obs.label_probabilities.values())
-        return {k: v / total for k, v in obs.label_probabilities.items()}
-    return {str(obs.label): 1.0}

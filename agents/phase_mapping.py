@@ -217,19 +217,13 @@ class PhaseMappingAgent(AgentBase):
 
     # -- data ---------------------------------------------------------------------------------
 
-    def _label_vector(self, obs: Observation) -> dict[str, float]:
-        if obs.label_probabilities:
-            total = sum(obs.label_probabilities.values())
-            return {k: v / total for k, v in obs.label_probabilities.items()}
-        return {str(obs.label): 1.0}
-
     def _admitted(self, observations: list[Observation]) -> None:
-        vectors = [self._label_vector(o) for o in observations]
+        vectors = [o.label_vector() for o in observations]
         new_labels = sorted({k for v in vectors for k in v} - set(self.labels))
         x_new = torch.as_tensor(self.unit_points(o.composition for o in observations), dtype=DTYPE)
         if new_labels:
             self.labels = sorted({*self.labels, *new_labels})
-            all_vectors = [self._label_vector(o) for o in self.observations]
+            all_vectors = [o.label_vector() for o in self.observations]
             self._probs = np.array([[v.get(lab, 0.0) for lab in self.labels] for v in all_vectors])
             y, yvar = dirichlet_targets(self._probs, self.settings.alpha_epsilon)
             self.gp.replace_outputs(torch.as_tensor(self.observed_unit(), dtype=DTYPE), y, yvar)
@@ -248,7 +242,7 @@ class PhaseMappingAgent(AgentBase):
         if not changed:
             return 0
         self.observations = observations
-        vectors = [self._label_vector(o) for o in observations]
+        vectors = [o.label_vector() for o in observations]
         self.labels = sorted({k for v in vectors for k in v})
         self._probs = np.array([[v.get(lab, 0.0) for lab in self.labels] for v in vectors])
         y, yvar = dirichlet_targets(self._probs, self.settings.alpha_epsilon)

@@ -32,7 +32,6 @@ from tandem.analysis.curves import Curve
 from tandem.analysis.failures import AnalysisError, FailureCode
 from tandem.analysis.features import Features
 from tandem.analysis.fit_candidates import DEFAULT_CANDIDATES, HOMOGENEOUS_CANDIDATES, CandidateModel
-from tandem.analysis.fit_problem import FitProblem
 from tandem.analysis.fit_search import CandidateSearch, FitSettings, ModelFit, failed_fit
 
 __all__ = [
@@ -42,9 +41,7 @@ __all__ = [
     "FitReport",
     "FitSettings",
     "ModelFit",
-    "fit_candidate",
     "fit_models",
-    "model_curve",
     "screen_models",
 ]
 
@@ -166,18 +163,6 @@ def _finish(search: CandidateSearch, s: FitSettings) -> ModelFit:
         )
 
 
-def fit_candidate(
-    candidate: CandidateModel,
-    curve: Curve,
-    features: Features,
-    settings: FitSettings | None = None,
-) -> ModelFit:
-    """Fit one candidate; a failure to converge is a `ModelFit` with `converged=False` and the reason."""
-    s = settings or FitSettings()
-    search, quick = _begin(candidate, curve, _coarse(curve, s), features, s)
-    return quick if search is None else _finish(search, s)
-
-
 def _in_parallel(work: Callable[[Any], Any], items: Sequence[Any], workers: int) -> list[Any]:
     if workers > 1 and len(items) > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -281,14 +266,3 @@ def screen_models(curve: Curve, features: Features, settings: FitSettings | None
     raw = {f.model: math.exp(-0.5 * min(score(f) - score(best), 1400.0)) for f in good}
     total = sum(raw.values())
     return FitReport(fits, best, s.criterion, {m: v / total for m, v in raw.items()})
-
-
-def model_curve(fit: ModelFit, candidates: Sequence[CandidateModel], curve: Curve) -> FloatArray:
-    """The fitted model, smeared, at the curve's q points (for plots and residuals)."""
-    candidate = next(c for c in candidates if c.name == fit.model)
-    problem = FitProblem(candidate, curve)
-    values = {k: v for k, (v, _) in fit.parameters.items()}
-    free = {p.name for p in candidate.free} | {"scale", "background"}
-    problem.extra = {k: v for k, v in values.items() if k not in free}
-    shape = problem.shape_vector(values)
-    return problem.model(values["scale"], values["background"], shape)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tandem.campaign.daemon_wiring import DaemonConfigError, data_store_client, load_daemon_file
-from tandem.child_processes import pid_alive
+from tandem.child_processes import command_line, pid_alive
 
 if TYPE_CHECKING:
     from tandem.agents.journal import Journal
@@ -79,9 +79,7 @@ def wait_for_exit(pid: int, timeout_s: float) -> None:
 
 def _is_agent_daemon(pid: int) -> bool:
     """Whether `pid` runs `tandem agent run` (a heartbeat's pid may have been reused since)."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return True  # no /proc to ask (not Linux): trust the heartbeat
-    words = [a.decode(errors="replace") for a in argv]
+    words = command_line(pid)
+    if words is None:
+        return True  # no /proc to ask (not Linux, or just gone): trust the heartbeat
     return "agent" in words and "run" in words[words.index("agent") :]

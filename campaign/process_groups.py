@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from tandem.child_processes import pid_alive
+from tandem.child_processes import log_tail, pid_alive
 from tandem.errors import TandemError
 
 __all__ = ["ProcessError", "log_tail", "spawn_detached", "stop_process_group", "wait_for"]
@@ -25,15 +25,6 @@ __all__ = ["ProcessError", "log_tail", "spawn_detached", "stop_process_group", "
 
 class ProcessError(TandemError, RuntimeError):
     """A station process that would not start, answer or stop."""
-
-
-def log_tail(path: Path, n_lines: int = 25) -> str:
-    """The last `n_lines` of a process's log, for an error message."""
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join(lines[-n_lines:])
 
 
 def wait_for(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.1) -> bool:

@@ -58,6 +58,24 @@ def free_port(host: str = LOOPBACK, *, udp_too: bool = False) -> int:
     raise NoFreePortError(f"found no port free for both TCP and UDP on {host} after 100 tries")
 
 
+def command_line(pid: int) -> list[str] | None:
+    """The arguments process `pid` was started with; None where /proc cannot say (gone, not Linux)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [word.decode(errors="replace") for word in raw.split(b"\0") if word]
+
+
+def log_tail(path: Path, n_lines: int = 25) -> str:
+    """The last `n_lines` of a child's log, for an error message that says why it died."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(lines[-n_lines:])
+
+
 def pid_alive(pid: int | None) -> bool:
     """Whether process `pid` runs; a zombie (exited, not yet reaped by its parent) counts as gone."""
     if pid is None or pid <= 0:

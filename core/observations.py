@@ -57,6 +57,13 @@ class Observation:
     def ok(self) -> bool:
         return self.status is AnalysisStatus.OK
 
+    def label_vector(self) -> dict[str, float]:
+        """The label as probabilities over phase names: the given ones normalised, else all on `label`."""
+        if self.label_probabilities:
+            total = sum(self.label_probabilities.values())
+            return {k: v / total for k, v in self.label_probabilities.items()}
+        return {str(self.label): 1.0}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "sample_uid": self.sample_uid,

@@ -33,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
 
-from tandem.child_processes import LOOPBACK, free_port, popen_dying_with_parent
+from tandem.child_processes import LOOPBACK, free_port, log_tail, popen_dying_with_parent
 from tandem.tiled_directory import (
     CATALOG_FILE,
     LOG_FILE,
@@ -323,7 +323,7 @@ class EmbeddedTiledServer:
         deadline = time.monotonic() + self.startup_timeout_s
         while True:
             if process.poll() is not None:
-                tail = self._log_tail()
+                tail = log_tail(self.log_path, 20)
                 if "address already in use" in tail.lower():
                     raise _PortTakenError
                 raise TiledServerError(
@@ -336,16 +336,9 @@ class EmbeddedTiledServer:
             if time.monotonic() >= deadline:
                 raise TiledServerError(
                     f"the Tiled server did not answer within {self.startup_timeout_s:g} s; "
-                    f"the end of {self.log_path}:\n{self._log_tail()}"
+                    f"the end of {self.log_path}:\n{log_tail(self.log_path, 20)}"
                 )
             time.sleep(0.05)
-
-    def _log_tail(self, n_lines: int = 20) -> str:
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no log)"
-        return "\n".join(lines[-n_lines:])
 
 
 class _PortTakenError(Exception):

@@ -17,6 +17,7 @@ import signal
 import time
 from pathlib import Path
 
+from tandem.child_processes import command_line, pid_alive
 from tandem.tiled_server import STATE_FILE, TiledServerError, find_running_server
 
 
@@ -36,8 +37,8 @@ def stop_served_directory(directory: Path, *, timeout_s: float = 30.0) -> str:
     state = json.loads((served / STATE_FILE).read_text())
     server_pid = int(state["pid"])
     owner_pid = state.get("owner_pid")
-    if isinstance(owner_pid, int) and owner_pid != os.getpid() and _alive(owner_pid):
-        command = _command_line(owner_pid)
+    if isinstance(owner_pid, int) and owner_pid != os.getpid() and pid_alive(owner_pid):
+        command = command_line(owner_pid) or []
         if "serve" not in command:
             raise TiledServerError(
                 f"the Tiled server on {served} ({endpoint.url}) is the data store of a running process "
@@ -49,7 +50,7 @@ def stop_served_directory(directory: Path, *, timeout_s: float = 30.0) -> str:
         target, who = server_pid, f"the Tiled server (pid {server_pid}), whose owner is gone"
     os.kill(target, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while _alive(server_pid):
+    while pid_alive(server_pid):
         if time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(server_pid, signal.SIGKILL)
@@ -58,20 +59,6 @@ def stop_served_directory(directory: Path, *, timeout_s: float = 30.0) -> str:
     with contextlib.suppress(FileNotFoundError):
         (served / STATE_FILE).unlink()  # its owner removes it; an orphan's is removed here
     return f"stopped {who} serving {served} at {endpoint.url}"
-
-
-def _alive(pid: int) -> bool:
-    from tandem.child_processes import pid_alive
-
-    return pid_alive(pid)
-
-
-def _command_line(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [word.decode(errors="replace") for word in raw.split(b"\0") if word]
 
 
 __all__ = ["served_directory", "stop_served_directory"]

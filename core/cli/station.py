@@ -197,21 +197,21 @@ def twin_device_problems(process: StationProcess, timeout_s: float) -> list[str]
     station's processes and asked at the port it serves on.
     """
     from tandem.campaign.rig import CELL_LOADER_PREFIX
+    from tandem.child_processes import command_line
     from tandem.sim.ioc import search
 
     if not Path("/proc/self/stat").exists():
         return []
     prefix = CELL_LOADER_PREFIX.format(station=process.station.upper())
     for pid in _descendants(process.pid):
-        with contextlib.suppress(OSError):
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-            if "tandem.sim.ioc" in argv and prefix in argv:
-                address = _ioc_address(pid)
-                pv = f"{prefix}Busy-RB"
-                if address is None or search(pv, address, timeout_s):
-                    return []
-                host, port = address
-                return [f"cell loader — {pv} does not answer (its IOC, pid {pid}, serves {host}:{port})"]
+        argv = command_line(pid) or []
+        if "tandem.sim.ioc" in argv and prefix in argv:
+            address = _ioc_address(pid)
+            pv = f"{prefix}Busy-RB"
+            if address is None or search(pv, address, timeout_s):
+                return []
+            host, port = address
+            return [f"cell loader — {pv} does not answer (its IOC, pid {pid}, serves {host}:{port})"]
     return [f"cell loader — its IOC ({prefix}) is not running"]
 
 

@@ -32,7 +32,7 @@ from tandem.components import (
     Role,
 )
 from tandem.errors import InvalidCompositionError, TandemError
-from tandem.sim.systems import D2O, H2O
+from tandem.sim.systems import D2O, H2O, solvent_for
 from tandem.sim.truth import TruthPoint
 from tandem.stations import SANS, SAXS, Probe
 
@@ -81,11 +81,6 @@ class UnknownSystemError(TandemError, KeyError):
 
     def __str__(self) -> str:
         return f"no zoo system {self.name!r}; known systems: {', '.join(self.known)}"
-
-
-def solvent_for(probe: Probe | str) -> Component:
-    """Each station's own solvent: light water for X-rays, heavy water for neutrons."""
-    return D2O if Probe(probe) is Probe.NEUTRON else H2O
 
 
 @cache
