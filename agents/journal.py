@@ -17,15 +17,39 @@ from enum import StrEnum
 from typing import Any
 
 from tandem.agents.records import DecisionRecord, read_records, write_records
+from tandem.catalog_layout import (
+    CAMPAIGNS,
+    CONTAINER_SPECS,
+    CONTROL,
+    DECISIONS,
+    HEARTBEAT,
+    JOURNAL,
+    QUEUED_DECISION_SPEC,
+    TiledContainer,
+    campaign_container,
+    campaign_node,
+    create_or_replace_metadata,
+    find_campaign,
+)
 from tandem.errors import TandemError
 
-CAMPAIGNS = "campaigns"
-JOURNAL = "queue"
-DECISIONS = "decisions"
-HEARTBEAT = "daemon"
-#: a scientist's pause of the daemon's decisions (`tandem agent pause` / `resume`)
-CONTROL = "control"
-ENTRY_SPEC = "tandem-queued-decision"
+# the catalog's names are re-exported: they were read from here (`tandem.catalog_layout` owns them)
+__all__ = [
+    "CAMPAIGNS",
+    "CONTROL",
+    "DECISIONS",
+    "ENTRY_SPEC",
+    "HEARTBEAT",
+    "JOURNAL",
+    "Attempt",
+    "Entry",
+    "EntryStatus",
+    "InvalidVerdictError",
+    "Journal",
+]
+
+#: the spec of a journal entry (the layout, `tandem.catalog_layout`, names every node and spec)
+ENTRY_SPEC = QUEUED_DECISION_SPEC
 
 
 class InvalidVerdictError(TandemError, ValueError):
@@ -118,17 +142,6 @@ class Entry:
 # --- the journal in Tiled ---------------------------------------------------------------------
 
 
-def _child(parent: Any, key: str, metadata: Mapping[str, Any]) -> Any:
-    if key in parent:
-        return parent[key]
-    try:
-        return parent.create_container(key=key, metadata=dict(metadata))
-    except Exception:
-        if key in parent:  # another process made it between our look and our write
-            return parent[key]
-        raise
-
-
 class Journal:
     """The daemon's records of one campaign in Tiled: decisions, their queue entries, its heartbeat.
 
@@ -137,27 +150,17 @@ class Journal:
     """
 
     def __init__(
-        self, client: Any, campaign_id: str, campaign_record: Mapping[str, Any] | None = None
+        self, client: TiledContainer, campaign_id: str, campaign_record: Mapping[str, Any] | None = None
     ) -> None:
-        campaigns = _child(client, CAMPAIGNS, {"spec": "tandem-campaigns"})
-        self.node = _child(
-            campaigns,
-            campaign_id,
-            {
-                "spec": "tandem-campaign",
-                "campaign_id": campaign_id,
-                "campaign": dict(campaign_record or {}),
-                "created": time.time(),
-            },
-        )
+        self.node = campaign_node(client, campaign_id, campaign_record)
         self.campaign_id = campaign_id
-        self.entries_node = _child(self.node, JOURNAL, {"spec": "tandem-queue-journal"})
-        self.decisions = _child(self.node, DECISIONS, {"spec": "tandem-decisions"})
+        self.entries_node = campaign_container(self.node, JOURNAL)
+        self.decisions = campaign_container(self.node, DECISIONS)
 
     @classmethod
-    def find(cls, client: Any, campaign_id: str) -> Journal | None:
+    def find(cls, client: TiledContainer, campaign_id: str) -> Journal | None:
         """The journal of an existing campaign (None if the catalog has none)."""
-        if CAMPAIGNS not in client or campaign_id not in client[CAMPAIGNS]:
+        if find_campaign(client, campaign_id) is None:
             return None
         return cls(client, campaign_id)
 
@@ -175,10 +178,8 @@ class Journal:
             return None
 
     def put(self, entry: Entry) -> None:
-        if entry.decision_uid in self.entries_node:
-            self.entries_node[entry.decision_uid].replace_metadata(metadata=entry.to_dict())
-        else:
-            self.entries_node.create_container(key=entry.decision_uid, metadata=entry.to_dict())
+        # race-safe: the daemon and a scientist's verdict (another process) may write the same entry
+        create_or_replace_metadata(self.entries_node, entry.decision_uid, entry.to_dict())
 
     def write_decisions(self, records: Iterable[DecisionRecord]) -> None:
         write_records(self.decisions, records)
@@ -207,19 +208,19 @@ class Journal:
         return updated
 
     def heartbeat(self, state: Mapping[str, Any]) -> None:
-        node = _child(self.node, HEARTBEAT, {"spec": "tandem-agent-daemon"})
-        node.replace_metadata(metadata={"spec": "tandem-agent-daemon", **dict(state)})
+        node = campaign_container(self.node, HEARTBEAT)
+        node.replace_metadata(metadata={"spec": CONTAINER_SPECS[HEARTBEAT], **dict(state)})
 
     def set_paused(self, paused: bool, *, by: str, note: str = "") -> dict[str, Any]:
         """Pause (or resume) the daemon's new decisions; it reads this every round."""
         control = {
-            "spec": "tandem-agent-control",
+            "spec": CONTAINER_SPECS[CONTROL],
             "paused": paused,
             "by": by,
             "at": time.time(),
             "note": note,
         }
-        _child(self.node, CONTROL, {"spec": "tandem-agent-control"}).replace_metadata(metadata=control)
+        campaign_container(self.node, CONTROL).replace_metadata(metadata=control)
         return control
 
     def pause(self) -> dict[str, Any] | None:

@@ -15,11 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from tandem.agents.errors import AgentStateError
+from tandem.catalog_layout import DECISION_SPEC, TiledContainer, create_if_absent
 
-RECORD_SPEC = "tandem-decision"
+RECORD_SPEC = DECISION_SPEC
 RECORD_VERSION = 1
 
 
@@ -98,7 +97,7 @@ def latest(records: Iterable[DecisionRecord]) -> DecisionRecord:
     return ordered[-1]
 
 
-def write_records(container: Any, records: Iterable[DecisionRecord]) -> list[str]:
+def write_records(container: TiledContainer, records: Iterable[DecisionRecord]) -> list[str]:
     """Write each record as a child node of a Tiled `container` (key = decision uid).
 
     Records already present are left alone (writing is idempotent), so a
@@ -108,19 +107,13 @@ def write_records(container: Any, records: Iterable[DecisionRecord]) -> list[str
     for record in records:
         # create and let the server refuse a duplicate: listing the container first would fetch
         # every earlier record's metadata, a cost that grew with the campaign
-        try:
-            container.create_container(
-                key=record.decision_uid, metadata=record.to_dict(), specs=[RECORD_SPEC]
-            )
-        except httpx.HTTPStatusError as exc:
-            if exc.response.status_code != httpx.codes.CONFLICT:
-                raise
-            continue
-        written.append(record.decision_uid)
+        node = create_if_absent(container, record.decision_uid, record.to_dict(), specs=[RECORD_SPEC])
+        if node is not None:
+            written.append(record.decision_uid)
     return written
 
 
-def read_records(container: Any, agent: str | None = None) -> list[DecisionRecord]:
+def read_records(container: TiledContainer, agent: str | None = None) -> list[DecisionRecord]:
     """All decision records under a Tiled `container` (optionally of one agent), by step."""
     out = []
     for key in container:

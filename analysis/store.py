@@ -1,6 +1,6 @@
 """Analysed results in Tiled: one node per raw run, keyed by the raw run's uid.
 
-Layout (a sibling of `raw`, see `tandem.catalog`)::
+Layout (a sibling of `raw`; `tandem.catalog_layout` holds the whole catalog's)::
 
     analysed/
       <raw run uid>/        metadata: links (run, sample, campaign, decision), status and reason,
@@ -31,21 +31,28 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import httpx
 import numpy as np
 from tiled.queries import Key
 
 from tandem.analysis.curves import Curve
+from tandem.catalog_layout import ANALYSED, TiledContainer, analysed_node, create_afresh, read_array
 from tandem.observations import AnalysisStatus, Observation
 from tandem.stations import Probe
 
-if TYPE_CHECKING:
-    from tiled.client.container import Container
+# ANALYSED and analysed_node are re-exported: they began here (`tandem.catalog_layout` owns them)
+__all__ = [
+    "ANALYSED",
+    "ARRAYS",
+    "SCHEMA_VERSION",
+    "AnalysisRecord",
+    "AnalysisStore",
+    "FitStatus",
+    "analysed_node",
+    "with_label",
+]
 
-#: the container of analysed results at the root of the catalog
-ANALYSED = "analysed"
 ARRAYS = ("q_inv_a", "intensity_per_cm", "sigma_per_cm", "dq_inv_a")
 SCHEMA_VERSION = 2
 
@@ -228,25 +235,10 @@ def _from_json(value: Any) -> Any:
     return value
 
 
-def analysed_node(client: Container) -> Container:
-    """The `analysed` container at the root of the catalog, created if missing."""
-    if ANALYSED in client:
-        return client[ANALYSED]
-    try:
-        return client.create_container(
-            ANALYSED, metadata={"description": "analysed results, keyed by raw run uid"}
-        )
-    except Exception:
-        # another process may have created it between our look and our write
-        if ANALYSED in client:
-            return client[ANALYSED]
-        raise
-
-
 class AnalysisStore:
     """Read and write analysed nodes."""
 
-    def __init__(self, client: Container) -> None:
+    def __init__(self, client: TiledContainer) -> None:
         self._client = client
         self._node = analysed_node(client)
 
@@ -255,18 +247,11 @@ class AnalysisStore:
 
         A record whose fits are pending is written readable but not complete: `finish` completes it.
         """
-        key = record.run_uid
         # the fits status is set last: a node with arrays missing is never "pending", only incomplete
         metadata = record.metadata() | {"complete": False, "fits_status": None}
-        try:
-            # most runs are analysed once: create first, and replace only when the server says the
-            # node exists (asking first cost a request per run)
-            container = self._node.create_container(key, metadata=metadata)
-        except httpx.HTTPStatusError as exc:
-            if exc.response.status_code != httpx.codes.CONFLICT:
-                raise
-            self._node.delete_contents(key, recursive=True, external_only=False)
-            container = self._node.create_container(key, metadata=metadata)
+        # most runs are analysed once: created first, replaced whole only when the server says the
+        # node exists (asking first cost a request per run)
+        container = create_afresh(self._node, record.run_uid, metadata)
         if record.curve is not None:
             for name in ARRAYS:
                 container.write_array(np.asarray(getattr(record.curve, name), dtype=np.float64), key=name)
@@ -334,17 +319,17 @@ class AnalysisStore:
     def observations(self, campaign_id: str) -> list[Observation]:
         return [r.to_observation() for r in self.records(campaign_id=campaign_id, with_curve=False)]
 
-    def _lookup(self, run_uid: str) -> Any:
+    def _lookup(self, run_uid: str) -> TiledContainer | None:
         try:
             return self._node[run_uid]
         except KeyError:
             return None
 
     @staticmethod
-    def _record(node: Any, with_curve: bool) -> AnalysisRecord:
+    def _record(node: TiledContainer, with_curve: bool) -> AnalysisRecord:
         curve = None
         if with_curve and all(name in node for name in ARRAYS):
-            q, i, sigma, dq = (np.asarray(node[name].read(), dtype=np.float64) for name in ARRAYS)
+            q, i, sigma, dq = (read_array(node, name).astype(np.float64, copy=False) for name in ARRAYS)
             curve = Curve(q, i, sigma, dq)
         return AnalysisRecord.from_node(node.metadata, curve)
 
@@ -355,7 +340,7 @@ def _readable(metadata: Mapping[str, Any], pending_fits: bool) -> bool:
     return pending_fits and metadata.get("fits_status") == FitStatus.PENDING.value
 
 
-def _values(node: Any) -> Iterator[Any]:
+def _values(node: TiledContainer) -> Iterator[TiledContainer]:
     yield from node.values()
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from tandem.campaign.ledger import Ledger, SampleStatus
 from tandem.catalog import Catalog, ExitStatus
+from tandem.catalog_layout import TiledContainer
 
 SAMPLE_PLAN = "sample_plan"
 
@@ -61,7 +62,7 @@ class CampaignAudit:
         return asdict(self) | {"problems": self.problems}
 
 
-def audit_campaign(client: Any, campaign_id: str) -> CampaignAudit:
+def audit_campaign(client: TiledContainer, campaign_id: str) -> CampaignAudit:
     """Audit `campaign_id` in the catalog of `client` (its root)."""
     ledger = Ledger.open(client, campaign_id)
     entries = ledger.entries()

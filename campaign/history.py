@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 
@@ -27,11 +26,12 @@ from tandem.campaign.report import (
     Measurement,
     PhaseMap,
 )
+from tandem.catalog_layout import TiledContainer
 from tandem.observations import Observation
 from tandem.stations import Probe
 
 
-def campaign_from_catalog(client: Any, campaign_id: str) -> tuple[Campaign, Ledger]:
+def campaign_from_catalog(client: TiledContainer, campaign_id: str) -> tuple[Campaign, Ledger]:
     """The campaign as it was recorded when it started, and its ledger."""
     ledger = Ledger.open(client, campaign_id)
     return load_campaign_data(ledger.campaign_record, source=f"catalog:{campaign_id}"), ledger
@@ -90,7 +90,7 @@ def relearn(
 
 
 def build_history(
-    client: Any,
+    client: TiledContainer,
     campaign_id: str,
     *,
     agent: Agent | None = None,

@@ -21,10 +21,11 @@ from typing import Any
 
 from tandem.analysis.pipeline import Analyzer
 from tandem.campaign.config import Campaign
-from tandem.campaign.ledger import CAMPAIGNS, INTERRUPTED_REASON, Ledger, LedgerEntry, SampleStatus
+from tandem.campaign.ledger import INTERRUPTED_REASON, Ledger, LedgerEntry, SampleStatus
 from tandem.campaign.rig import StationRig
 from tandem.campaign.runner_completion import failure, sample_runs
 from tandem.catalog import Catalog, RawRun
+from tandem.catalog_layout import CAMPAIGNS, TiledContainer
 from tandem.components import Component
 from tandem.composition import Composition
 from tandem.data_folder import check_data_folder, claim_data_folder, marked_campaign
@@ -52,7 +53,7 @@ def claim_folder(directory: Path, campaign_id: str, *, resume: bool) -> None:
     claim_data_folder(directory, campaign_id=campaign_id)
 
 
-def check_catalog_holds(client: Any, directory: Path, campaign_id: str) -> None:
+def check_catalog_holds(client: TiledContainer, directory: Path, campaign_id: str) -> None:
     """Refuse to resume `campaign_id` in a catalog that does not hold it."""
     # a folder without a marker naming its campaign (older ones) is checked in its catalog
     held = list(client[CAMPAIGNS]) if CAMPAIGNS in client else []

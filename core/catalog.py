@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tiled.queries import Key
 
-from tandem.catalog_layout import RAW, raw_runs_node
+from tandem.catalog_layout import RAW, TiledContainer, raw_runs_node, read_array
 from tandem.document_queue import (  # re-exported: the queue began here
     DocumentCallback,
     DocumentQueue,
@@ -35,8 +35,6 @@ from tandem.run_documents import ExitStatus, RunDataError, RunDocuments, as_dict
 from tandem.run_writer import subscribe_tiled_writer, tiled_writer
 
 if TYPE_CHECKING:
-    from tiled.client.container import Container
-
     from tandem.tiled_endpoint import TiledEndpoint
 
 __all__ = [
@@ -80,8 +78,8 @@ class InvalidRunQueryError(TandemError, ValueError):
 class RawRun(RunDocuments):
     """One Bluesky run read back from Tiled."""
 
-    def __init__(self, node: Any) -> None:
-        # `node` is a BlueskyRun client (bluesky_tiled_plugins); untyped upstream
+    def __init__(self, node: TiledContainer) -> None:
+        # `node` is a BlueskyRun client (bluesky_tiled_plugins), a Tiled container of one node per stream
         self._node = node
         metadata = node.metadata
         self.start = as_dict(metadata.get("start"))
@@ -95,7 +93,7 @@ class RawRun(RunDocuments):
         )
 
     @property
-    def node(self) -> Any:
+    def node(self) -> TiledContainer:
         """The underlying Tiled BlueskyRun client, for anything this class does not cover."""
         return self._node
 
@@ -145,9 +143,9 @@ class RawRun(RunDocuments):
         if field not in node:
             known = ", ".join(sorted(node)) or "none"
             raise RunDataError(f"run {self.uid}, stream {stream!r} has no field {field!r}; fields: {known}")
-        return np.asarray(node[field].read())
+        return read_array(node, field)
 
-    def _stream(self, stream: str) -> Any:
+    def _stream(self, stream: str) -> TiledContainer:
         if stream not in self._node:
             raise RunDataError(
                 f"run {self.uid} has no stream {stream!r}; streams: {', '.join(self.streams) or 'none'}"
@@ -163,7 +161,7 @@ class Catalog:
     ...     frames = run.frames()
     """
 
-    def __init__(self, client: Container) -> None:
+    def __init__(self, client: TiledContainer) -> None:
         self._client = client
         self._raw = raw_runs_node(client)
 
@@ -172,7 +170,7 @@ class Catalog:
         return cls(endpoint.connect())
 
     @property
-    def client(self) -> Container:
+    def client(self) -> TiledContainer:
         """The Tiled client on the root of the catalog."""
         return self._client
 
@@ -189,7 +187,7 @@ class Catalog:
     def __contains__(self, uid: object) -> bool:
         return isinstance(uid, str) and self._lookup(uid) is not None
 
-    def _lookup(self, uid: str) -> Any:
+    def _lookup(self, uid: str) -> TiledContainer | None:
         if not uid:
             return None
         try:
@@ -238,7 +236,7 @@ class Catalog:
         if limit is not None and limit < 0:
             raise InvalidRunQueryError(f"limit must be a number of runs >= 0, got {limit}")
         node = self._search(**criteria).sort(("start.time", -1 if newest_first else 1))
-        values: Iterator[Any] = iter(node.values())
+        values: Iterator[TiledContainer] = iter(node.values())
         for item in values if limit is None else islice(values, limit):
             yield RawRun(item)
 
@@ -294,7 +292,7 @@ class Catalog:
                 raise RunNotReadyError(f"run {uid!r} {state} after {timeout_s:g} s")
             time.sleep(poll_interval_s)
 
-    def _search(self, **criteria: Any) -> Container:
+    def _search(self, **criteria: Any) -> TiledContainer:
         node = self._raw
         exit_status = criteria.pop("exit_status", None)
         started_after = criteria.pop("started_after", None)
