@@ -2,9 +2,11 @@
 
 `campaign_validator` checks each suggestion against the campaign file before it is
 queued (station, bounds, constraints, scan limits, stocks on the deck);
-`sample_plan_request` turns a suggestion into the `sample_plan` item of its station's
-queue server; `stop_criteria` are the campaign's stop section as the daemon checks it
-before each new suggestion.
+`sample_request` turns a suggestion into its `tandem.sample_request.SampleRequest` (the
+in-process runner takes its requests from here too, so both make a sample alike) and
+`sample_plan_request` into the `sample_plan` item of its station's queue server;
+`stop_criteria` are the campaign's stop section as the daemon checks it before each new
+suggestion.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import math
 from typing import TYPE_CHECKING
 
 from tandem.agents.station_queue import PlanRequest
+from tandem.sample_request import SampleRequest, SampleSettings
+from tandem.stations import device_names
 
 if TYPE_CHECKING:
     from tandem.agents.daemon import Progress, StopCriterion, Validator
@@ -56,28 +60,34 @@ def campaign_validator(campaign: Campaign) -> Validator:
     return validate
 
 
-def sample_plan_request(campaign: Campaign, suggestion: Suggestion, sample_uid: str) -> PlanRequest:
-    """The `sample_plan` item for a suggestion: this station's devices by name, JSON arguments only."""
-    sid = suggestion.station
-    station = campaign.stations[sid]
-    target = {n: float(suggestion.target.mass_fraction(n)) for n in campaign.solutes}
-    volume = float(station.spec.sample_volume_ul)
-    scan = suggestion.scan
-    return PlanRequest(
-        "sample_plan",
-        (sid, f"{sid}_liquid_handler", f"{sid}_cell_loader", target, float(scan.exposure_s)),
-        {
-            "configuration": scan.configuration,
-            "temperature_c": scan.temperature_c,
-            "n_frames": int(scan.n_frames),
-            "balance": station.solvent.name,
-            "campaign_id": campaign.id,
-            "decision_uid": suggestion.decision_uid,
-            "sample_uid": sample_uid,
-            "total_volume_ul": volume,
-            "load_volume_ul": volume / 2,
-        },
+def sample_settings(campaign: Campaign) -> dict[str, SampleSettings]:
+    """What each station of the campaign gives every sample made there: its solvent, its sample volume."""
+    return {
+        sid: SampleSettings(balance=station.solvent.name, sample_volume_ul=station.spec.sample_volume_ul)
+        for sid, station in campaign.stations.items()
+    }
+
+
+def sample_request(
+    campaign: Campaign, suggestion: Suggestion, sample_uid: str, *, measure_empty_cell: bool = True
+) -> SampleRequest:
+    """The campaign's request for a suggestion's sample (the in-process runner's as well as the daemon's)."""
+    return SampleRequest.from_suggestion(
+        suggestion,
+        sample_settings(campaign),
+        sample_uid=sample_uid,
+        campaign_id=campaign.id,
+        measure_empty_cell=measure_empty_cell,
     )
+
+
+def sample_plan_request(campaign: Campaign, suggestion: Suggestion, sample_uid: str) -> PlanRequest:
+    """The `sample_plan` item for a suggestion: this station's devices by name, JSON arguments only.
+
+    The sample plan measures the empty cell itself: nothing else on a queue server does.
+    """
+    request = sample_request(campaign, suggestion, sample_uid)
+    return PlanRequest("sample_plan", tuple(device_names(request.station)), request.to_plan_kwargs())
 
 
 def stop_criteria(campaign: Campaign) -> list[StopCriterion]:

@@ -47,6 +47,7 @@ from tandem.sim.liquid_handler import SimulatedLiquidHandler
 from tandem.sim.station_devices import TwinStationModel, simulated_station
 from tandem.sim.systems import default_system
 from tandem.sim.truth import GroundTruth, TruthPoint, load_truth
+from tandem.stations import device_names
 from tandem.store_guard import StopSignal, StoreGuard
 from tandem.tiled_server import EmbeddedTiledServer, TiledEndpoint
 
@@ -126,10 +127,11 @@ class StationRig:
 
     def devices(self) -> dict[str, Any]:
         """The devices by the names plans (and the queue server) know them by."""
+        names = device_names(self.id)
         return {
-            self.id: self.station,
-            f"{self.id}_liquid_handler": self.liquid_handler,
-            f"{self.id}_cell_loader": self.cell_loader,
+            names.station: self.station,
+            names.liquid_handler: self.liquid_handler,
+            names.cell_loader: self.cell_loader,
         }
 
 
@@ -189,8 +191,9 @@ def build_twin_rig(
         temperature_c=spec.spec.scan.temperature_c,
     )
     robot = SimulatedLiquidHandler(spec.deck.pipettes, clock, seed=seed + _station_salt(spec.id))
-    liquid_handler = LiquidHandler(robot, spec.deck, name=f"{spec.id}_liquid_handler")
-    cell_loader = CellLoader(cell_loader_prefix, name=f"{spec.id}_cell_loader")
+    names = device_names(spec.id)
+    liquid_handler = LiquidHandler(robot, spec.deck, name=names.liquid_handler)
+    cell_loader = CellLoader(cell_loader_prefix, name=names.cell_loader)
     cell_loader.wait_for_connection(timeout=10)
     # no signal handlers: several RunEngines share the process, and the CLI owns Ctrl-C
     run_engine = RunEngine({}, context_managers=[])

@@ -16,7 +16,9 @@ from tandem.campaign.rig import StationRig
 from tandem.campaign.session_config import SessionConfigError
 from tandem.plans import measurement, preparation
 from tandem.plans import sample as sample_plans
+from tandem.sample_request import SampleRequest, cell_load_volume_ul
 from tandem.samples import Sample
+from tandem.suggestions import ScanParameters
 
 if TYPE_CHECKING:
     from tandem.plans.measurement import MsgGenerator
@@ -74,13 +76,18 @@ class StationPlans:
         return sample
 
     def load(self, volume_ul: float | None = None, *, md: dict[str, Any] | None = None) -> MsgGenerator[None]:
-        """Load the last prepared sample into the cell (half its volume by default), as a run."""
+        """Load the last prepared sample into the cell, as a run.
+
+        By default as much as the sample plan loads: `tandem.sample_request.cell_load_volume_ul`.
+        """
         if self.prepared is None:
             raise SessionConfigError("nothing to load: prepare a sample first, `RE(prepare({'SDS': 0.05}))`")
         sample = self.prepared
-        volume = (
-            (sample.target.total_volume_ul or self.default_volume_ul) / 2 if volume_ul is None else volume_ul
-        )
+        volume = volume_ul
+        if volume is None:  # the station's rule, with this cell's capacity
+            capacity_ul = yield from bps.rd(self._rig.cell_loader.cell_capacity)
+            total_ul = sample.target.total_volume_ul or self.default_volume_ul
+            volume = cell_load_volume_ul(total_ul, float(capacity_ul))
         yield from preparation.load_sample(self._rig.cell_loader, volume, sample=sample.to_dict(), md=md)
         # the station records what is in the beam (the twin also needs it to know what it sees)
         yield from bps.mv(self._rig.station.sample, _beam_record(sample))
@@ -168,27 +175,38 @@ class StationPlans:
         md: dict[str, Any] | None = None,
         **options: Any,
     ) -> MsgGenerator[str]:
-        """The whole sample in one run, as the agent queues it: prepare, load, measure, rinse."""
+        """The whole sample in one run, as the agent queues it: prepare, load, measure, rinse.
+
+        Its arguments are a `SampleRequest`'s, as the campaign runner's and the agent's are;
+        `options` may name the request's `load_volume_ul`, `measure_empty_cell`, `sample_uid`
+        and `decision_uid`, and the plan's rinse and timeout arguments.
+        """
         if self.in_cell is not None:
             raise SessionConfigError(
                 f"the cell holds sample {self.in_cell.uid}: `RE(rinse())` before running a sample plan"
             )
-        volume = self.default_volume_ul if total_volume_ul is None else total_volume_ul
+        request = SampleRequest(
+            sample_uid=options.pop("sample_uid", None) or SampleRequest.new_sample_uid(),
+            campaign_id=self.campaign_id,
+            station=self._rig.id,
+            target=target,
+            balance=balance or self.solvent,
+            scan=ScanParameters(
+                self._exposure(exposure_s),
+                configuration or self.default_configuration,
+                self.default_temperature_c if temperature_c is None else float(temperature_c),
+                n_frames,
+            ),
+            total_volume_ul=self.default_volume_ul if total_volume_ul is None else total_volume_ul,
+            decision_uid=options.pop("decision_uid", None),
+            load_volume_ul=options.pop("load_volume_ul", None),
+            measure_empty_cell=options.pop("measure_empty_cell", True),
+        )
+        rig = self._rig
+        kwargs = request.to_plan_kwargs()
         return (
             yield from sample_plans.sample_plan(
-                self._rig.station,
-                self._rig.liquid_handler,
-                self._rig.cell_loader,
-                target,
-                self._exposure(exposure_s),
-                n_frames=n_frames,
-                balance=balance or self.solvent,
-                campaign_id=self.campaign_id,
-                total_volume_ul=volume,
-                load_volume_ul=options.pop("load_volume_ul", volume / 2),
-                md=md,
-                **self._scan_kwargs(configuration, temperature_c),  # type: ignore[arg-type]
-                **options,
+                rig.station, rig.liquid_handler, rig.cell_loader, **kwargs, md=md, **options
             )
         )
 

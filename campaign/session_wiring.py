@@ -26,6 +26,7 @@ from tandem.robots.cell_loader import CellLoader
 from tandem.robots.liquid_handler import LiquidHandler
 from tandem.sim.clock import StationClock
 from tandem.sim.liquid_handler import SimulatedLiquidHandler
+from tandem.stations import device_names
 from tandem.tiled_server import (
     API_KEY_ENV,
     URI_ENV,
@@ -96,8 +97,9 @@ def epics_rig(campaign: Campaign, station_id: str, prefixes: EpicsPrefixes) -> S
     # the robot is simulated, so it keeps simulated time; the twin's time scale says how fast
     clock = StationClock(station_id, time_scale=campaign.twin.time_scale)
     robot = SimulatedLiquidHandler(spec.deck.pipettes, clock, seed=campaign.twin.seed)
-    liquid_handler = LiquidHandler(robot, spec.deck, name=f"{station_id}_liquid_handler")
-    cell_loader = CellLoader(prefixes.cell_loader, name=f"{station_id}_cell_loader")
+    names = device_names(station_id)
+    liquid_handler = LiquidHandler(robot, spec.deck, name=names.liquid_handler)
+    cell_loader = CellLoader(prefixes.cell_loader, name=names.cell_loader)
     cell_loader.wait_for_connection(timeout=10)
     run_engine = RunEngine({}, context_managers=[])
     return StationRig(station_id, spec, station, clock, liquid_handler, cell_loader, run_engine)

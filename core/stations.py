@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
+from typing import NamedTuple
+
+from tandem.errors import TandemError
 
 
 class Probe(StrEnum):
@@ -16,3 +20,34 @@ class Probe(StrEnum):
 #: that a facility can name more; these are the ones the twin and demo know.
 SAXS = "saxs"
 SANS = "sans"
+
+
+class StationDeviceNames(NamedTuple):
+    """What a station's devices are called, in the order the sample plan takes them."""
+
+    station: str
+    liquid_handler: str
+    cell_loader: str
+
+
+def device_names(station_id: str) -> StationDeviceNames:
+    """The names of `station_id`'s devices: the devices are built with them, plans are queued with them.
+
+    The one spelling of them: the rig names its devices so, the queue-server startup puts
+    them in the worker's namespace so and allows only them, and the agent daemon queues the
+    sample plan naming them so; a name spelled differently in one place would be a sample
+    the RE Manager refuses.
+    """
+    return StationDeviceNames(station_id, f"{station_id}_liquid_handler", f"{station_id}_cell_loader")
+
+
+class UnknownStationError(TandemError, KeyError):
+    """A station id that names none of the stations known here."""
+
+    def __init__(self, station: str, known: Iterable[str]) -> None:
+        self.station = station
+        self.known = tuple(sorted(known))
+        super().__init__(station)
+
+    def __str__(self) -> str:
+        return f"unknown station {self.station!r}; known stations: {', '.join(self.known) or '(none)'}"

@@ -52,6 +52,7 @@ from tandem.plans.preparation import (
 )
 from tandem.robots.cell_loader import CellLoader
 from tandem.robots.liquid_handler import LiquidHandler
+from tandem.sample_request import cell_load_volume_ul
 from tandem.samples import Sample, SampleState
 
 logger = logging.getLogger(__name__)
@@ -72,14 +73,19 @@ def sample_plan(
     decision_uid: str | None = None,
     sample_uid: str | None = None,
     total_volume_ul: float = 300.0,
-    load_volume_ul: float = 150.0,
+    load_volume_ul: float | None = None,
     measure_empty_cell: bool = True,
     n_rinse_cycles: int = 2,
     dry_s: float = 30.0,
     load_timeout_s: float = 120.0,
     md: dict[str, Any] | None = None,
 ) -> MsgGenerator[str]:
-    """Make `target` (mass fractions, `balance` the rest), measure it on `station`; return the run uid."""
+    """Make `target` (mass fractions, `balance` the rest), measure it on `station`; return the run uid.
+
+    `load_volume_ul` None loads what the station's rule says (`tandem.sample_request.cell_load_volume_ul`:
+    half the sample, at most what this cell holds). Arguments usually come from a
+    `tandem.sample_request.SampleRequest` (`to_plan_kwargs()`).
+    """
     lh, loader = _liquid_handler(liquid_handler), _cell_loader(cell_loader)
     scan = scan_parameters(station, exposure_s, configuration, temperature_c, n_frames)
     check_scan(station, scan)
@@ -88,6 +94,10 @@ def sample_plan(
     if sample_uid:
         sample = Sample(uid=sample_uid, campaign_id=campaign_id, target=composition)
     recipe = plan_recipe(lh, sample.target, total_volume_ul)
+    if load_volume_ul is None:
+        # the cell's capacity is the station's to know: read it before anything moves
+        capacity_ul = yield from bps.rd(loader.cell_capacity)
+        load_volume_ul = cell_load_volume_ul(total_volume_ul, float(capacity_ul))
 
     geometry = yield from translate_failures(set_up(station, scan), station)
     base_md: dict[str, Any] = {

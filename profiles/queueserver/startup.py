@@ -34,6 +34,7 @@ from bluesky_queueserver import parameter_annotation_decorator
 from tandem.campaign.session import EpicsPrefixes, SessionSettings, open_station_session
 from tandem.plans import measurement, preparation
 from tandem.plans import sample as _sample
+from tandem.stations import device_names
 
 _logger = logging.getLogger("tandem.queueserver")
 
@@ -63,13 +64,11 @@ RE = _session.RE
 # a plan that fails is recorded in Tiled and in the queue history; the queue goes on with the next item
 RE.md.update({"station": _station, "queue_server": True})
 
+_names = device_names(_station)
 _DEVICE_PARAMETERS = {
-    "station": {"annotation": "Station", "devices": {"Station": [_station]}},
-    "liquid_handler": {
-        "annotation": "LiquidHandler",
-        "devices": {"LiquidHandler": [f"{_station}_liquid_handler"]},
-    },
-    "cell_loader": {"annotation": "CellLoader", "devices": {"CellLoader": [f"{_station}_cell_loader"]}},
+    "station": {"annotation": "Station", "devices": {"Station": [_names.station]}},
+    "liquid_handler": {"annotation": "LiquidHandler", "devices": {"LiquidHandler": [_names.liquid_handler]}},
+    "cell_loader": {"annotation": "CellLoader", "devices": {"CellLoader": [_names.cell_loader]}},
 }
 
 
