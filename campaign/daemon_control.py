@@ -27,15 +27,16 @@ if TYPE_CHECKING:
 
 def find_journal(campaign_id: str | None, config: Path | None) -> Journal:
     """The journal of `campaign_id`, of the daemon file `config`'s campaign, or of the store's only one."""
-    from tandem.agents.journal import CAMPAIGNS, Journal
+    from tandem.agents.journal import Journal
     from tandem.campaign.config import load_campaign
+    from tandem.catalog_layout import campaign_ids
 
     client = data_store_client()
     if campaign_id is None and config is not None:
         _spec, campaign_path = load_daemon_file(config)
         campaign_id = load_campaign(campaign_path).id
     if campaign_id is None:
-        known = list(client[CAMPAIGNS]) if CAMPAIGNS in client else []
+        known = campaign_ids(client)
         if len(known) != 1:
             raise DaemonConfigError(
                 "name the campaign with --campaign ID or the daemon file; "

@@ -1,6 +1,6 @@
 """A campaign's history read back from Tiled: what the report shows.
 
-Both the end of `tandem campaign` and `tandem report CAMPAIGN` build the report
+Both the end of `tandem campaign run` and `tandem campaign report CAMPAIGN` build the report
 from here, from the catalog alone (ledger, analysed nodes, decision records), so
 a report rebuilt later shows exactly what the campaign recorded.
 """

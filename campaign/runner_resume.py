@@ -45,7 +45,7 @@ def claim_folder(directory: Path, campaign_id: str, *, resume: bool) -> None:
         raise CampaignRunError(f"nothing to resume: {directory} holds no campaign catalog")
     if not resume and catalog_exists:
         raise CampaignRunError(
-            f"{directory} holds a campaign already: resume it (--resume) or name a new folder"
+            f"{directory} holds a campaign already: resume it (`tandem campaign resume`) or name a new folder"
         )
     held = marked_campaign(directory)
     if resume and held is not None and held != campaign_id:
