@@ -51,7 +51,7 @@ def ipython_command(profile_dir: Path, extra: list[str]) -> list[str]:
 
 def _check_station(station: str, campaign: Path | None) -> None:
     """Refuse a station the campaign lacks here, before IPython starts, rather than at its prompt."""
-    from tandem.campaign.session import resolve_campaign
+    from tandem.campaign.session_config import resolve_campaign
     from tandem.errors import TandemError
 
     try:

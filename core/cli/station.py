@@ -127,10 +127,11 @@ def epics_device_problems(process: StationProcess, timeout_s: float) -> list[str
     The PV prefixes are the ones `tandem station start --epics` gives the station: from
     `TANDEM_STATION_PREFIX` / `TANDEM_CELL_LOADER_PREFIX`, else the tandem defaults.
     """
-    from tandem.campaign.session import EpicsPrefixes, resolve_campaign
+    from tandem.campaign.session_config import EpicsPrefixes, resolve_campaign
     from tandem.devices.signals import DeviceTimeoutError
     from tandem.devices.station import StationConfig, build_epics_station
     from tandem.robots.cell_loader import CellLoader
+    from tandem.stations import device_names
 
     sid = process.station
     prefixes = EpicsPrefixes.for_station(
@@ -154,7 +155,7 @@ def epics_device_problems(process: StationProcess, timeout_s: float) -> list[str
         # the station says which device (the first that failed); ophyd's message names its PVs
         device = str(exc).split(": ", 1)[-1].split(" did not connect", 1)[0]
         problems.append(f"{device} — {_pv_summary(_SIGNAL_PV.findall(str(exc)))}")
-    loader = CellLoader(prefixes.cell_loader, name=f"{sid}_cell_loader")
+    loader = CellLoader(prefixes.cell_loader, name=device_names(sid).cell_loader)
     missing = _unreachable_pvs(loader, timeout_s)
     if missing:
         problems.append(f"cell loader — {_pv_summary(missing)}")
