@@ -146,7 +146,9 @@ def test_campaign_across_queue_servers_survives_a_killed_daemon(lab: dict[str, o
     client = endpoint.connect()
     campaign_id = yaml.safe_load(Path(lab["campaign"]).read_text())["id"]  # type: ignore[arg-type]
     logs = [root / "analysis.log", root / "daemon-1.log", root / "daemon-2.log"]
-    analysis = _spawn([str(BIN / "tandem"), "analyze", "--follow", "--no-fit", "--poll", "0.2"], env, logs[0])
+    analysis = _spawn(
+        [str(BIN / "tandem"), "analyze", "--sim", "--follow", "--no-fit", "--poll", "0.2"], env, logs[0]
+    )
     daemon = _spawn([str(BIN / "tandem"), "agent", "run", str(config)], env, logs[1])
     try:
 

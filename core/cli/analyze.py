@@ -19,30 +19,43 @@ if TYPE_CHECKING:
     from tandem.analysis.pipeline import AnalysisRecord, StationCalibration
 
 
-def twin_calibrations() -> dict[str, StationCalibration]:
-    """The calibration of each station of the digital twin, from its instrument models.
-
-    At a real beamline these numbers come from the instrument's calibration (a
-    standard sample, the detector's data sheet): pass them with `--calibration`.
-    """
-    from tandem.campaign.rig import twin_calibration
-    from tandem.sim.instruments import INSTRUMENTS
-
-    return {station: twin_calibration(inst) for station, inst in INSTRUMENTS.items()}
+class CalibrationChoiceError(TandemError):
+    """`tandem analyze` was given neither a calibration file nor `--sim`, or both."""
 
 
-def load_calibrations(path: Path | None) -> dict[str, StationCalibration]:
-    """Calibrations from a JSON file `{station: {detector_efficiency: ..., ...}}`, or the twin's."""
+#: what `tandem analyze` says when it is not told where its calibrations come from
+CHOOSE_CALIBRATION = (
+    "tandem analyze needs the stations' calibrations: pass --calibration FILE at a real beamline "
+    "(a JSON object {station: {detector_efficiency, open_beam_ratio, path_length_mm, ...}}), "
+    "or --sim to use the digital twin's instruments"
+)
+
+
+def choose_calibrations(path: Path | None, *, sim: bool) -> dict[str, StationCalibration]:
+    """The calibrations from `path`, or the twin's with `sim`; exactly one of the two must be given."""
+    if sim and path is not None:
+        raise CalibrationChoiceError(
+            "--sim and --calibration exclude each other: the twin's calibrations or a file's, not both"
+        )
+    if sim:
+        from tandem.sim.calibration import twin_calibrations
+
+        return twin_calibrations()
+    if path is None:
+        raise CalibrationChoiceError(CHOOSE_CALIBRATION)
+    return load_calibrations(path)
+
+
+def load_calibrations(path: Path) -> dict[str, StationCalibration]:
+    """Calibrations from a JSON file `{station: {detector_efficiency: ..., ...}}`."""
     from tandem.analysis.pipeline import StationCalibration
 
-    if path is None:
-        return twin_calibrations()
     try:
         data = json.loads(read_text(path))
     except (OSError, json.JSONDecodeError) as error:
         raise TandemError(f"cannot read calibrations from {path}: {error}") from None
-    if not isinstance(data, dict):
-        raise TandemError(f"{path} must hold a JSON object: station -> calibration")
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise TandemError(f"{path} must hold a JSON object: station -> calibration (an object)")
     return {str(k): StationCalibration.from_dict(v) for k, v in data.items()}
 
 
@@ -63,9 +76,14 @@ def analyze(
         Path | None,
         typer.Option(
             "--calibration",
-            help="JSON file of station calibrations; default: the digital twin's instruments.",
+            help="JSON file of station calibrations {station: {detector_efficiency, open_beam_ratio, "
+            "path_length_mm, ...}}; needed at a real beamline.",
         ),
     ] = None,
+    sim: Annotated[
+        bool,
+        typer.Option("--sim", help="Use the digital twin's calibrations (its instrument models)."),
+    ] = False,
     no_fit: Annotated[
         bool, typer.Option("--no-fit", help="Skip model fits (reduction, features, labels).")
     ] = False,
@@ -75,11 +93,17 @@ def analyze(
     """Reduce, fit and label raw runs; write one analysed node per run to the data store.
 
     Catches up on every closed run without an analysed node, then (with --follow) waits for
-    new ones. Safe to kill at any point and start again: no run is analysed twice.
+    new ones. Safe to kill at any point and start again: no run is analysed twice. The
+    calibrations come from --calibration FILE, or from the digital twin with --sim.
     """
     from tandem.analysis.pipeline import AnalysisSettings, Analyzer
     from tandem.tiled_server import TiledSettings, attach, find_running_server
 
+    try:
+        calibrations = choose_calibrations(calibration, sim=sim)
+    except (TandemError, ValueError) as error:
+        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=1) from error
     logging.basicConfig(level=logging.WARNING)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
@@ -99,7 +123,7 @@ def analyze(
             endpoint = attach(settings.uri, settings.api_key.get_secret_value())
         analyzer = Analyzer(
             endpoint.connect(),
-            AnalysisSettings(calibrations=load_calibrations(calibration), fit=not no_fit),
+            AnalysisSettings(calibrations=calibrations, fit=not no_fit),
         )
     except (TandemError, ValueError) as error:
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)

@@ -21,8 +21,8 @@ from tandem.analysis.pipeline import (
     DocumentRun,
 )
 from tandem.analysis.store import AnalysisRecord, AnalysisStore, FitStatus
-from tandem.cli.analyze import twin_calibrations
 from tandem.observations import AnalysisStatus
+from tandem.sim.calibration import twin_calibrations
 from tandem.sim.instruments import instrument_for
 from tandem.stations import Probe
 

@@ -28,7 +28,7 @@ def start_worker(tiled_endpoint: TiledEndpoint) -> Iterator[Callable[..., subpro
     def start(*args: str) -> subprocess.Popen[bytes]:
         env = {**os.environ, **tiled_endpoint.environ()}
         process = subprocess.Popen(
-            [TANDEM, "analyze", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            [TANDEM, "analyze", "--sim", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
         started.append(process)
         return process
