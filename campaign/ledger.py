@@ -1,14 +1,12 @@
 """The campaign ledger in Tiled: one record per sample, from decision to result.
 
-Layout (a sibling of `raw` and `analysed`)::
+The ledger's nodes are where `tandem.catalog_layout` puts them (its docstring has the table)::
 
-    campaigns/
-      <campaign id>/          metadata: the campaign file (self-contained), created, tandem version
-        samples/
-          <sample uid>/       metadata: station, decision uid, target, status, run uid,
+    campaigns/<campaign id>/  metadata: the campaign file (self-contained), created, tandem version
+      samples/<sample uid>    metadata: station, decision uid, target, status, run uid,
                               station times, reason, the station's inventory after the sample
-        decisions/
-          <decision uid>/     the agent's decision record (tandem.agents.records)
+      decisions/              the agent's decision records (tandem.agents.records)
+      phases/<seq>            phase events (tandem.analysis.phases); the phases' state in its metadata
 
 A sample is written when it is decided (status `decided`) and updated when its
 run ends (`measured` or `failed`). That is what lets a stopped campaign resume
@@ -27,16 +25,29 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-import httpx
-
-import tandem
+from tandem.catalog_layout import (
+    CAMPAIGNS,
+    CONTAINER_SPECS,
+    DECISIONS,
+    PHASES,
+    SAMPLES,
+    TiledContainer,
+    campaign_container,
+    campaign_ids,
+    campaign_node,
+    create_or_replace_metadata,
+    find_campaign,
+)
 from tandem.errors import TandemError
 
-CAMPAIGNS = "campaigns"
-SAMPLES = "samples"
-DECISIONS = "decisions"
-#: the phase events of a campaign (merges, splits, moves: `tandem.analysis.phases`) and its names
-PHASES = "phases"
+__all__ = [
+    "CAMPAIGNS",
+    "INTERRUPTED_REASON",
+    "CampaignNotFoundError",
+    "Ledger",
+    "LedgerEntry",
+    "SampleStatus",
+]
 
 
 class SampleStatus(StrEnum):
@@ -110,42 +121,31 @@ class CampaignNotFoundError(TandemError, LookupError):
 class Ledger:
     """The ledger of one campaign in a Tiled catalog (`client` is the catalog root)."""
 
-    def __init__(self, node: Any, campaign_id: str) -> None:
+    def __init__(self, node: TiledContainer, campaign_id: str) -> None:
         self.node = node
         self.campaign_id = campaign_id
-        self.samples = _child(node, SAMPLES, {"spec": "tandem-samples"})
-        self.decisions = _child(node, DECISIONS, {"spec": "tandem-decisions"})
-        self.phases = _child(node, PHASES, {"spec": "tandem-phases"})
+        self.samples = campaign_container(node, SAMPLES)
+        self.decisions = campaign_container(node, DECISIONS)
+        self.phases = campaign_container(node, PHASES)
         # the nodes `add` made, until their `update`: it writes through them without looking them up
         # (one request fewer per sample; a campaign completes each entry once)
-        self._added: dict[str, Any] = {}
+        self._added: dict[str, TiledContainer] = {}
 
     @classmethod
-    def create(cls, client: Any, campaign_id: str, campaign_record: Mapping[str, Any]) -> Ledger:
-        """The campaign's ledger, made if the catalog does not hold it yet."""
-        campaigns = _child(client, CAMPAIGNS, {"spec": "tandem-campaigns"})
-        node = _child(
-            campaigns,
-            campaign_id,
-            {
-                "spec": "tandem-campaign",
-                "campaign_id": campaign_id,
-                "campaign": dict(campaign_record),
-                "created": time.time(),
-                "tandem_version": tandem.__version__,
-            },
-        )
-        return cls(node, campaign_id)
+    def create(cls, client: TiledContainer, campaign_id: str, campaign_record: Mapping[str, Any]) -> Ledger:
+        """The campaign's ledger, made if the catalog does not hold it yet (safe with others making it)."""
+        return cls(campaign_node(client, campaign_id, campaign_record), campaign_id)
 
     @classmethod
-    def open(cls, client: Any, campaign_id: str) -> Ledger:
+    def open(cls, client: TiledContainer, campaign_id: str) -> Ledger:
         """The ledger of a campaign the catalog holds, or a `CampaignNotFoundError` naming those it does."""
-        known = list(client[CAMPAIGNS]) if CAMPAIGNS in client else []
-        if campaign_id not in known:
+        node = find_campaign(client, campaign_id)
+        if node is None:
+            known = campaign_ids(client)
             raise CampaignNotFoundError(
                 f"the catalog holds no campaign {campaign_id!r}; it holds: {', '.join(known) or 'none'}"
             )
-        return cls(client[CAMPAIGNS][campaign_id], campaign_id)
+        return cls(node, campaign_id)
 
     @property
     def campaign_record(self) -> Mapping[str, Any]:
@@ -155,7 +155,8 @@ class Ledger:
 
     def add(self, entry: LedgerEntry) -> None:
         """Write a new entry; idempotent, so a write retried after a store outage cannot fail on itself."""
-        self._added[entry.sample_uid] = _create_or_replace(self.samples, entry.sample_uid, entry.to_dict())
+        node = create_or_replace_metadata(self.samples, entry.sample_uid, entry.to_dict())
+        self._added[entry.sample_uid] = node
 
     def update(self, entry: LedgerEntry) -> None:
         node = self._added.pop(entry.sample_uid, None)
@@ -175,8 +176,8 @@ class Ledger:
         for event in events:
             # an event of this number may be there already: written by a process killed before it
             # recorded the state that counts it; the resumed campaign numbered on from that state
-            _create_or_replace(self.phases, f"{int(event['seq']):06d}", dict(event))
-        self.phases.replace_metadata(metadata={"spec": "tandem-phases", "state": dict(state)})
+            create_or_replace_metadata(self.phases, f"{int(event['seq']):06d}", dict(event))
+        self.phases.replace_metadata(metadata={"spec": CONTAINER_SPECS[PHASES], "state": dict(state)})
 
     def phase_state(self) -> Mapping[str, Any]:
         """The phases' state as last recorded (empty before the first)."""
@@ -185,27 +186,9 @@ class Ledger:
 
     def phase_events(self) -> list[dict[str, Any]]:
         """Every phase event of the campaign, in order."""
-        return [dict(node.metadata) for _key, node in sorted(self.phases.items())]
+        return [dict(node.metadata) for _key, node in sorted(self.phases.items(), key=lambda item: item[0])]
 
     def entries(self) -> list[LedgerEntry]:
         """Every sample of the campaign, in the order they were decided."""
         out = [LedgerEntry.from_dict(node.metadata) for _key, node in self.samples.items()]
         return sorted(out, key=lambda e: e.decided_at)
-
-
-def _create_or_replace(parent: Any, key: str, metadata: Mapping[str, Any]) -> Any:
-    """The child `key` of `parent` with `metadata`: created, or its metadata replaced if it exists."""
-    try:
-        return parent.create_container(key=key, metadata=dict(metadata))
-    except httpx.HTTPStatusError as exc:
-        if exc.response.status_code != httpx.codes.CONFLICT:
-            raise
-    node = parent[key]
-    node.replace_metadata(metadata=dict(metadata))
-    return node
-
-
-def _child(parent: Any, key: str, metadata: Mapping[str, Any]) -> Any:
-    if key in parent:
-        return parent[key]
-    return parent.create_container(key=key, metadata=dict(metadata))
