@@ -5,6 +5,10 @@ for a station while others are still pending, predicts at any composition, and
 saves and restores its state from the decision records it writes. The campaign
 (or the agent daemon) drives it through this protocol only, so a BoTorch agent
 and a random baseline are interchangeable.
+
+`Agent` stays here, not in `tandem.protocols`: it speaks the agents' own types
+(`FeasibleRegion`, `DecisionRecord`, `Prediction`). `Relabelling` speaks only
+core types and lives there; it is re-exported here for its importers.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 from tandem.agents.records import DecisionRecord
 from tandem.agents.region import FeasibleRegion
 from tandem.observations import NO_CONTRAST, Observation
+from tandem.protocols import Relabelling
 from tandem.suggestions import Suggestion
 
 
@@ -115,15 +120,6 @@ class Agent(Protocol):
         ...
 
 
-@runtime_checkable
-class Relabelling(Protocol):
-    """An agent that learns from phase labels and can be re-told them when phase finding renames runs."""
-
-    def relabel(self, labels: Mapping[str, str]) -> int:
-        """Take the phase name of each earlier run (run uid → name); return how many changed."""
-        ...
-
-
 def as_fraction_array(
     region: FeasibleRegion, compositions: np.ndarray | Sequence[Mapping[str, float]]
 ) -> np.ndarray:
@@ -138,3 +134,6 @@ def as_fraction_array(
             )
         return arr
     return np.array([region.vector(c) for c in compositions], dtype=np.float64).reshape(-1, region.dim)
+
+
+__all__ = ["Agent", "Prediction", "Relabelling", "as_fraction_array"]

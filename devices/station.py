@@ -1,6 +1,8 @@
 """A station: its devices, its name and probe, its limits; and the factory that builds one.
 
-`Station` is what plans take. It exposes `children()` as ophyd-async devices do,
+`Station` is what plans take: it keeps `tandem.protocols.StationDevices`, the seam
+the plans annotate and check (the EPICS devices and the twin's soft ones alike).
+It exposes `children()` as ophyd-async devices do,
 so bluesky-queueserver lists it as a device and a queued plan names it by its
 namespace name (`"saxs"`), its sub-devices as `saxs.detector` and so on.
 
@@ -65,7 +67,7 @@ class StationConfig(BaseModel):
 
 @dataclass
 class Station:
-    """The devices of one station. Not a value: it holds live devices."""
+    """The devices of one station (`tandem.protocols.StationDevices`). Not a value: it holds live devices."""
 
     name: str
     probe: Probe

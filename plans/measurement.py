@@ -1,6 +1,8 @@
 """Measurement plans of a station: transmission, empty cell, sample scattering.
 
-Every public plan takes the `Station` and JSON-ready scan parameters, refuses
+Every public plan takes the station (`tandem.protocols.StationDevices`, which
+`tandem.devices.station.Station` keeps; a device that does not is refused with a
+`WrongDeviceError`) and JSON-ready scan parameters, refuses
 parameters outside the station's limits *before any message is yielded* (no
 document, no motion), sets the station up (detector configuration,
 temperature), then opens a run whose start document carries the station, the
@@ -37,9 +39,10 @@ from bluesky.utils import FailedStatus, Msg
 from ophyd.utils.errors import OpException
 
 from tandem.devices.signals import NO_ANSWER_ERRORS, DeviceFault, DeviceTimeoutError
-from tandem.devices.station import Station
 from tandem.errors import TandemError
 from tandem.geometry import DetectorGeometry
+from tandem.plans import device_check
+from tandem.protocols import StationDevices
 from tandem.suggestions import ScanParameters
 
 logger = logging.getLogger(__name__)
@@ -59,7 +62,7 @@ _GEOMETRY_FIELDS = tuple(DetectorGeometry.__dataclass_fields__)
 
 
 def scan_parameters(
-    station: Station,
+    station: StationDevices,
     exposure_s: float,
     configuration: str | None,
     temperature_c: float | None,
@@ -79,7 +82,7 @@ def scan_parameters(
     )
 
 
-def check_scan(station: Station, scan: ScanParameters) -> None:
+def check_scan(station: StationDevices, scan: ScanParameters) -> None:
     """Refuse `scan` if `station` cannot run it (`ScanLimitError`); reads limits, moves nothing."""
     try:
         station.check(scan)
@@ -87,7 +90,7 @@ def check_scan(station: Station, scan: ScanParameters) -> None:
         raise DeviceTimeoutError(f"station {station.name!r}: cannot read its limits ({exc})") from exc
 
 
-def transmission_exposure_s(station: Station, scan: ScanParameters) -> float:
+def transmission_exposure_s(station: StationDevices, scan: ScanParameters) -> float:
     low, high = station.detector.exposure_range_s
     return min(max(scan.exposure_s * TRANSMISSION_FRACTION, low), high)
 
@@ -95,7 +98,7 @@ def transmission_exposure_s(station: Station, scan: ScanParameters) -> float:
 # -- failure translation ----------------------------------------------------------------------
 
 
-def translate_failures(plan: MsgGenerator[T], station: Station) -> MsgGenerator[T]:
+def translate_failures(plan: MsgGenerator[T], station: StationDevices) -> MsgGenerator[T]:
     """Run `plan`; turn what devices raise into typed errors that say which station failed.
 
     A failed status arrives as bluesky's `FailedStatus` wrapping the device's
@@ -124,7 +127,7 @@ def translate_failures(plan: MsgGenerator[T], station: Station) -> MsgGenerator[
 # -- stubs (no run) ---------------------------------------------------------------------------
 
 
-def set_up(station: Station, scan: ScanParameters) -> MsgGenerator[DetectorGeometry]:
+def set_up(station: StationDevices, scan: ScanParameters) -> MsgGenerator[DetectorGeometry]:
     """Move to the scan's configuration and temperature together; return the geometry then in force."""
     args: list[Any] = [station.configuration, scan.configuration]
     if scan.temperature_c is not None:
@@ -133,14 +136,14 @@ def set_up(station: Station, scan: ScanParameters) -> MsgGenerator[DetectorGeome
     return (yield from read_geometry(station))
 
 
-def read_geometry(station: Station) -> MsgGenerator[DetectorGeometry]:
+def read_geometry(station: StationDevices) -> MsgGenerator[DetectorGeometry]:
     values = {}
     for name in _GEOMETRY_FIELDS:
         values[name] = yield from bps.rd(getattr(station.detector, name))
     return DetectorGeometry.from_dict(values)
 
 
-def _with_beam(station: Station, plan: MsgGenerator[T]) -> MsgGenerator[T]:
+def _with_beam(station: StationDevices, plan: MsgGenerator[T]) -> MsgGenerator[T]:
     """Open the shutter around `plan`; close it afterwards, also (best effort) when `plan` failed."""
 
     def close() -> MsgGenerator[None]:
@@ -160,7 +163,7 @@ def _with_beam(station: Station, plan: MsgGenerator[T]) -> MsgGenerator[T]:
     return result
 
 
-def acquire_frames(station: Station, stream: str, n_frames: int) -> MsgGenerator[None]:
+def acquire_frames(station: StationDevices, stream: str, n_frames: int) -> MsgGenerator[None]:
     """`n_frames` exposures with the beam on, one event each in `stream`."""
 
     def frames() -> MsgGenerator[None]:
@@ -175,7 +178,7 @@ def acquire_frames(station: Station, stream: str, n_frames: int) -> MsgGenerator
     yield from _with_beam(station, frames())
 
 
-def acquire_transmission(station: Station, exposure_s: float) -> MsgGenerator[None]:
+def acquire_transmission(station: StationDevices, exposure_s: float) -> MsgGenerator[None]:
     """One short exposure of what is in the cell; its monitor counts go to the transmission stream."""
     restore = yield from bps.rd(station.detector.exposure_time)
     yield from bps.mv(station.detector.exposure_time, exposure_s)
@@ -190,7 +193,9 @@ def acquire_transmission(station: Station, exposure_s: float) -> MsgGenerator[No
     yield from bps.mv(station.detector.exposure_time, restore)
 
 
-def measurement_md(station: Station, scan: ScanParameters, geometry: DetectorGeometry) -> dict[str, Any]:
+def measurement_md(
+    station: StationDevices, scan: ScanParameters, geometry: DetectorGeometry
+) -> dict[str, Any]:
     return {
         "station": station.name,
         "probe": station.probe.value,
@@ -204,7 +209,7 @@ def measurement_md(station: Station, scan: ScanParameters, geometry: DetectorGeo
 
 
 def _measurement(
-    station: Station,
+    station: StationDevices,
     scan: ScanParameters,
     plan_name: str,
     body: Callable[[], MsgGenerator[None]],
@@ -223,7 +228,7 @@ def _measurement(
 
 
 def measure_transmission(
-    station: Station,
+    station: StationDevices,
     exposure_s: float,
     *,
     configuration: str | None = None,
@@ -231,6 +236,7 @@ def measure_transmission(
     md: dict[str, Any] | None = None,
 ) -> MsgGenerator[str]:
     """Transmission of what is in the cell now: one exposure of `exposure_s`, monitor counts only."""
+    station = device_check.station(station)
     scan = scan_parameters(station, exposure_s, configuration, temperature_c, 1)
     return (
         yield from _measurement(
@@ -240,7 +246,7 @@ def measure_transmission(
 
 
 def measure_empty_cell(
-    station: Station,
+    station: StationDevices,
     exposure_s: float,
     *,
     configuration: str | None = None,
@@ -249,6 +255,7 @@ def measure_empty_cell(
     md: dict[str, Any] | None = None,
 ) -> MsgGenerator[str]:
     """Frames of the empty cell (stream `empty_cell`), the background a sample run is reduced with."""
+    station = device_check.station(station)
     scan = scan_parameters(station, exposure_s, configuration, temperature_c, n_frames)
     return (
         yield from _measurement(
@@ -262,7 +269,7 @@ def measure_empty_cell(
 
 
 def measure_sample(
-    station: Station,
+    station: StationDevices,
     exposure_s: float,
     *,
     configuration: str | None = None,
@@ -271,6 +278,7 @@ def measure_sample(
     md: dict[str, Any] | None = None,
 ) -> MsgGenerator[str]:
     """Scattering frames of what is in the cell (stream `primary`) after its transmission."""
+    station = device_check.station(station)
     scan = scan_parameters(station, exposure_s, configuration, temperature_c, n_frames)
 
     def body() -> MsgGenerator[None]:

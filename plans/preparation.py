@@ -1,9 +1,12 @@
 """Plans of the formulation lab: prepare a sample, load it into the cell, rinse the cell.
 
 Every plan takes JSON-serialisable arguments, so the queue server can validate
-and run it unchanged; devices are parameters annotated with the bluesky
-protocols (`Movable`), which bluesky-queueserver reads as "a device name, to be
-looked up in the startup namespace".
+and run it unchanged; devices are parameters annotated with the Protocols of
+their seams (`tandem.protocols`: `LiquidHandlerDevice`, `CellLoaderDevice`),
+which each plan checks first (`tandem.plans.device_check`): a device that lacks
+what the plan calls is refused with a `WrongDeviceError` before anything moves.
+The queue server is given the device names a parameter accepts by the station's
+startup (``profiles/queueserver/startup.py``).
 
 How a target composition crosses the plan boundary: as mass fractions, the
 canonical basis of `tandem.composition`, keyed by component name —
@@ -25,21 +28,24 @@ recorded as a run of its own that ends with exit status "fail".
 """
 
 # No `from __future__ import annotations` here: bluesky-queueserver reads the plans'
-# annotations as objects (a string "Movable" would not tell it "device name").
+# annotations as objects.
 import uuid
 from collections.abc import Generator, Mapping
 from typing import Any
 
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
-from bluesky.protocols import Movable
 from bluesky.utils import FailedStatus, Msg
 
 from tandem.components import Components
 from tandem.composition import Composition
 from tandem.errors import InvalidCompositionError, TandemError
-from tandem.robots.cell_loader import CellLoader, Dry, Load, Rinse
-from tandem.robots.liquid_handler import LiquidHandler, check_recipe
+from tandem.plans import device_check
+from tandem.plans.device_check import WrongDeviceError
+from tandem.protocols import CellLoaderDevice, LiquidHandlerDevice
+from tandem.robots.cell_loader import Dry, Load, Rinse
+from tandem.robots.deck import Deck
+from tandem.robots.inventory import check_recipe
 from tandem.robots.recipe import Recipe, solve_recipe
 from tandem.samples import Sample, SampleState
 
@@ -52,7 +58,7 @@ RINSE_STREAM = "rinse"
 
 
 def target_composition(
-    liquid_handler: LiquidHandler, target: Mapping[str, float], balance: str | None = None
+    liquid_handler: LiquidHandlerDevice[Deck], target: Mapping[str, float], balance: str | None = None
 ) -> Composition:
     """The composition a plan's JSON `target` (mass fractions) and `balance` describe."""
     if not isinstance(target, Mapping) or not target:
@@ -73,7 +79,7 @@ def target_composition(
 
 
 def plan_recipe(
-    liquid_handler: LiquidHandler,
+    liquid_handler: LiquidHandlerDevice[Deck],
     target: Composition,
     total_volume_ul: float,
     *,
@@ -94,19 +100,19 @@ def plan_recipe(
     return recipe
 
 
-def pipette_stub(liquid_handler: LiquidHandler, recipe: Recipe) -> Plan:
+def pipette_stub(liquid_handler: LiquidHandlerDevice[Deck], recipe: Recipe) -> Plan:
     """Execute `recipe` and return the realized composition."""
     yield from _set_and_wait(liquid_handler, recipe)
     return liquid_handler.realized()
 
 
-def load_stub(cell_loader: CellLoader, volume_ul: float, timeout_s: float = 120.0) -> Plan:
+def load_stub(cell_loader: CellLoaderDevice, volume_ul: float, timeout_s: float = 120.0) -> Plan:
     """Load the cell and record the loader's readings in the `load` stream."""
     yield from _set_and_wait(cell_loader, Load(volume_ul=volume_ul, timeout_s=timeout_s))
     yield from bps.trigger_and_read([cell_loader], name=LOAD_STREAM)
 
 
-def rinse_stub(cell_loader: CellLoader, n_cycles: int = 2, dry_s: float = 30.0) -> Plan:
+def rinse_stub(cell_loader: CellLoaderDevice, n_cycles: int = 2, dry_s: float = 30.0) -> Plan:
     """Rinse and dry the cell and record the loader's readings in the `rinse` stream."""
     yield from _set_and_wait(cell_loader, Rinse(n_cycles=n_cycles))
     if dry_s > 0:
@@ -128,7 +134,7 @@ def _set_and_wait(device: Any, value: Any) -> Plan:
 
 
 def prepare_sample(
-    liquid_handler: Movable,
+    liquid_handler: LiquidHandlerDevice[Deck],
     target: dict[str, float],
     total_volume_ul: float,
     *,
@@ -147,7 +153,7 @@ def prepare_sample(
     stream holds the liquid handler's readings (realized composition, deviation,
     step timings).
     """
-    lh = _liquid_handler(liquid_handler)
+    lh = device_check.liquid_handler(liquid_handler)
     sample = _new_sample(
         lh, target, total_volume_ul, balance=balance, campaign_id=campaign_id, sample_uid=sample_uid
     )
@@ -170,7 +176,7 @@ def prepare_sample(
 
 
 def load_sample(
-    cell_loader: Movable,
+    cell_loader: CellLoaderDevice,
     volume_ul: float,
     *,
     sample: dict[str, Any] | None = None,
@@ -182,7 +188,7 @@ def load_sample(
     `sample` is a `Sample.to_dict()` (as `prepare_sample` leaves it); its uid and
     compositions go into the start document.
     """
-    loader = _cell_loader(cell_loader)
+    loader = device_check.cell_loader(cell_loader)
     start = {"plan_name": "load_sample", "volume_ul": volume_ul, **_sample_md(sample), **(md or {})}
 
     @bpp.run_decorator(md=start)
@@ -193,14 +199,14 @@ def load_sample(
 
 
 def rinse_cell(
-    cell_loader: Movable,
+    cell_loader: CellLoaderDevice,
     n_cycles: int = 2,
     dry_s: float = 30.0,
     *,
     md: dict[str, Any] | None = None,
 ) -> Plan:
     """Rinse the cell `n_cycles` times and dry it for `dry_s` seconds, as a run."""
-    loader = _cell_loader(cell_loader)
+    loader = device_check.cell_loader(cell_loader)
     start = {"plan_name": "rinse_cell", "n_cycles": n_cycles, "dry_s": dry_s, **(md or {})}
 
     @bpp.run_decorator(md=start)
@@ -211,8 +217,8 @@ def rinse_cell(
 
 
 def prepare_load_rinse(
-    liquid_handler: Movable,
-    cell_loader: Movable,
+    liquid_handler: LiquidHandlerDevice[Deck],
+    cell_loader: CellLoaderDevice,
     target: dict[str, float],
     total_volume_ul: float,
     load_volume_ul: float,
@@ -233,8 +239,8 @@ def prepare_load_rinse(
     The measurement plans of the station go between load and rinse; they compose
     the same stubs.
     """
-    lh = _liquid_handler(liquid_handler)
-    loader = _cell_loader(cell_loader)
+    lh = device_check.liquid_handler(liquid_handler)
+    loader = device_check.cell_loader(cell_loader)
     sample = _new_sample(
         lh, target, total_volume_ul, balance=balance, campaign_id=campaign_id, sample_uid=sample_uid
     )
@@ -257,7 +263,7 @@ def prepare_load_rinse(
 
 
 def _new_sample(
-    lh: LiquidHandler,
+    lh: LiquidHandlerDevice[Deck],
     target: Mapping[str, float],
     total_volume_ul: float,
     *,
@@ -271,7 +277,7 @@ def _new_sample(
 
 
 def _pipette_recorded(
-    lh: LiquidHandler, sample: Sample, recipe: Recipe, plan_name: str, md: dict[str, Any] | None
+    lh: LiquidHandlerDevice[Deck], sample: Sample, recipe: Recipe, plan_name: str, md: dict[str, Any] | None
 ) -> Plan:
     """Pipette; if that fails, record a failed run with what was attempted, then re-raise."""
     try:
@@ -308,22 +314,6 @@ def _sample_md(sample: Mapping[str, Any] | None) -> dict[str, Any]:
         "target": sample.get("target"),
         "realized": sample.get("realized"),
     }
-
-
-class WrongDeviceError(TandemError, TypeError):
-    """A plan was given a device of the wrong kind (the queue server passes devices by name)."""
-
-
-def _liquid_handler(device: Any) -> LiquidHandler:
-    if not isinstance(device, LiquidHandler):
-        raise WrongDeviceError(f"liquid_handler must be a LiquidHandler, got {type(device).__name__}")
-    return device
-
-
-def _cell_loader(device: Any) -> CellLoader:
-    if not isinstance(device, CellLoader):
-        raise WrongDeviceError(f"cell_loader must be a CellLoader, got {type(device).__name__}")
-    return device
 
 
 __all__ = [

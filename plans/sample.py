@@ -25,9 +25,8 @@ from typing import Any
 
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
-from bluesky.protocols import Movable
 
-from tandem.devices.station import Station
+from tandem.plans import device_check
 from tandem.plans.measurement import (
     EMPTY_CELL_STREAM,
     SAMPLE_STREAM,
@@ -43,15 +42,14 @@ from tandem.plans.measurement import (
 )
 from tandem.plans.preparation import (
     PREPARATION_STREAM,
-    WrongDeviceError,
     load_stub,
     pipette_stub,
     plan_recipe,
     rinse_stub,
     target_composition,
 )
-from tandem.robots.cell_loader import CellLoader
-from tandem.robots.liquid_handler import LiquidHandler
+from tandem.protocols import CellLoaderDevice, LiquidHandlerDevice, StationDevices
+from tandem.robots.deck import Deck
 from tandem.sample_request import cell_load_volume_ul
 from tandem.samples import Sample, SampleState
 
@@ -59,9 +57,9 @@ logger = logging.getLogger(__name__)
 
 
 def sample_plan(
-    station: Station,
-    liquid_handler: Movable,
-    cell_loader: Movable,
+    station: StationDevices,
+    liquid_handler: LiquidHandlerDevice[Deck],
+    cell_loader: CellLoaderDevice,
     target: dict[str, float],
     exposure_s: float,
     *,
@@ -86,7 +84,8 @@ def sample_plan(
     half the sample, at most what this cell holds). Arguments usually come from a
     `tandem.sample_request.SampleRequest` (`to_plan_kwargs()`).
     """
-    lh, loader = _liquid_handler(liquid_handler), _cell_loader(cell_loader)
+    station = device_check.station(station)
+    lh, loader = device_check.liquid_handler(liquid_handler), device_check.cell_loader(cell_loader)
     scan = scan_parameters(station, exposure_s, configuration, temperature_c, n_frames)
     check_scan(station, scan)
     composition = target_composition(lh, target, balance).with_total_volume(total_volume_ul)
@@ -164,15 +163,3 @@ def _sample_md(sample: Sample) -> dict[str, Any]:
 def _raise(exc: BaseException) -> MsgGenerator[None]:
     raise exc
     yield  # pragma: no cover - makes this a generator
-
-
-def _liquid_handler(device: Any) -> LiquidHandler:
-    if not isinstance(device, LiquidHandler):
-        raise WrongDeviceError(f"liquid_handler must be a LiquidHandler, got {type(device).__name__}")
-    return device
-
-
-def _cell_loader(device: Any) -> CellLoader:
-    if not isinstance(device, CellLoader):
-        raise WrongDeviceError(f"cell_loader must be a CellLoader, got {type(device).__name__}")
-    return device

@@ -5,8 +5,9 @@ Three layers, after PyLabRobot's front end / backend split:
 * `LiquidHandlerBackend` — the seam: the four commands a pipetting robot speaks
   (an Opentrons OT-2's HTTP protocol API has the same ones: pickUpTip, aspirate,
   dispense, dropTip). Each reports how much liquid moved, as best the robot
-  knows it, and how long the step took. `tandem.sim.liquid_handler` implements it
-  for the digital twin; an OT-2 backend would drop in beside it.
+  knows it, and how long the step took (`StepReport`). It lives with the other
+  seams in `tandem.protocols` and is re-exported here; `tandem.sim.liquid_handler`
+  implements it for the digital twin; an OT-2 backend would drop in beside it.
 * `Inventory` — what is on the deck now (a `Deck` value) and in each tip. Every
   operation reserves its change first, and commits it when the backend reports
   success or rolls it back when the backend fails: the inventory never holds a
@@ -27,7 +28,7 @@ import json
 import math
 import threading
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 from ophyd import Component as Cpt
@@ -36,6 +37,7 @@ from ophyd.status import DeviceStatus
 
 from tandem.composition import Composition
 from tandem.errors import TandemError
+from tandem.protocols import LiquidHandlerBackend, StepReport
 from tandem.robots.deck import Deck, DeckError
 from tandem.robots.inventory import (
     VOLUME_RTOL,
@@ -55,36 +57,6 @@ class LiquidHandlerBusyError(TandemError, RuntimeError):
 
 class BackendError(TandemError, RuntimeError):
     """The robot refused or failed a command (raised by backends)."""
-
-
-# -- the backend seam ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StepReport:
-    """What a backend reports for one command.
-
-    `volume_ul` is the volume moved as best the robot knows it: a gravimetric or
-    liquid-level reading if it has one, else the commanded volume (None for tip
-    handling). `duration_s` is the station time the step took.
-    """
-
-    command: str
-    duration_s: float
-    volume_ul: float | None = None
-
-
-@runtime_checkable
-class LiquidHandlerBackend(Protocol):
-    """The commands of a pipetting robot. Locations are deck slots, stock names or well slots."""
-
-    def pick_up_tip(self, pipette: str, tip_rack: str) -> StepReport: ...
-
-    def aspirate(self, pipette: str, source: str, volume_ul: float) -> StepReport: ...
-
-    def dispense(self, pipette: str, destination: str, volume_ul: float) -> StepReport: ...
-
-    def drop_tip(self, pipette: str) -> StepReport: ...
 
 
 # -- the device ---------------------------------------------------------------------------------

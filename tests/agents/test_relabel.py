@@ -11,9 +11,9 @@ import pytest
 
 from tandem.agents.multi_probe import MultiProbeAgent, MultiProbeSettings, StationCost
 from tandem.agents.phase_mapping import PhaseMappingAgent, PhaseMappingSettings, relabelled
-from tandem.agents.protocol import Relabelling
 from tandem.agents.region import FeasibleRegion
 from tandem.observations import Observation
+from tandem.protocols import Relabelling
 from tandem.stations import SANS, SAXS, Probe
 
 from .conftest import grid, observe

@@ -11,7 +11,6 @@ from typing import Any
 import epics
 import pytest
 from bluesky import RunEngine
-from bluesky.protocols import Movable
 
 from tandem import Composition
 from tandem.errors import InvalidCompositionError, TandemError, UnknownComponentError
@@ -24,6 +23,7 @@ from tandem.plans.preparation import (
     prepare_sample,
     rinse_cell,
 )
+from tandem.protocols import CellLoaderDevice, LiquidHandlerDevice
 from tandem.robots.cell_loader import CellLoader, LiquidNotDetectedError
 from tandem.robots.deck import Deck
 from tandem.robots.liquid_handler import LiquidHandler
@@ -220,7 +220,7 @@ def test_plan_arguments_are_devices_or_json(plan: Any) -> None:
     hints = typing.get_type_hints(plan)
     for name, param in inspect.signature(plan).parameters.items():
         hint = hints[name]
-        if hint is Movable:
+        if (typing.get_origin(hint) or hint) in (LiquidHandlerDevice, CellLoaderDevice):
             continue
         leaves = {typing.get_origin(a) or a for a in (typing.get_args(hint) or (hint,))}
         assert leaves <= JSON_TYPES | {Any}, f"{plan.__name__}({name}: {hint})"
