@@ -12,8 +12,7 @@ from tandem.agents.optimisation import Objective, OptimisationAgent, Optimisatio
 from tandem.agents.phase_mapping import PhaseMappingAgent, PhaseMappingSettings
 from tandem.agents.protocol import Agent
 from tandem.agents.region import FeasibleRegion, StockCheck, stock_check_from
-from tandem.campaign.config import AgentKind, Campaign
-from tandem.campaign.config import Station as StationSpec
+from tandem.campaign.config import AgentKind, Campaign, Station
 from tandem.composition import Composition
 from tandem.robots.recipe import InfeasibleRecipeError, solve_recipe
 from tandem.stations import Probe
@@ -31,13 +30,13 @@ def stock_check(campaign: Campaign) -> StockCheck:
     """
     stations = campaign.stations
 
-    def solve(station: str, target: Composition) -> object:
-        spec = stations[station]
-        full = _with_solvent(target, spec)
+    def solve(station_id: str, target: Composition) -> object:
+        station = stations[station_id]
+        full = _with_solvent(target, station)
         return solve_recipe(
-            spec.deck,
+            station.deck,
             full,
-            total_volume_ul=spec.spec.sample_volume_ul,
+            total_volume_ul=station.spec.sample_volume_ul,
             tolerance=campaign.space.tolerance,
             allow_dilution=False,
         )
@@ -45,17 +44,17 @@ def stock_check(campaign: Campaign) -> StockCheck:
     return stock_check_from(solve, InfeasibleRecipeError)
 
 
-def _with_solvent(target: Composition, spec: StationSpec) -> Composition:
-    if spec.solvent.name in target.components:
+def _with_solvent(target: Composition, station: Station) -> Composition:
+    if station.solvent.name in target.components:
         return target
-    fractions = {n: w for n, w in target.mass_fractions.items() if n != spec.solvent.name}
-    components = [*(target.components[n] for n in fractions), spec.solvent]
-    return Composition.from_mass_fractions(components, fractions, balance=spec.solvent.name)
+    fractions = {n: w for n, w in target.mass_fractions.items() if n != station.solvent.name}
+    components = [*(target.components[n] for n in fractions), station.solvent]
+    return Composition.from_mass_fractions(components, fractions, balance=station.solvent.name)
 
 
-def station_cost(spec: StationSpec, cheapest_per_hour: float) -> StationCost:
-    """What one measurement costs at `spec`, from its instrument's time costs and the file's prices."""
-    costs = spec.instrument.time_costs
+def station_cost(station: Station, cheapest_per_hour: float) -> StationCost:
+    """What one measurement costs at `station`, from its instrument's time costs and the file's prices."""
+    costs = station.instrument.time_costs
     overhead_s = (
         PIPETTING_OVERHEAD_S
         + 2 * costs.sample_load_s  # load, then rinse and dry
@@ -64,15 +63,15 @@ def station_cost(spec: StationSpec, cheapest_per_hour: float) -> StationCost:
         + 4 * costs.shutter_s
     )
     return StationCost(
-        station=spec.id,
-        probe=spec.probe,
+        station=station.id,
+        probe=station.probe,
         overhead_s=overhead_s,
-        exposures_s=spec.exposure_choices_s,
+        exposures_s=station.exposure_choices_s,
         # the exposure at which counting noise on a label is as large as its own ambiguity: the
         # station's usual exposure (the shortest would make the agent shy of counting longer)
-        reference_exposure_s=spec.spec.scan.exposure_s.default,
-        configuration=spec.default_configuration,
-        relative_price=spec.spec.costs.per_station_hour / cheapest_per_hour,
+        reference_exposure_s=station.spec.scan.exposure_s.default,
+        configuration=station.default_configuration,
+        relative_price=station.spec.costs.per_station_hour / cheapest_per_hour,
     )
 
 
@@ -109,8 +108,8 @@ def _build_agent(campaign: Campaign, region: FeasibleRegion | None) -> Agent:
     scans: dict[str, ScanParameters] = {sid: s.scan_parameters() for sid, s in campaign.stations.items()}
     kind = AgentKind(spec.kind)
     if kind is AgentKind.MULTI_PROBE:
-        cheapest = min(s.spec.costs.per_station_hour for s in campaign.stations.values())
-        costs = [station_cost(s, cheapest) for s in campaign.stations.values()]
+        cheapest = min(station.spec.costs.per_station_hour for station in campaign.stations.values())
+        costs = [station_cost(station, cheapest) for station in campaign.stations.values()]
         return MultiProbeAgent(region, costs, seed=spec.seed, settings=MultiProbeSettings.from_dict(settings))
     if kind is AgentKind.PHASE_MAPPING:
         return PhaseMappingAgent(

@@ -24,8 +24,7 @@ from bluesky import RunEngine
 from tandem.analysis.curves import Curve
 from tandem.analysis.pipeline import StationCalibration
 from tandem.analysis.reduction import Exposure, reduce_exposure
-from tandem.campaign.config import Campaign
-from tandem.campaign.config import Station as StationSpec
+from tandem.campaign.config import Campaign, Station
 from tandem.catalog import (
     DocumentCallback,
     DocumentQueue,
@@ -34,7 +33,7 @@ from tandem.catalog import (
     subscribe_tiled_writer,
 )
 from tandem.components import Components
-from tandem.devices.station import Station
+from tandem.devices.station import Station as StationDevices
 from tandem.replaying_writer import ReplayingTiledWriter
 from tandem.robots.cell_loader import CellLoader
 from tandem.robots.liquid_handler import LiquidHandler
@@ -116,8 +115,10 @@ class StationRig:
     """Everything that runs samples at one station. Live objects, not values."""
 
     id: str
-    spec: StationSpec
-    station: Station
+    #: the station as the campaign knows it: its file entry (`spec`), deck, instrument, solvent
+    campaign_station: Station
+    #: its devices (detector, shutter, monitor, ...), by which plans run
+    station: StationDevices
     clock: StationClock
     liquid_handler: LiquidHandler
     cell_loader: CellLoader
@@ -160,7 +161,7 @@ class _Timekeeper:
 
 
 def build_twin_rig(
-    spec: StationSpec,
+    station: Station,
     *,
     truth: str,
     seed: int,
@@ -180,19 +181,19 @@ def build_twin_rig(
     It holds its documents through a store outage, waiting on `store` (which restarts an embedded
     server), and stores each run exactly once however often it is interrupted.
     """
-    clock = StationClock(spec.id, time_scale=time_scale, start_s=start_s)
-    model = TwinStationModel(spec.instrument, load_truth(truth))
-    station, _driver = simulated_station(
-        spec.id,
-        spec.probe,
+    clock = StationClock(station.id, time_scale=time_scale, start_s=start_s)
+    model = TwinStationModel(station.instrument, load_truth(truth))
+    devices, _driver = simulated_station(
+        station.id,
+        station.probe,
         model,
         clock=clock,
-        rng=np.random.default_rng([seed, _station_salt(spec.id)]),
-        temperature_c=spec.spec.scan.temperature_c,
+        rng=np.random.default_rng([seed, _station_salt(station.id)]),
+        temperature_c=station.spec.scan.temperature_c,
     )
-    robot = SimulatedLiquidHandler(spec.deck.pipettes, clock, seed=seed + _station_salt(spec.id))
-    names = device_names(spec.id)
-    liquid_handler = LiquidHandler(robot, spec.deck, name=names.liquid_handler)
+    robot = SimulatedLiquidHandler(station.deck.pipettes, clock, seed=seed + _station_salt(station.id))
+    names = device_names(station.id)
+    liquid_handler = LiquidHandler(robot, station.deck, name=names.liquid_handler)
     cell_loader = CellLoader(cell_loader_prefix, name=names.cell_loader)
     cell_loader.wait_for_connection(timeout=10)
     # no signal handlers: several RunEngines share the process, and the CLI owns Ctrl-C
@@ -203,15 +204,15 @@ def build_twin_rig(
         inner = ReplayingTiledWriter(raw_runs_node(tiled_client), outages=outages)
         queued = DocumentQueue(
             wrap_writer(inner) if wrap_writer else inner,
-            name=f"{spec.id} Tiled writer",
+            name=f"{station.id} Tiled writer",
             wait_for_store=None if store is None else store.wait_for_store,
         )
         run_engine.subscribe(queued)
     elif tiled_client is not None:
         subscribe_tiled_writer(run_engine, tiled_client, wrap=wrap_writer)
-    costs = spec.instrument.time_costs
+    costs = station.instrument.time_costs
     run_engine.subscribe(_Timekeeper(clock, load_s=costs.sample_load_s, rinse_s=costs.sample_load_s))
-    return StationRig(spec.id, spec, station, clock, liquid_handler, cell_loader, run_engine, queued)
+    return StationRig(station.id, station, devices, clock, liquid_handler, cell_loader, run_engine, queued)
 
 
 @dataclass
@@ -269,13 +270,12 @@ def twin_lab(
             client = endpoint.connect()
         rigs: dict[str, StationRig] = {}
         for sid, port in zip(wanted, env.server_ports, strict=False):
-            spec = campaign.stations[sid]
             prefix = CELL_LOADER_PREFIX.format(station=sid.upper())
             stack.enter_context(
                 serve_ioc(CellLoaderIOC, prefix, env, port, options={"time_scale": campaign.twin.time_scale})
             )
             rigs[sid] = build_twin_rig(
-                spec,
+                campaign.stations[sid],
                 truth=campaign.twin.truth,
                 seed=campaign.twin.seed,
                 time_scale=campaign.twin.time_scale,

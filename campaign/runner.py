@@ -303,9 +303,9 @@ class _Loop:
             rig.writer.submit(write)
 
     def _as_suggestion(self, entry: LedgerEntry) -> Suggestion:
-        spec = self.campaign.stations[entry.station]
-        components = [*(self.campaign.components[n] for n in entry.target), spec.solvent]
-        target = Composition.from_mass_fractions(components, dict(entry.target), balance=spec.solvent.name)
+        station = self.campaign.stations[entry.station]
+        components = [*(self.campaign.components[n] for n in entry.target), station.solvent]
+        target = Composition.from_mass_fractions(components, dict(entry.target), balance=station.solvent.name)
         return Suggestion(
             station=entry.station,
             target=target,

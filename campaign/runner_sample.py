@@ -52,13 +52,13 @@ class SamplePlans:
         key = (rig.id, configuration)
         if key in self._empty_cells:
             return
-        spec = self.campaign.stations[rig.id]
+        scan = self.campaign.stations[rig.id].spec.scan
         rig.RE(
             measure_empty_cell(
                 rig.station,
-                spec.spec.scan.exposure_s.default,
+                scan.exposure_s.default,
                 configuration=configuration,
-                temperature_c=spec.spec.scan.temperature_c,
+                temperature_c=scan.temperature_c,
                 md={"campaign_id": self.campaign.id},
             )
         )

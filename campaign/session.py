@@ -157,7 +157,7 @@ class StationSession:
         backend = "simulated (digital twin)" if self.backend == "sim" else "EPICS"
         plans = self.plans
         lines = [
-            f"tandem · station {rig.id} ({rig.spec.probe.value}) · {backend}",
+            f"tandem · station {rig.id} ({rig.campaign_station.probe.value}) · {backend}",
             f"  campaign   {self.campaign.id} (samples recorded as campaign {plans.campaign_id!r})",
             f"  Tiled      {self.endpoint.url} ({self.tiled_origin})",
             f"  data       {self.data_directory}",
@@ -167,7 +167,7 @@ class StationSession:
             f"  defaults   exposure {plans.default_exposure_s:g} s, configuration "
             f"{plans.default_configuration!r}, {plans.default_temperature_c:g} °C, "
             f"{plans.default_volume_ul:g} µL per sample",
-            "  stocks     " + ", ".join(stock.name for stock in rig.spec.deck.stocks),
+            "  stocks     " + ", ".join(stock.name for stock in rig.campaign_station.deck.stocks),
         ]
         lines += [f"  note       {note}" for note in self.notes]
         lines.append(f"  try        RE(sample_plan({_example_target(self.campaign)}))")

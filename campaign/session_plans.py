@@ -35,13 +35,13 @@ class StationPlans:
     def __init__(self, rig: StationRig, *, campaign_id: str = "manual") -> None:
         self._rig = rig
         self.campaign_id = campaign_id
-        scan = rig.spec.spec.scan
+        scan = rig.campaign_station.spec.scan
         self.default_exposure_s = scan.exposure_s.default
-        self.default_configuration = rig.spec.default_configuration
+        self.default_configuration = rig.campaign_station.default_configuration
         self.default_temperature_c = scan.temperature_c
-        self.default_volume_ul = rig.spec.spec.sample_volume_ul
+        self.default_volume_ul = rig.campaign_station.spec.sample_volume_ul
         #: the liquid that takes the rest of every sample
-        self.solvent = rig.spec.solvent.name
+        self.solvent = rig.campaign_station.solvent.name
         #: the last sample prepared, and the sample in the cell (None: empty)
         self.prepared: Sample | None = None
         self.in_cell: Sample | None = None

@@ -90,19 +90,19 @@ def twin_rig(
 
 def epics_rig(campaign: Campaign, station_id: str, prefixes: EpicsPrefixes) -> StationRig:
     """The station's devices and cell loader over Channel Access, with the simulated robot."""
-    spec = campaign.stations[station_id]
-    station = build_epics_station(
-        StationConfig(name=station_id, probe=spec.probe, backend="epics", prefix=prefixes.station)
+    station = campaign.stations[station_id]
+    devices = build_epics_station(
+        StationConfig(name=station_id, probe=station.probe, backend="epics", prefix=prefixes.station)
     )
     # the robot is simulated, so it keeps simulated time; the twin's time scale says how fast
     clock = StationClock(station_id, time_scale=campaign.twin.time_scale)
-    robot = SimulatedLiquidHandler(spec.deck.pipettes, clock, seed=campaign.twin.seed)
+    robot = SimulatedLiquidHandler(station.deck.pipettes, clock, seed=campaign.twin.seed)
     names = device_names(station_id)
-    liquid_handler = LiquidHandler(robot, spec.deck, name=names.liquid_handler)
+    liquid_handler = LiquidHandler(robot, station.deck, name=names.liquid_handler)
     cell_loader = CellLoader(prefixes.cell_loader, name=names.cell_loader)
     cell_loader.wait_for_connection(timeout=10)
     run_engine = RunEngine({}, context_managers=[])
-    return StationRig(station_id, spec, station, clock, liquid_handler, cell_loader, run_engine)
+    return StationRig(station_id, station, devices, clock, liquid_handler, cell_loader, run_engine)
 
 
 class MeasurementsOnly:
