@@ -16,8 +16,9 @@ A campaign file is YAML (see ``docs/how-to/campaigns.md`` and
 starts: the schema (unknown keys, types, ranges), then what the schema cannot see —
 that each station's stocks hold every component the bounds need, that the stocks
 can make every corner of the space, that scan settings are within the instrument's
-limits, that the ground truth imports and answers. Every problem is collected into
-one `CampaignConfigError`, each line of which points at the file, line and key and
+limits (of the instruments `load_campaign` is given, else the twin's), that the
+ground truth imports and answers. Every problem is collected into one
+`CampaignConfigError`, each line of which points at the file, line and key and
 says what to change.
 
 What belongs where:
@@ -29,6 +30,9 @@ What belongs where:
 - `checker`, `space_checks`, `station_checks`, `agent_checks`: what the schema
   cannot see — the components and space, each station against its instrument and
   stocks, the agent, the stop criteria and the twin's truth;
+- `twin`: the one place loading a campaign chooses the digital twin (its instruments when
+  `load_campaign` is given none, its components when the file names none, its truth);
+  stations are checked against any instruments with `tandem.instrument.InstrumentFacts`;
 - `campaign`: the loaded `Campaign` and its `Station`s;
 - `load`: `load_campaign` and `load_campaign_data`, which run all of the above in order.
 """

@@ -12,16 +12,15 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
 from tandem.components import Component, Components
 from tandem.composition import Composition
+from tandem.instrument import InstrumentFacts
 from tandem.robots.deck import Deck
 from tandem.robots.deck_file import DeckFile
-from tandem.sim.instruments import Instrument
-from tandem.sim.truth import GroundTruth, load_truth
 from tandem.stations import Probe
 from tandem.suggestions import ScanParameters
 
@@ -30,17 +29,29 @@ from .schema import AgentSpec, CampaignFile, FaultsSpec, SpaceSpec, StationSpec,
 if TYPE_CHECKING:
     from tandem.agents.region import FeasibleRegion, StockCheck
 
+    from .twin import GroundTruth
+
 #: Exposures on the default ladder between a station's shortest and longest (both included).
 EXPOSURE_LADDER_STEPS = 4
 
 
+#: the instrument a station carries: anything with the facts a campaign asks of one (the twin's
+#: `tandem.sim.instruments.Instrument`, or a real station's profile)
+InstrumentT_co = TypeVar("InstrumentT_co", bound=InstrumentFacts, covariant=True)
+
+
 @dataclass(frozen=True)
-class Station:
-    """One station of a campaign, with its deck built and its instrument known."""
+class Station(Generic[InstrumentT_co]):
+    """One station of a campaign, with its deck built and its instrument known.
+
+    A bare `Station` (as `Campaign.stations` holds) leaves the instrument's type open: the
+    twin's wiring (rig, runner, session) still reads the twin's `Instrument` from it, until it
+    takes that from `tandem.sim` itself; everything else asks only `InstrumentFacts`.
+    """
 
     id: str
     spec: StationSpec
-    instrument: Instrument
+    instrument: InstrumentT_co
     solvent: Component
     deck: Deck
     #: the deck as data (the file's contents when it came from a file), for provenance
@@ -147,7 +158,9 @@ class Campaign:
     def truth(self) -> GroundTruth:
         """The twin's ground truth (imported once)."""
         if not self._truth:
-            self._truth.append(load_truth(self.twin.truth))
+            from .twin import twin_truth
+
+            self._truth.append(twin_truth(self.twin.truth))
         return self._truth[0]
 
     def constraint_violation(self, fractions: Mapping[str, float]) -> str | None:

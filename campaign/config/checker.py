@@ -1,15 +1,17 @@
 """What every semantic check shares: the schema-valid file being checked, and the problems found so far.
 
-The schema cannot see the stocks, the instruments or the ground truth; the
+The schema cannot see the stocks, the instruments (`instruments`, by name) or the ground truth; the
 `*_checks` modules can, and each reports into one `Checker` so that every
 problem of a file is found in one pass (`load` runs them in order).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from tandem.campaign.reach import SpaceTooLargeError, polytope_vertices
+from tandem.instrument import InstrumentFacts
 
 from .problems import KeyPath, Problem
 from .schema import CampaignFile
@@ -19,11 +21,15 @@ from .yaml_marks import Marks
 class Checker:
     """Collects every semantic problem of a schema-valid campaign file."""
 
-    def __init__(self, spec: CampaignFile, marks: Marks, base: Path) -> None:
+    def __init__(
+        self, spec: CampaignFile, marks: Marks, base: Path, instruments: Mapping[str, InstrumentFacts]
+    ) -> None:
         self.spec = spec
         self.marks = marks
         #: the folder that deck paths are relative to (the campaign file's)
         self.base = base
+        #: the instruments a station may name, by name
+        self.instruments = instruments
         self.problems: list[Problem] = []
 
     def add(self, path: KeyPath, message: str, hint: str = "", *, key: bool = False) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tandem.files import read_text
+from tandem.instrument import InstrumentFacts
 
 from .agent_checks import check_agent, check_stop, check_twin
 from .campaign import Campaign, Station
@@ -24,11 +25,15 @@ from .schema import CampaignFile
 from .schema_problems import huge_integers, schema_problem
 from .space_checks import check_components, check_space
 from .station_checks import check_reach, check_station
+from .twin import twin_instruments
 from .yaml_marks import Marks, read_yaml
 
 
-def load_campaign(path: str | Path) -> Campaign:
-    """Read and check a campaign file; raise `CampaignConfigError` with every problem found."""
+def load_campaign(path: str | Path, *, instruments: Mapping[str, InstrumentFacts] | None = None) -> Campaign:
+    """Read and check a campaign file; raise `CampaignConfigError` with every problem found.
+
+    Its stations name their instruments among `instruments` (by name); None: the twin's.
+    """
     path = Path(path)
     try:
         text = read_text(path)
@@ -41,17 +46,33 @@ def load_campaign(path: str | Path) -> Campaign:
             ]
         ) from None
     data, marks = read_yaml(text, str(path))
-    return _build(data, marks, base=path.parent, source_path=path)
+    return _build(data, marks, base=path.parent, source_path=path, instruments=instruments)
 
 
 def load_campaign_data(
-    data: Mapping[str, Any], *, source: str = "campaign", base: Path | None = None
+    data: Mapping[str, Any],
+    *,
+    source: str = "campaign",
+    base: Path | None = None,
+    instruments: Mapping[str, InstrumentFacts] | None = None,
 ) -> Campaign:
-    """Check a campaign given as data (for example `Campaign.to_dict()` read back from Tiled)."""
-    return _build(dict(data), Marks(source), base=base or Path.cwd(), source_path=None)
+    """Check a campaign given as data (for example `Campaign.to_dict()` read back from Tiled).
+
+    `instruments` as for `load_campaign` (None: the twin's).
+    """
+    return _build(
+        dict(data), Marks(source), base=base or Path.cwd(), source_path=None, instruments=instruments
+    )
 
 
-def _build(data: Any, marks: Marks, *, base: Path, source_path: Path | None) -> Campaign:
+def _build(
+    data: Any,
+    marks: Marks,
+    *,
+    base: Path,
+    source_path: Path | None,
+    instruments: Mapping[str, InstrumentFacts] | None,
+) -> Campaign:
     if not isinstance(data, dict):
         raise CampaignConfigError(
             [
@@ -70,7 +91,7 @@ def _build(data: Any, marks: Marks, *, base: Path, source_path: Path | None) -> 
         raise CampaignConfigError(_merged(problems, huge)) from None
     if huge:
         raise CampaignConfigError(huge)
-    checker = Checker(spec, marks, base)
+    checker = Checker(spec, marks, base, twin_instruments() if instruments is None else instruments)
     campaign = _check(checker, source_path)
     if checker.problems:
         raise CampaignConfigError(checker.problems)
@@ -84,7 +105,7 @@ def _check(checker: Checker, source_path: Path | None) -> Campaign | None:
     if components is None:
         return None
     space_ok = check_space(checker, components)
-    stations: dict[str, Station] = {}
+    stations: dict[str, Station[InstrumentFacts]] = {}
     for sid, station_spec in checker.spec.stations.items():
         station = check_station(checker, sid, station_spec, components)
         if station is not None:

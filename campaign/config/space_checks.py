@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from tandem.components import Component, Components
 from tandem.errors import TandemError
-from tandem.sim.instruments import INSTRUMENTS
-from tandem.sim.systems import DEFAULT_COMPONENTS
 
 from .checker import Checker
 from .problems import KeyPath
 from .schema import StationSpec
+from .twin import twin_components
 
 
 def check_components(checker: Checker) -> Components | None:
     """The campaign's components (the file's, else the twin's), or None when one cannot be built."""
     if checker.spec.components is None:
-        return DEFAULT_COMPONENTS
+        return twin_components()
     built: list[Component] = []
     for i, c in enumerate(checker.spec.components):
         try:
@@ -37,7 +36,7 @@ def check_components(checker: Checker) -> Components | None:
 def check_space(checker: Checker, components: Components) -> bool:
     """Whether the bounds and constraints make a space with room in it (each reason not is a problem)."""
     ok = True
-    solvents = {_solvent_name(sid, s) for sid, s in checker.spec.stations.items()}
+    solvents = {_solvent_name(checker, sid, s) for sid, s in checker.spec.stations.items()}
     for name, (lo, hi) in checker.spec.space.bounds.items():
         path: KeyPath = ("space", "bounds", name)
         if name not in components:
@@ -86,11 +85,11 @@ def check_space(checker: Checker, components: Components) -> bool:
     return ok
 
 
-def _solvent_name(sid: str, spec: StationSpec) -> str:
+def _solvent_name(checker: Checker, sid: str, spec: StationSpec) -> str:
     """The solvent a station's file names, else its instrument's; empty when the instrument is unknown."""
     if spec.solvent is not None:
         return spec.solvent
-    instrument = INSTRUMENTS.get(spec.instrument or sid)
+    instrument = checker.instruments.get(spec.instrument or sid)
     return instrument.solvent.name if instrument is not None else ""
 
 

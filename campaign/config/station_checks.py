@@ -1,6 +1,6 @@
 """Each station against its instrument and its deck: solvent, scan limits, stocks, and what they can make.
 
-A station is checked on its own first (the twin's instrument, the solvent, the
+A station is checked on its own first (its instrument, the solvent, the
 scan settings within the instrument's limits, the deck read and built, its stocks
 holding every component the space needs); `check_reach` then asks, once every
 station is sound, whether each deck's stocks make every corner of the space and
@@ -21,10 +21,10 @@ from tandem.components import Component, Components
 from tandem.composition import Composition
 from tandem.errors import TandemError
 from tandem.files import read_text
+from tandem.instrument import InstrumentFacts
 from tandem.robots.deck import Deck
 from tandem.robots.deck_file import DeckFile
 from tandem.robots.recipe import InfeasibleRecipeError, InvalidRecipeRequestError, solve_recipe
-from tandem.sim.instruments import INSTRUMENTS, Instrument
 
 from .campaign import Station
 from .checker import Checker
@@ -39,16 +39,19 @@ MAX_CORNERS_REPORTED = 3
 _DECK_WHERE = re.compile(r"^(\w+)\[(\d+)\]")
 
 
-def check_station(checker: Checker, sid: str, spec: StationSpec, components: Components) -> Station | None:
+def check_station(
+    checker: Checker, sid: str, spec: StationSpec, components: Components
+) -> Station[InstrumentFacts] | None:
     """The station built (instrument, solvent, deck), or None when a problem stops it."""
     where: KeyPath = ("stations", sid)
     name = spec.instrument or sid
-    instrument = INSTRUMENTS.get(name)
+    instrument = checker.instruments.get(name)
     if instrument is None:
+        known = ", ".join(checker.instruments)
         checker.add(
             (*where, "instrument") if spec.instrument else where,
-            f"the twin has no instrument {name!r}",
-            f"name the station (or its 'instrument') one of: {', '.join(INSTRUMENTS)}",
+            f"no instrument named {name!r}; known: {known or '(none)'}",
+            f"name the station (or its 'instrument') one of: {known}",
             key=spec.instrument is None,
         )
         return None
@@ -66,14 +69,14 @@ def check_station(checker: Checker, sid: str, spec: StationSpec, components: Com
     deck_file, deck, deck_path = built
     if not _deck_matches(checker, where, deck, solvent, components):
         return None
-    # the twin measures the campaign's own components (attenuation, incoherent) in this station's solvent
+    # the instrument as this campaign uses it (the twin measures the campaign's own components in its solvent)
     return Station(
         sid, spec, instrument.for_campaign(components, solvent), solvent, deck, deck_file, deck_path
     )
 
 
 def _station_solvent(
-    checker: Checker, where: KeyPath, spec: StationSpec, instrument: Instrument, components: Components
+    checker: Checker, where: KeyPath, spec: StationSpec, instrument: InstrumentFacts, components: Components
 ) -> Component | None:
     name = spec.solvent or instrument.solvent.name
     path = (*where, "solvent") if spec.solvent else where
@@ -92,7 +95,7 @@ def _station_solvent(
     return solvent
 
 
-def _scan(checker: Checker, where: KeyPath, scan: ScanSpec, instrument: Instrument) -> None:
+def _scan(checker: Checker, where: KeyPath, scan: ScanSpec, instrument: InstrumentFacts) -> None:
     path: KeyPath = (*where, "scan")
     known = list(instrument.configurations)
     allowed = scan.configurations or known
