@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+# the file's `twin:` section is the twin's own configuration: checking it is the twin's business,
+# unlike the stations' instruments, which `.twin` chooses (see `tandem.campaign.config.twin`)
 from tandem.sim.truth import TruthError, TruthPoint
 
 from .campaign import Campaign
