@@ -15,10 +15,6 @@ from typing import Any
 
 import numpy as np
 
-# the file's `twin:` section is the twin's own configuration: checking it is the twin's business,
-# unlike the stations' instruments, which `.twin` chooses (see `tandem.campaign.config.twin`)
-from tandem.sim.truth import TruthError, TruthPoint
-
 from .campaign import Campaign
 from .checker import Checker
 from .problems import KeyPath
@@ -108,6 +104,10 @@ def check_stop(checker: Checker) -> None:
 
 def check_twin(checker: Checker, campaign: Campaign) -> None:
     """The ground truth imports and, at the centre of the space, answers every probe with a drawable point."""
+    # the file's `twin:` section is the twin's own configuration, so this check may name tandem.sim
+    # (imported here, not when the module is: loading the checks loads no line of the twin)
+    from tandem.sim.truth import TruthError
+
     path: KeyPath = ("twin", "truth")
     try:
         truth = campaign.truth()
@@ -148,6 +148,7 @@ def check_twin(checker: Checker, campaign: Campaign) -> None:
 def _unrenderable(point: object) -> tuple[str, str] | None:
     """Why the twin could not draw a truth's answer (what was wrong, what would do), or None."""
     from tandem.sim.scattering import ScatteringError, model_parameter_names
+    from tandem.sim.truth import TruthPoint
 
     if not isinstance(point, TruthPoint):
         return f"returned a {type(point).__name__}, not a TruthPoint", "return tandem.sim.truth.TruthPoint"

@@ -4,9 +4,9 @@ The one module of `tandem.campaign.config` that names `tandem.sim`, and only
 inside its functions, so that loading a campaign with instruments of its own
 (`load_campaign(path, instruments=...)`) and components of its own loads no line
 of the twin. Everything else here asks the campaign's instruments through
-`tandem.instrument.InstrumentFacts`. (`agent_checks` also imports
-`tandem.sim.truth`: it checks the file's `twin:` section, which is the twin's own
-configuration.)
+`tandem.instrument.InstrumentFacts`. (`agent_checks.check_twin` also imports
+`tandem.sim.truth`, when it runs: it checks the file's `twin:` section, which is
+the twin's own configuration.)
 """
 
 from __future__ import annotations

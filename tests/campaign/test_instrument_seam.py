@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -120,3 +122,12 @@ def test_only_the_twin_wiring_module_names_the_twin() -> None:
     # agent_checks checks the file's `twin:` section, the twin's own configuration
     assert naming == {"twin.py", "agent_checks.py"}
     assert set(_sim_imports(CONFIG / "agent_checks.py")) <= {"tandem.sim.truth", "tandem.sim.scattering"}
+
+
+def test_importing_the_campaign_checks_loads_no_line_of_the_twin() -> None:
+    code = (
+        "import sys, tandem.campaign.config; "
+        "print(sorted(m for m in sys.modules if m.startswith('tandem.sim')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
