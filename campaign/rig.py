@@ -33,7 +33,7 @@ from tandem.catalog import (
     subscribe_tiled_writer,
 )
 from tandem.components import Components
-from tandem.devices.station import Station as StationDevices
+from tandem.protocols import StationDevices
 from tandem.replaying_writer import ReplayingTiledWriter
 from tandem.robots.cell_loader import CellLoader
 from tandem.robots.liquid_handler import LiquidHandler
