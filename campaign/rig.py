@@ -126,6 +126,13 @@ class StationRig:
     #: the Tiled writer when it runs in the background (`barrier()` says when the runs are in Tiled)
     writer: DocumentQueue | None = None
 
+    def write_in_order(self, write: Callable[[], object]) -> None:
+        """Call `write` (a write to Tiled) in order with the station's runs (at once if not queued)."""
+        if self.writer is None:
+            write()
+        else:
+            self.writer.submit(write)
+
     def devices(self) -> dict[str, Any]:
         """The devices by the names plans (and the queue server) know them by."""
         names = device_names(self.id)

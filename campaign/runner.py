@@ -79,10 +79,8 @@ from tandem.campaign.runner_resume import (
     restore_stations,
     settle_ledger,
 )
-from tandem.campaign.runner_sample import SamplePlans
+from tandem.campaign.runner_sample import SamplePlans, entry_suggestion
 from tandem.catalog import Catalog
-from tandem.composition import Composition
-from tandem.suggestions import ScanParameters, Suggestion
 
 logger = logging.getLogger(__name__)
 
@@ -268,7 +266,7 @@ class _Loop:
         return rig
 
     def _decide(self, rig: StationRig) -> LedgerEntry | None:
-        pending_suggestions = [self._as_suggestion(r.entry) for r in self.hidden]
+        pending_suggestions = [entry_suggestion(self.campaign, r.entry, self.agent.name) for r in self.hidden]
         with self.timer.timed("agent"):
             suggestions = self.agent.suggest(rig.id, 1, pending_suggestions)
         self.prediction.forget()
@@ -288,31 +286,12 @@ class _Loop:
         records = self.agent.records[self._records_written :]
         self._records_written += len(records)
         with self.timer.timed("ledger"):
-            self._in_order(rig, functools.partial(self._record_decision, records, entry))
+            rig.write_in_order(functools.partial(self._record_decision, records, entry))
         return entry
 
     def _record_decision(self, records: Sequence[DecisionRecord], entry: LedgerEntry) -> None:
         write_records(self.ledger.decisions, records)
         self.ledger.add(entry)
-
-    def _in_order(self, rig: StationRig, write: Callable[[], object]) -> None:
-        """Write to Tiled in order with the station's runs (at once if the rig writes synchronously)."""
-        if rig.writer is None:
-            write()
-        else:
-            rig.writer.submit(write)
-
-    def _as_suggestion(self, entry: LedgerEntry) -> Suggestion:
-        station = self.campaign.stations[entry.station]
-        components = [*(self.campaign.components[n] for n in entry.target), station.solvent]
-        target = Composition.from_mass_fractions(components, dict(entry.target), balance=station.solvent.name)
-        return Suggestion(
-            station=entry.station,
-            target=target,
-            scan=ScanParameters.from_dict(entry.scan),
-            agent=self.agent.name,
-            decision_uid=entry.decision_uid,
-        )
 
     def _run_sample(self, entry: LedgerEntry, *, started: float) -> None:
         """Run the sample's plan, then hand its results over to the background; `started`: when the loop

@@ -6,6 +6,8 @@ sample's `tandem.sample_request.SampleRequest`, built by the campaign's rules
 (`tandem.campaign.daemon_rules.sample_request`: the agent daemon queues the same
 arguments) from the ledger entry's target and scan, the station's solvent as the balance
 and its sample volume; the station fills its cell by its own rule.
+`entry_suggestion` turns a ledger entry back into its suggestion (the loop tells the agent
+the samples still running as such).
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from tandem.campaign.config import Campaign
 from tandem.campaign.daemon_rules import sample_settings
 from tandem.campaign.ledger import LedgerEntry
 from tandem.campaign.rig import StationRig
+from tandem.composition import Composition
 from tandem.plans.measurement import measure_empty_cell
 from tandem.plans.sample import sample_plan
 from tandem.sample_request import SampleRequest, SampleSettings
-from tandem.suggestions import ScanParameters
+from tandem.suggestions import ScanParameters, Suggestion
 
 
 class SamplePlans:
@@ -63,3 +66,17 @@ class SamplePlans:
             )
         )
         self._empty_cells.add(key)
+
+
+def entry_suggestion(campaign: Campaign, entry: LedgerEntry, agent: str) -> Suggestion:
+    """The suggestion a ledger entry records (the solvent of its station the balance), as `agent` made it."""
+    station = campaign.stations[entry.station]
+    components = [*(campaign.components[n] for n in entry.target), station.solvent]
+    target = Composition.from_mass_fractions(components, dict(entry.target), balance=station.solvent.name)
+    return Suggestion(
+        station=entry.station,
+        target=target,
+        scan=ScanParameters.from_dict(entry.scan),
+        agent=agent,
+        decision_uid=entry.decision_uid,
+    )
