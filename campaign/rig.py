@@ -22,7 +22,6 @@ import numpy as np
 from bluesky import RunEngine
 
 from tandem.analysis.curves import Curve
-from tandem.analysis.pipeline import StationCalibration
 from tandem.analysis.reduction import Exposure, reduce_exposure
 from tandem.campaign.config import Campaign, Station
 from tandem.catalog import (
@@ -37,10 +36,11 @@ from tandem.protocols import StationDevices
 from tandem.replaying_writer import ReplayingTiledWriter
 from tandem.robots.cell_loader import CellLoader
 from tandem.robots.liquid_handler import LiquidHandler
+from tandem.sim.calibration import twin_calibration
 from tandem.sim.cell_loader_ioc import CellLoaderIOC
 from tandem.sim.clock import StationClock
 from tandem.sim.detector_image import simulate_empty_cell_frame, simulate_frame
-from tandem.sim.instruments import Instrument, instrument_for
+from tandem.sim.instruments import instrument_for
 from tandem.sim.ioc import CAEnvironment, ca_session, serve_ioc
 from tandem.sim.liquid_handler import SimulatedLiquidHandler
 from tandem.sim.station_devices import TwinStationModel, simulated_station
@@ -54,17 +54,6 @@ logger = logging.getLogger(__name__)
 
 #: PV prefix of a station's cell loader; the station id is upper-cased into it.
 CELL_LOADER_PREFIX = "TANDEM:{station}:CL:"
-
-
-def twin_calibration(instrument: Instrument) -> StationCalibration:
-    """What turns the twin's counts at `instrument` into 1/cm (a facility measures these)."""
-    return StationCalibration(
-        detector_efficiency=instrument.detector.efficiency,
-        open_beam_ratio=instrument.transmission_beam_fraction,
-        path_length_mm=instrument.cell.path_length_mm,
-        saturation_counts=float(instrument.detector.max_counts),
-        empty_cell_transmission=instrument.cell.transmission,
-    )
 
 
 def twin_curve(

@@ -57,7 +57,7 @@ from tandem.campaign.history import agent_observation, results_of, truth_on
 from tandem.campaign.kill_points import KillPoints
 from tandem.campaign.ledger import Ledger, LedgerEntry
 from tandem.campaign.phases import CampaignPhases
-from tandem.campaign.rig import StationRig, TwinLab, twin_calibration, twin_lab
+from tandem.campaign.rig import StationRig, TwinLab, twin_lab
 from tandem.campaign.runner_accounting import (
     ACCURACY_EVERY_SAMPLE_UP_TO,
     MIN_SAMPLES_FOR_CONFIDENCE,
@@ -81,6 +81,7 @@ from tandem.campaign.runner_resume import (
 )
 from tandem.campaign.runner_sample import SamplePlans, entry_suggestion
 from tandem.catalog import Catalog
+from tandem.sim.calibration import twin_calibration
 
 logger = logging.getLogger(__name__)
 

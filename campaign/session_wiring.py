@@ -19,11 +19,12 @@ from bluesky import RunEngine
 
 from tandem.analysis.pipeline import AnalysisSettings, StationCalibration
 from tandem.campaign.config import Campaign
-from tandem.campaign.rig import StationRig, build_twin_rig, twin_calibration, twin_lab
+from tandem.campaign.rig import StationRig, build_twin_rig, twin_lab
 from tandem.campaign.session_config import EpicsPrefixes
 from tandem.devices.station import StationConfig, build_epics_station
 from tandem.robots.cell_loader import CellLoader
 from tandem.robots.liquid_handler import LiquidHandler
+from tandem.sim.calibration import twin_calibration
 from tandem.sim.clock import StationClock
 from tandem.sim.liquid_handler import SimulatedLiquidHandler
 from tandem.stations import device_names

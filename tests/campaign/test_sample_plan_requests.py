@@ -54,9 +54,9 @@ def test_the_runner_and_the_daemon_give_the_sample_plan_the_same_arguments(
     # nothing else on a queue server does, so there the sample plan measures it
     assert runner == {**queued.kwargs, "measure_empty_cell": False}
     assert queued.kwargs["measure_empty_cell"] is True
-    spec = campaign.stations[station]
-    assert queued.kwargs["total_volume_ul"] == spec.spec.sample_volume_ul
-    assert queued.kwargs["balance"] == spec.solvent.name
+    campaign_station = campaign.stations[station]
+    assert queued.kwargs["total_volume_ul"] == campaign_station.spec.sample_volume_ul
+    assert queued.kwargs["balance"] == campaign_station.solvent.name
     assert queued.kwargs["load_volume_ul"] is None  # the station fills its cell by its rule
     assert set(queued.kwargs["target"]) == set(campaign.solutes)
 
