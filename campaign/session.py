@@ -258,7 +258,10 @@ def open_station_session(
             callback = AnalysisCallback(session.analyzer, on_done=analysed)
             rig.RE.subscribe(MeasurementsOnly(callback))
         else:
-            session.notes.append("analysis off: runs are analysed by `tandem analyze --follow`, if it runs")
+            session.notes.append(
+                "analysis off: runs are analysed by `tandem analyze --follow` "
+                "(with --calibration FILE, or --sim on the twin), if it runs"
+            )
         yield session
 
 
