@@ -5,7 +5,9 @@
 
 - `cli.md`: every `tandem` command with its arguments and options, from the typer app;
 - `campaign-file.md`: every key of a campaign file, from the pydantic models that validate it;
-- `deck-file.md`: every key of a deck file, likewise.
+- `deck-file.md`: every key of a deck file, likewise;
+- `tiled-layout.md`: every node tandem writes in its Tiled catalog, from `tandem.catalog_layout.LAYOUT`
+  (which the tests hold the writers to).
 
 A key's description is its `#:` comment in the model's source (or the field's own description);
 a model's is its docstring. `tests/test_reference_docs.py` runs `--check` in `make test`.
@@ -260,6 +262,29 @@ def schema_page(title: str, intro: str, root: type[BaseModel]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def tiled_layout_page() -> str:
+    import tandem.catalog_layout as layout
+
+    lines = [
+        "# Reference: the Tiled catalog's layout",
+        "",
+        GENERATED,
+        "",
+        "Every node tandem writes in its Tiled catalog (`<...>` stands for any key); `spec` is the "
+        "`spec` key of the node's metadata. Raw runs are written by bluesky's TiledWriter; the "
+        "streams below a run are its own. The names and the create-or-get every writer uses live "
+        "in `tandem.catalog_layout`, and `tests/test_catalog_layout.py` walks what the real writers "
+        "wrote against this table.",
+        "",
+        "| path | spec | holds |",
+        "|---|---|---|",
+    ]
+    for part in layout.LAYOUT:
+        spec = f"`{part.spec}`" if part.spec else ""
+        lines.append(f"| `{part.path}` | {spec} | {_cell(part.holds)} |")
+    return "\n".join(lines) + "\n"
+
+
 def pages() -> dict[str, str]:
     from tandem.campaign.config.schema import CampaignFile
     from tandem.robots.deck_file import DeckFile
@@ -280,6 +305,7 @@ def pages() -> dict[str, str]:
             "(`'10 wt%'`, `'0.5 M'`, ...); see the [how-to](../how-to/formulation-lab.md).",
             DeckFile,
         ),
+        "tiled-layout.md": tiled_layout_page(),
     }
 
 
