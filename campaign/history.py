@@ -190,8 +190,6 @@ def truth_on(campaign: Campaign, grid: np.ndarray) -> list[str] | None:
 
 def _phases(campaign: Campaign) -> tuple[str, ...]:
     """The truth's phase names, for stable colours (the default system knows its own)."""
-    if campaign.twin.truth.startswith("tandem.sim.systems:"):
-        from tandem.sim.systems import phase_labels
+    from tandem.campaign.config.twin import twin_phase_names
 
-        return tuple(phase_labels())
-    return ()
+    return twin_phase_names(campaign.twin.truth)

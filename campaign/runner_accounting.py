@@ -26,7 +26,7 @@ from tandem.campaign.config import Campaign
 from tandem.campaign.ledger import LedgerEntry, SampleStatus
 from tandem.campaign.metrics import phase_map_accuracy
 from tandem.campaign.rig import StationRig
-from tandem.sim.clock import Interval
+from tandem.stations import Interval
 
 logger = logging.getLogger(__name__)
 

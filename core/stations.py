@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -51,3 +52,17 @@ class UnknownStationError(TandemError, KeyError):
 
     def __str__(self) -> str:
         return f"unknown station {self.station!r}; known stations: {', '.join(self.known) or '(none)'}"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One action on a station's timeline (pipetting, loading, an exposure), in station seconds."""
+
+    station: str
+    activity: str
+    start_s: float
+    end_s: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s

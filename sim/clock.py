@@ -11,21 +11,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Interval:
-    """One action on a station's timeline, in station seconds."""
-
-    station: str
-    activity: str
-    start_s: float
-    end_s: float
-
-    @property
-    def duration_s(self) -> float:
-        return self.end_s - self.start_s
+from tandem.stations import Interval
 
 
 class StationClock:

@@ -41,4 +41,14 @@ def twin_truth(spec: str) -> GroundTruth:
     return load_truth(spec)
 
 
-__all__ = ["twin_components", "twin_instruments", "twin_truth"]
+def twin_phase_names(spec: str) -> tuple[str, ...]:
+    """The phase names of the truth `spec` names, in its own order (for stable colours), where it
+    says them: the default system does; another truth's are read from what it answers."""
+    if not spec.startswith("tandem.sim.systems:"):
+        return ()
+    from tandem.sim.systems import phase_labels
+
+    return tuple(phase_labels())
+
+
+__all__ = ["twin_components", "twin_instruments", "twin_phase_names", "twin_truth"]
