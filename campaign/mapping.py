@@ -39,6 +39,7 @@ from tandem.campaign.map_inputs import CurveInputs, MapInputError, Progress, loa
 from tandem.campaign.phases import CampaignPhases
 from tandem.components import Component, Role
 from tandem.errors import TandemError
+from tandem.files import json_ready
 from tandem.observations import AnalysisStatus, Observation
 from tandem.stations import Probe
 
@@ -238,7 +239,7 @@ def write_map(result: CurveMap, out_dir: str | Path, *, force: bool = False) -> 
     paths = {name.split(".")[0] + "_" + name.split(".")[1]: out / name for name in OUTPUT_FILES}
     plot_map(result, paths["phase_map_png"])
     result.prediction.to_csv(paths["phase_map_csv"])
-    paths["phases_json"].write_text(json.dumps(_finite(result.to_dict()), indent=2) + "\n")
+    paths["phases_json"].write_text(json.dumps(json_ready(result.to_dict()), indent=2) + "\n")
     lines = [",".join(["rank", *result.names])]
     lines += [
         ",".join([str(i), *(f"{s[n]:.12g}" for n in result.names)])
@@ -336,14 +337,3 @@ def _counts(values: Any) -> dict[str, int]:
         key = "not described" if v is None else str(v)
         out[key] = out.get(key, 0) + 1
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: map them to null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value

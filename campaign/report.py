@@ -24,13 +24,10 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from tandem.campaign.metrics import LabelMatch, match_labels
 from tandem.campaign.report_data import (
@@ -51,6 +48,7 @@ from tandem.campaign.report_figures import (
     plot_timeline,
 )
 from tandem.campaign.report_metrics import ACCURACY_GOALS, campaign_metrics, station_seconds
+from tandem.files import json_ready
 
 
 @dataclass(frozen=True)
@@ -82,22 +80,8 @@ def write_report(history: CampaignHistory, folder: str | Path) -> Report:
     metrics = campaign_metrics(history, match)
     metrics["files"] = {k: p.name for k, p in files.items()} | {"report_json": "report.json"}
     files["report_json"] = out / "report.json"
-    files["report_json"].write_text(json.dumps(_jsonable(metrics), indent=2, allow_nan=False) + "\n")
+    files["report_json"].write_text(json.dumps(json_ready(metrics), indent=2, allow_nan=False) + "\n")
     return Report(out, files, metrics)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 # --- the grid as CSV --------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""Reading the small text files a user names (campaign, deck, daemon and calibration files).
+"""The files a user names: reading them safely, and values made ready to write as JSON.
+
+Reading: the small text files a user names (campaign, deck, daemon and calibration files).
 
 `read_text` refuses what would hang or exhaust the process before reading a byte: a path that
 is not a regular file (``/dev/zero``, a FIFO, a terminal) or one larger than any such file
@@ -8,9 +10,14 @@ turn a failed read into their own typed error keep doing so.
 
 from __future__ import annotations
 
+import math
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from tandem.errors import TandemError
 
@@ -65,4 +72,20 @@ def _kind(mode: int) -> str:
     return "not a plain file"
 
 
-__all__ = ["MAX_INPUT_BYTES", "InputFileError", "read_text"]
+def json_ready(value: Any) -> Any:
+    """`value` as strict JSON takes it: NaN and infinities become null (JSON has neither), numpy
+    scalars and arrays plain numbers and lists, paths text, mapping keys text."""
+    if isinstance(value, Mapping):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+__all__ = ["MAX_INPUT_BYTES", "InputFileError", "json_ready", "read_text"]

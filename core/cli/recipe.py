@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from tandem.cli.output import esc
 from tandem.components import Components
 from tandem.composition import Amount, Composition
 from tandem.errors import TandemError
+from tandem.files import json_ready
 
 #: Exit codes: 0 made, 1 the request is malformed, 2 the target cannot be made on this deck.
 EXIT_BAD_INPUT = 1
@@ -105,7 +105,7 @@ def recipe(
             console.print(f"[bold red]error:[/] {esc(error)}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     if as_json:
-        typer.echo(json.dumps({"ok": True, **_finite(made.to_dict())}, indent=2))
+        typer.echo(json.dumps({"ok": True, **json_ready(made.to_dict())}, indent=2))
         return
     _print_recipe(console, made)
 
@@ -147,17 +147,6 @@ def _stdout_to_stderr() -> Iterator[None]:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: map them to null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _print_recipe(console: Console, made: Any) -> None:
