@@ -18,7 +18,7 @@ from tandem.campaign.agent_factory import build_agent
 from tandem.campaign.config import Campaign, load_campaign_data
 from tandem.campaign.ledger import Ledger, LedgerEntry, SampleStatus
 from tandem.campaign.phases import CampaignPhases
-from tandem.campaign.report import (
+from tandem.campaign.report_data import (
     AccuracyPoint,
     Activity,
     CampaignHistory,
