@@ -114,14 +114,16 @@ def shell(
         ),
     ] = None,
     profile_dir: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--profile-dir",
             file_okay=False,
             help="The IPython profile to start (a site's own copy); copied into DATA, where IPython "
-            "keeps its state.",
+            "keeps its state. Default: the profile bundled with tandem (tandem/profiles/ipython/"
+            "profile_tandem in the installed package).",
+            show_default=False,
         ),
-    ] = IPYTHON_PROFILE,
+    ] = None,
 ) -> None:
     """Start IPython at a station: RunEngine writing to Tiled, devices, robot, plans, a Tiled client.
 
@@ -136,6 +138,7 @@ def shell(
     Anything after `--` goes to IPython (for example `-- -c "RE(sample_plan({'SDS': 0.05}))"`).
     Everything the session started (IOCs, a Tiled server) stops when IPython exits.
     """
+    profile_dir = profile_dir or IPYTHON_PROFILE
     startup = profile_dir / "startup"
     if not startup.is_dir():
         raise _fail(
