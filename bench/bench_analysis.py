@@ -30,11 +30,11 @@ from tandem.analysis.integration import integrator_for
 from tandem.analysis.pipeline import AnalysisCallback, AnalysisSettings, Analyzer
 from tandem.analysis.reduction import Exposure, reduce_exposure
 from tandem.analysis.store import AnalysisStore
-from tandem.campaign.rig import twin_curve
 from tandem.catalog import raw_runs_node
 from tandem.sim.calibration import twin_calibrations
 from tandem.sim.detector_image import simulate_empty_cell_frame, simulate_frame
 from tandem.sim.instruments import instrument_for
+from tandem.sim.reduced_curve import twin_curve
 from tandem.sim.systems import default_system
 from tandem.tiled_server import EmbeddedTiledServer
 

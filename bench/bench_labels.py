@@ -51,7 +51,7 @@ from tandem.analysis.labels import LabelInput, assign_labels
 from tandem.campaign.bundled import DEMO_CAMPAIGN
 from tandem.campaign.config import Campaign, load_campaign
 from tandem.campaign.metrics import match_labels
-from tandem.campaign.rig import twin_curve
+from tandem.sim.reduced_curve import twin_curve
 from tandem.sim.systems import NEUTRON_ONLY_BOUNDARY, SOLUTE_NAMES, phases_of
 
 DEMO = DEMO_CAMPAIGN

@@ -74,10 +74,10 @@ from tandem.analysis.phases import PhaseFinding
 from tandem.analysis.store import AnalysisRecord
 from tandem.campaign.metrics import first_reaching, match_labels
 from tandem.campaign.phases import CampaignPhases
-from tandem.campaign.rig import twin_curve
 from tandem.errors import TandemError
 from tandem.observations import AnalysisStatus, Observation
 from tandem.sim.curve_source import simulate_curve
+from tandem.sim.reduced_curve import twin_curve
 from tandem.sim.zoo import ZOO, ZooSystem, zoo_system
 from tandem.stations import SANS, SAXS, Probe
 from tandem.suggestions import ScanParameters, Suggestion

@@ -12,7 +12,7 @@ from tandem.agents.optimisation import Objective, OptimisationAgent, Optimisatio
 from tandem.agents.phase_mapping import PhaseMappingAgent, PhaseMappingSettings
 from tandem.agents.protocol import Agent
 from tandem.agents.region import FeasibleRegion, StockCheck, stock_check_from
-from tandem.campaign.config import AgentKind, Campaign, Station
+from tandem.campaign.config import AgentKind, Campaign, CampaignStation
 from tandem.composition import Composition
 from tandem.robots.recipe import InfeasibleRecipeError, solve_recipe
 from tandem.stations import Probe
@@ -44,7 +44,7 @@ def stock_check(campaign: Campaign) -> StockCheck:
     return stock_check_from(solve, InfeasibleRecipeError)
 
 
-def _with_solvent(target: Composition, station: Station) -> Composition:
+def _with_solvent(target: Composition, station: CampaignStation) -> Composition:
     if station.solvent.name in target.components:
         return target
     fractions = {n: w for n, w in target.mass_fractions.items() if n != station.solvent.name}
@@ -52,7 +52,7 @@ def _with_solvent(target: Composition, station: Station) -> Composition:
     return Composition.from_mass_fractions(components, fractions, balance=station.solvent.name)
 
 
-def station_cost(station: Station, cheapest_per_hour: float) -> StationCost:
+def station_cost(station: CampaignStation, cheapest_per_hour: float) -> StationCost:
     """What one measurement costs at `station`, from its instrument's time costs and the file's prices."""
     costs = station.instrument.time_costs
     overhead_s = (

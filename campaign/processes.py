@@ -41,7 +41,7 @@ from tandem.campaign.station_state import (
     InvalidStationRequestError,
     RedisService,
     StationProcess,
-    StationState,
+    StationRegistry,
     check_station_id,
     default_state_dir,
     locked_state,
@@ -266,7 +266,7 @@ def _close_environment(process: StationProcess, timeout_s: float) -> None:
 
 
 @dataclass(frozen=True)
-class StationStatus:
+class StationProcessStatus:
     """A station's process as `tandem station status` shows it."""
 
     process: StationProcess
@@ -287,7 +287,7 @@ class StationStatus:
         )
 
 
-def station_status(state_dir: Path | None = None, *, timeout_s: float = 2.0) -> list[StationStatus]:
+def station_status(state_dir: Path | None = None, *, timeout_s: float = 2.0) -> list[StationProcessStatus]:
     """The status of every station in the state file (asked of each RE Manager)."""
     out = []
     for process in read_state(state_dir).stations.values():
@@ -300,7 +300,7 @@ def station_status(state_dir: Path | None = None, *, timeout_s: float = 2.0) -> 
                     answer = dict(api.status())
                 finally:
                     api.close()
-        out.append(StationStatus(process, alive, answer))
+        out.append(StationProcessStatus(process, alive, answer))
     return out
 
 
@@ -311,8 +311,8 @@ __all__ = [
     "ProcessError",
     "RedisService",
     "StationProcess",
-    "StationState",
-    "StationStatus",
+    "StationProcessStatus",
+    "StationRegistry",
     "check_station_id",
     "configure_queue",
     "default_state_dir",

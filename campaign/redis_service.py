@@ -20,7 +20,7 @@ from tandem.campaign.process_groups import (
     stop_process_group,
     wait_for,
 )
-from tandem.campaign.station_state import InvalidStationRequestError, RedisService, StationState
+from tandem.campaign.station_state import InvalidStationRequestError, RedisService, StationRegistry
 from tandem.child_processes import LOOPBACK, free_port, pid_alive
 
 __all__ = ["ensure_redis", "parse_address", "redis_ping", "start_redis", "stop_redis"]
@@ -86,7 +86,7 @@ def stop_redis(redis: RedisService) -> None:
         stop_process_group(redis.pid, timeout_s=5.0)
 
 
-def ensure_redis(state: StationState, state_dir: Path, address: str | None = None) -> RedisService:
+def ensure_redis(state: StationRegistry, state_dir: Path, address: str | None = None) -> RedisService:
     """The Redis to use: `address` if given, else the one in the state file if it answers, else a new one."""
     if address is not None:
         host, port = parse_address(address)

@@ -14,16 +14,14 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from bluesky import RunEngine
 
-from tandem.analysis.curves import Curve
-from tandem.analysis.reduction import Exposure, reduce_exposure
-from tandem.campaign.config import Campaign, Station
+from tandem.campaign.config import Campaign, CampaignStation
 from tandem.catalog import (
     DocumentCallback,
     DocumentQueue,
@@ -31,21 +29,16 @@ from tandem.catalog import (
     raw_runs_node,
     subscribe_tiled_writer,
 )
-from tandem.components import Components
 from tandem.protocols import StationDevices
 from tandem.replaying_writer import ReplayingTiledWriter
 from tandem.robots.cell_loader import CellLoader
 from tandem.robots.liquid_handler import LiquidHandler
-from tandem.sim.calibration import twin_calibration
 from tandem.sim.cell_loader_ioc import CellLoaderIOC
 from tandem.sim.clock import StationClock
-from tandem.sim.detector_image import simulate_empty_cell_frame, simulate_frame
-from tandem.sim.instruments import instrument_for
 from tandem.sim.ioc import CAEnvironment, ca_session, serve_ioc
 from tandem.sim.liquid_handler import SimulatedLiquidHandler
 from tandem.sim.station_devices import TwinStationModel, simulated_station
-from tandem.sim.systems import default_system
-from tandem.sim.truth import GroundTruth, TruthPoint, load_truth
+from tandem.sim.truth import load_truth
 from tandem.stations import device_names
 from tandem.store_guard import StopSignal, StoreGuard
 from tandem.tiled_server import EmbeddedTiledServer, TiledEndpoint
@@ -56,56 +49,13 @@ logger = logging.getLogger(__name__)
 CELL_LOADER_PREFIX = "TANDEM:{station}:CL:"
 
 
-def twin_curve(
-    station: str,
-    composition: Mapping[str, float],
-    exposure_s: float,
-    configuration: str | None = None,
-    seed: int = 0,
-    *,
-    truth: GroundTruth | None = None,
-    components: Components | None = None,
-) -> tuple[Curve, TruthPoint]:
-    """One sample and its empty cell on the twin's `station`, reduced as the pipeline does, without a
-    RunEngine or Tiled: the benches and the analysis tests measure analysis on these.
-
-    `truth` is the system measured (default: the twin's default system) and `components` every
-    component it may hold, solvents included (a zoo system's `components`); the station's
-    instrument is given them, as a campaign's own components are (default: the instrument's own).
-    """
-    instrument = instrument_for(station)
-    if components is not None:
-        instrument = replace(instrument, components=components)
-    calibration = twin_calibration(instrument)
-    rng = np.random.default_rng(seed)
-    point = (truth if truth is not None else default_system)(composition, instrument.probe)
-    frames = [
-        simulate_frame(instrument, configuration, composition, point, exposure_s, rng),
-        simulate_empty_cell_frame(instrument, configuration, exposure_s, rng),
-    ]
-    sample, cell = (
-        Exposure(
-            f.counts,
-            exposure_s,
-            f.monitor_counts * calibration.detector_efficiency,
-            f.transmission,
-            calibration.saturation_counts,
-        )
-        for f in frames
-    )
-    curve = reduce_exposure(
-        sample, frames[0].geometry, thickness_mm=calibration.path_length_mm, empty_cell=cell
-    )
-    return curve, point
-
-
 @dataclass
 class StationRig:
     """Everything that runs samples at one station. Live objects, not values."""
 
     id: str
     #: the station as the campaign knows it: its file entry (`spec`), deck, instrument, solvent
-    campaign_station: Station
+    campaign_station: CampaignStation
     #: its devices (detector, shutter, monitor, ...), by which plans run
     station: StationDevices
     clock: StationClock
@@ -157,7 +107,7 @@ class _Timekeeper:
 
 
 def build_twin_rig(
-    station: Station,
+    station: CampaignStation,
     *,
     truth: str,
     seed: int,

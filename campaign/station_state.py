@@ -34,7 +34,7 @@ __all__ = [
     "InvalidStationRequestError",
     "RedisService",
     "StationProcess",
-    "StationState",
+    "StationRegistry",
     "check_station_id",
     "default_state_dir",
     "locked_state",
@@ -135,7 +135,7 @@ def default_state_dir() -> Path:
 
 
 @dataclass
-class StationState:
+class StationRegistry:
     """What the state file holds: the Redis in use and the stations started."""
 
     redis: RedisService | None = None
@@ -148,7 +148,7 @@ class StationState:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> StationState:
+    def from_dict(cls, data: Mapping[str, Any]) -> StationRegistry:
         redis = data.get("redis")
         return cls(
             redis=None if not redis else RedisService(**redis),
@@ -157,7 +157,7 @@ class StationState:
 
 
 @contextlib.contextmanager
-def locked_state(state_dir: Path | None = None) -> Iterator[StationState]:
+def locked_state(state_dir: Path | None = None) -> Iterator[StationRegistry]:
     """The state file, read under an exclusive lock and written back when the block ends without error.
 
     Two `tandem station start` at once must not lose each other's entries.
@@ -174,10 +174,10 @@ def locked_state(state_dir: Path | None = None) -> Iterator[StationState]:
         tmp.replace(path)
 
 
-def read_state(state_dir: Path | None = None) -> StationState:
+def read_state(state_dir: Path | None = None) -> StationRegistry:
     """The state file as it is (empty when there is none or it is unreadable)."""
     path = (state_dir or default_state_dir()) / STATE_FILE
     try:
-        return StationState.from_dict(json.loads(path.read_text()))
+        return StationRegistry.from_dict(json.loads(path.read_text()))
     except (OSError, ValueError, TypeError):
-        return StationState()
+        return StationRegistry()

@@ -7,11 +7,11 @@ the queue-server startup and the campaign runner all build stations here.
 
 from __future__ import annotations
 
-from tandem.devices.station import Station, StationConfig, build_epics_station
+from tandem.devices.station import OphydStationDevices, StationConfig, build_epics_station
 from tandem.sim.station_devices import build_sim_station
 
 
-def build_station(config: StationConfig) -> Station:
+def build_station(config: StationConfig) -> OphydStationDevices:
     """The station `config` describes, connected, on the backend it names (`epics` or `sim`)."""
     if config.backend == "epics":
         return build_epics_station(config)

@@ -16,7 +16,7 @@ What each seam is, who keeps it and who relies on it:
   `read()`, `cell_capacity`). Kept by `tandem.robots.cell_loader.CellLoader`
   (EPICS; the twin serves its PVs); used by `tandem.plans`.
 * `StationDevices`: a station's beamline devices, its name and probe,
-  `children()` and `check(scan)`. Kept by `tandem.devices.station.Station`
+  `children()` and `check(scan)`. Kept by `tandem.devices.station.OphydStationDevices`
   (EPICS devices, or the twin's soft ones); used by `tandem.plans`.
 * `Relabelling`: an agent that can be re-told phase names. Kept by the
   phase-mapping agents; used by the campaign's phase finding and the agent daemon.

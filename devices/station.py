@@ -1,6 +1,6 @@
 """A station: its devices, its name and probe, its limits; and the factory that builds one.
 
-`Station` is what plans take: it keeps `tandem.protocols.StationDevices`, the seam
+`OphydStationDevices` is what plans take: it keeps `tandem.protocols.StationDevices`, the seam
 the plans annotate and check (the EPICS devices and the twin's soft ones alike).
 It exposes `children()` as ophyd-async devices do,
 so bluesky-queueserver lists it as a device and a queued plan names it by its
@@ -66,7 +66,7 @@ class StationConfig(BaseModel):
 
 
 @dataclass
-class Station:
+class OphydStationDevices:
     """The devices of one station (`tandem.protocols.StationDevices`). Not a value: it holds live devices."""
 
     name: str
@@ -110,12 +110,12 @@ class Station:
                 ) from exc
 
 
-def build_epics_station(config: StationConfig) -> Station:
+def build_epics_station(config: StationConfig) -> OphydStationDevices:
     """The station's devices over Channel Access, connected (or a `DeviceTimeoutError`)."""
     if not config.prefix:
         raise StationConfigError(f"station {config.name!r}: the EPICS backend needs a PV prefix")
     p = config.prefix
-    station = Station(
+    station = OphydStationDevices(
         name=config.name,
         probe=config.probe,
         detector=EpicsAreaDetector(

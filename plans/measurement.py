@@ -1,7 +1,7 @@
 """Measurement plans of a station: transmission, empty cell, sample scattering.
 
 Every public plan takes the station (`tandem.protocols.StationDevices`, which
-`tandem.devices.station.Station` keeps; a device that does not is refused with a
+`tandem.devices.station.OphydStationDevices` keeps; a device that does not is refused with a
 `WrongDeviceError`) and JSON-ready scan parameters, refuses
 parameters outside the station's limits *before any message is yielded* (no
 document, no motion), sets the station up (detector configuration,

@@ -31,7 +31,7 @@ from tandem.devices.detector import AreaDetector, DetectorState
 from tandem.devices.monitor import TransmissionMonitor
 from tandem.devices.sample import SampleInfo
 from tandem.devices.shutter import Shutter
-from tandem.devices.station import Station, StationConfig
+from tandem.devices.station import OphydStationDevices, StationConfig
 from tandem.devices.temperature import TemperatureController
 from tandem.sim.clock import StationClock
 from tandem.sim.station_model import (
@@ -67,7 +67,7 @@ class SimStationDriver:
 
     def __init__(
         self,
-        station: Station,
+        station: OphydStationDevices,
         model: StationModel,
         clock: StationClock,
         *,
@@ -236,9 +236,9 @@ def simulated_station(
     readout_timeout_s: float = 30.0,
     move_timeout_s: float = 600.0,
     temperature_c: float = 25.0,
-) -> tuple[Station, SimStationDriver]:
+) -> tuple[OphydStationDevices, SimStationDriver]:
     """A station of soft devices and the driver that makes them behave like `model`."""
-    station = Station(
+    station = OphydStationDevices(
         name=name,
         probe=probe,
         detector=AreaDetector(name=f"{name}_detector", readout_timeout_s=readout_timeout_s),
@@ -256,7 +256,7 @@ def simulated_station(
     return station, driver
 
 
-def build_sim_station(config: StationConfig) -> Station:
+def build_sim_station(config: StationConfig) -> OphydStationDevices:
     """`tandem.campaign.stations.build_station` for `backend: sim`.
 
     `config.sim` may hold `truth` (module:callable), `seed`, `time_scale` and

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from tandem.campaign.stations import build_station
-from tandem.devices.station import Station, StationConfig
+from tandem.devices.station import OphydStationDevices, StationConfig
 from tandem.sim.clock import StationClock
 from tandem.sim.ioc import RunningIOC
 from tandem.sim.station_devices import SimStationDriver, simulated_station, station_model
@@ -29,11 +29,13 @@ _prefixes = itertools.count(1)
 
 
 @pytest.fixture
-def sim_station() -> Iterator[Callable[..., tuple[Station, SimStationDriver]]]:
+def sim_station() -> Iterator[Callable[..., tuple[OphydStationDevices, SimStationDriver]]]:
     """Factory: `sim_station(name, **options)` → (station, driver) on the twin; drivers closed after."""
     drivers: list[SimStationDriver] = []
 
-    def make(name: str = SAXS, *, seed: int = 1, **options: object) -> tuple[Station, SimStationDriver]:
+    def make(
+        name: str = SAXS, *, seed: int = 1, **options: object
+    ) -> tuple[OphydStationDevices, SimStationDriver]:
         station, driver = simulated_station(
             name,
             PROBES[name],
@@ -52,7 +54,7 @@ def sim_station() -> Iterator[Callable[..., tuple[Station, SimStationDriver]]]:
 
 @dataclass
 class EpicsStation:
-    station: Station
+    station: OphydStationDevices
     ioc: RunningIOC
 
 

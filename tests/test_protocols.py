@@ -13,7 +13,7 @@ from tandem.devices.detector import EpicsAreaDetector
 from tandem.devices.monitor import EpicsTransmissionMonitor
 from tandem.devices.sample import EpicsSampleInfo
 from tandem.devices.shutter import EpicsShutter
-from tandem.devices.station import Station
+from tandem.devices.station import OphydStationDevices
 from tandem.devices.temperature import EpicsTemperatureController
 from tandem.plans import device_check
 from tandem.plans.measurement import measure_sample
@@ -53,10 +53,10 @@ def unconnected_cell_loader(ca_env: object) -> Iterator[CellLoader]:
 
 
 @pytest.fixture
-def unconnected_epics_station(ca_env: object) -> Iterator[Station]:
+def unconnected_epics_station(ca_env: object) -> Iterator[OphydStationDevices]:
     """`build_epics_station`'s devices, unconnected (the factory itself waits for the IOC)."""
     p = "TST:PROTOCOLS:SAXS:"
-    station = Station(
+    station = OphydStationDevices(
         name=SAXS,
         probe=Probe.XRAY,
         detector=EpicsAreaDetector(p + "det:", name="saxs_detector"),
@@ -87,14 +87,14 @@ def test_the_epics_cell_loader_keeps_its_protocol(unconnected_cell_loader: CellL
 
 
 def test_the_twin_station_keeps_its_protocol(
-    sim_station: Callable[..., tuple[Station, SimStationDriver]],
+    sim_station: Callable[..., tuple[OphydStationDevices, SimStationDriver]],
 ) -> None:
     station, _ = sim_station(SAXS)
     assert isinstance(station, StationDevices)
     assert device_check.station(station) is station
 
 
-def test_the_epics_station_keeps_its_protocol(unconnected_epics_station: Station) -> None:
+def test_the_epics_station_keeps_its_protocol(unconnected_epics_station: OphydStationDevices) -> None:
     assert isinstance(unconnected_epics_station, StationDevices)
     assert device_check.station(unconnected_epics_station) is unconnected_epics_station
 

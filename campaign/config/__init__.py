@@ -33,11 +33,11 @@ What belongs where:
 - `twin`: the one place loading a campaign chooses the digital twin (its instruments when
   `load_campaign` is given none, its components when the file names none, its truth);
   stations are checked against any instruments with `tandem.instrument.InstrumentFacts`;
-- `campaign`: the loaded `Campaign` and its `Station`s;
+- `campaign`: the loaded `Campaign` and its `CampaignStation`s;
 - `load`: `load_campaign` and `load_campaign_data`, which run all of the above in order.
 """
 
-from .campaign import Campaign, Station
+from .campaign import Campaign, CampaignStation
 from .load import load_campaign, load_campaign_data
 from .problems import CampaignConfigError, Problem
 from .schema import MAX_SAMPLES, MAX_SEED, AgentKind
@@ -48,8 +48,8 @@ __all__ = [
     "AgentKind",
     "Campaign",
     "CampaignConfigError",
+    "CampaignStation",
     "Problem",
-    "Station",
     "load_campaign",
     "load_campaign_data",
 ]

@@ -1,4 +1,4 @@
-"""The loaded campaign: `Campaign` (the checked file plus the objects it names) and its `Station`s.
+"""The loaded campaign: `Campaign` (the checked file plus the objects it names) and its `CampaignStation`s.
 
 Built by `load` once every check has passed, so nothing here checks the file
 again; what is here answers the questions the runner, the agents and the report
@@ -41,10 +41,10 @@ InstrumentT_co = TypeVar("InstrumentT_co", bound=InstrumentFacts, covariant=True
 
 
 @dataclass(frozen=True)
-class Station(Generic[InstrumentT_co]):
+class CampaignStation(Generic[InstrumentT_co]):
     """One station of a campaign, with its deck built and its instrument known.
 
-    A bare `Station` (as `Campaign.stations` holds) leaves the instrument's type open: the
+    A bare `CampaignStation` (as `Campaign.stations` holds) leaves the instrument's type open: the
     twin's wiring (rig, runner, session) still reads the twin's `Instrument` from it, until it
     takes that from `tandem.sim` itself; everything else asks only `InstrumentFacts`.
     """
@@ -106,7 +106,7 @@ class Campaign:
 
     spec: CampaignFile
     components: Components
-    stations: Mapping[str, Station]
+    stations: Mapping[str, CampaignStation]
     source: Path | None = None
     _truth: list[GroundTruth] = field(default_factory=list, repr=False, compare=False)
 
@@ -220,4 +220,4 @@ class Campaign:
         return json.loads(json.dumps(data))
 
 
-__all__ = ["Campaign", "Station"]
+__all__ = ["Campaign", "CampaignStation"]

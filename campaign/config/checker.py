@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from tandem.campaign.reach import SpaceTooLargeError, polytope_vertices
 from tandem.instrument import InstrumentFacts
+from tandem.reach import SpaceTooLargeError, polytope_vertices
 
 from .problems import KeyPath, Problem
 from .schema import CampaignFile

@@ -18,7 +18,7 @@ from tandem.files import read_text
 from tandem.instrument import InstrumentFacts
 
 from .agent_checks import check_agent, check_stop, check_twin
-from .campaign import Campaign, Station
+from .campaign import Campaign, CampaignStation
 from .checker import Checker
 from .problems import CampaignConfigError, Problem
 from .schema import CampaignFile
@@ -105,7 +105,7 @@ def _check(checker: Checker, source_path: Path | None) -> Campaign | None:
     if components is None:
         return None
     space_ok = check_space(checker, components)
-    stations: dict[str, Station[InstrumentFacts]] = {}
+    stations: dict[str, CampaignStation[InstrumentFacts]] = {}
     for sid, station_spec in checker.spec.stations.items():
         station = check_station(checker, sid, station_spec, components)
         if station is not None:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tandem.breaker import BreakerSettings
-from tandem.campaign.reach import Halfspace
+from tandem.reach import Halfspace
 from tandem.robots.deck_file import ComponentModel
 from tandem.stations import Probe
 

@@ -16,17 +16,17 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from tandem.campaign.reach import closest_mixture, explain_unreachable
 from tandem.components import Component, Components
 from tandem.composition import Composition
 from tandem.errors import TandemError
 from tandem.files import read_text
 from tandem.instrument import InstrumentFacts
+from tandem.reach import closest_mixture, explain_unreachable
 from tandem.robots.deck import Deck
 from tandem.robots.deck_file import DeckFile
 from tandem.robots.recipe import InfeasibleRecipeError, InvalidRecipeRequestError, solve_recipe
 
-from .campaign import Station
+from .campaign import CampaignStation
 from .checker import Checker
 from .problems import CampaignConfigError, KeyPath
 from .schema import ScanSpec, StationSpec
@@ -41,7 +41,7 @@ _DECK_WHERE = re.compile(r"^(\w+)\[(\d+)\]")
 
 def check_station(
     checker: Checker, sid: str, spec: StationSpec, components: Components
-) -> Station[InstrumentFacts] | None:
+) -> CampaignStation[InstrumentFacts] | None:
     """The station built (instrument, solvent, deck), or None when a problem stops it."""
     where: KeyPath = ("stations", sid)
     name = spec.instrument or sid
@@ -70,7 +70,7 @@ def check_station(
     if not _deck_matches(checker, where, deck, solvent, components):
         return None
     # the instrument as this campaign uses it (the twin measures the campaign's own components in its solvent)
-    return Station(
+    return CampaignStation(
         sid, spec, instrument.for_campaign(components, solvent), solvent, deck, deck_file, deck_path
     )
 
@@ -215,7 +215,7 @@ def _deck_matches(
     return ok
 
 
-def check_reach(checker: Checker, components: Components, stations: Mapping[str, Station]) -> None:
+def check_reach(checker: Checker, components: Components, stations: Mapping[str, CampaignStation]) -> None:
     """Each station's stocks must mix every corner of the space, and its robot pipette it."""
     vertices = checker.vertices()
     tolerance = checker.spec.space.tolerance
@@ -249,7 +249,7 @@ def check_reach(checker: Checker, components: Components, stations: Mapping[str,
 
 
 def _recipe(
-    checker: Checker, sid: str, station: Station, components: Components, vertex: Mapping[str, float]
+    checker: Checker, sid: str, station: CampaignStation, components: Components, vertex: Mapping[str, float]
 ) -> None:
     """A corner the stocks reach must also be pipettable (volumes, inventory, wells, tips)."""
     comps = Components([*(components[n] for n in vertex), station.solvent])

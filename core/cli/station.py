@@ -16,7 +16,7 @@ from tandem.cli.app import StationCampaignOption, app
 from tandem.errors import TandemError
 
 if TYPE_CHECKING:
-    from tandem.campaign.processes import StationProcess, StationStatus
+    from tandem.campaign.processes import StationProcess, StationProcessStatus
 
 station_app = typer.Typer(
     name="station",
@@ -216,7 +216,7 @@ def twin_device_problems(process: StationProcess, timeout_s: float) -> list[str]
     return [f"cell loader — its IOC ({prefix}) is not running"]
 
 
-def device_problems(entry: StationStatus, timeout_s: float) -> list[str] | None:
+def device_problems(entry: StationProcessStatus, timeout_s: float) -> list[str] | None:
     """What of a station's hardware does not answer (None: nothing to ask, its worker has no devices)."""
     if not entry.alive or not (entry.status or {}).get("worker_environment_exists"):
         return None

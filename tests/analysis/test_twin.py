@@ -9,9 +9,9 @@ from tandem.analysis.curves import Curve
 from tandem.analysis.features import extract_features
 from tandem.analysis.fitting import FitReport, fit_models
 from tandem.analysis.labels import shape_distance
-from tandem.campaign.rig import twin_curve
 from tandem.sim.detector_image import simulate_frame
 from tandem.sim.instruments import instrument_for
+from tandem.sim.reduced_curve import twin_curve
 from tandem.sim.systems import phase_of
 
 pytestmark = pytest.mark.slow

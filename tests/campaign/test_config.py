@@ -11,8 +11,8 @@ import pytest
 from tandem.campaign import CampaignConfigError, load_campaign, load_campaign_data
 from tandem.campaign.bundled import DEMO_FOLDER
 from tandem.campaign.config import AgentKind
-from tandem.campaign.reach import Halfspace, closest_mixture, polytope_vertices
 from tandem.errors import TandemError
+from tandem.reach import Halfspace, closest_mixture, polytope_vertices
 from tandem.stations import Probe
 
 EXAMPLES = DEMO_FOLDER

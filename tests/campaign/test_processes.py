@@ -16,7 +16,7 @@ from tandem.campaign.processes import (
     InvalidStationRequestError,
     ProcessError,
     StationProcess,
-    StationState,
+    StationRegistry,
     check_station_id,
     ensure_redis,
     locked_state,
@@ -64,7 +64,7 @@ def test_redis_starts_on_a_free_port_and_stops(tmp_path: Path) -> None:
 
 
 def test_a_redis_address_nobody_answers_is_refused(tmp_path: Path) -> None:
-    state = StationState()
+    state = StationRegistry()
     with pytest.raises(ProcessError, match="no Redis answers"):
         ensure_redis(state, tmp_path, f"127.0.0.1:{free_port()}")
     assert state.redis is None
@@ -78,7 +78,7 @@ def test_the_state_file_round_trips_and_survives_garbage(tmp_path: Path) -> None
         state.stations["saxs"] = process
     assert read_state(tmp_path).stations == {"saxs": process}
     (tmp_path / "stations.json").write_text("{not json")
-    assert read_state(tmp_path) == StationState()
+    assert read_state(tmp_path) == StationRegistry()
 
 
 def test_status_and_stop_with_nothing_running(tmp_path: Path) -> None:

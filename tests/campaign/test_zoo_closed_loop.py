@@ -23,10 +23,10 @@ from tandem.analysis.curves import Curve
 from tandem.analysis.store import AnalysisRecord
 from tandem.campaign.metrics import match_labels
 from tandem.campaign.phases import CampaignPhases
-from tandem.campaign.rig import twin_curve
 from tandem.errors import TandemError
 from tandem.observations import AnalysisStatus, Observation
 from tandem.sim.curve_source import simulate_curve
+from tandem.sim.reduced_curve import twin_curve
 from tandem.sim.zoo import ZOO, ZooSystem, zoo_system
 from tandem.stations import SANS, SAXS, Probe
 

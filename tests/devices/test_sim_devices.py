@@ -13,12 +13,12 @@ from tandem.devices.detector import DetectorState
 from tandem.devices.limits import TemperatureOutOfRangeError, UnknownConfigurationError
 from tandem.devices.shutter import InvalidShutterPositionError
 from tandem.devices.signals import DeviceFault
-from tandem.devices.station import Station, StationConfig, StationConfigError
+from tandem.devices.station import OphydStationDevices, StationConfig, StationConfigError
 from tandem.sim.instruments import instrument_for
 from tandem.sim.station_devices import Exposure, SimStationDriver, TwinStationModel
 from tandem.stations import SANS, SAXS, Probe
 
-SimFactory = Callable[..., tuple[Station, SimStationDriver]]
+SimFactory = Callable[..., tuple[OphydStationDevices, SimStationDriver]]
 SDS = {"H2O": 0.95, "SDS": 0.05}
 
 

@@ -9,7 +9,7 @@ import pytest
 from bluesky import RunEngine
 
 from tandem.devices.limits import ExposureOutOfRangeError, UnknownConfigurationError
-from tandem.devices.station import Station
+from tandem.devices.station import OphydStationDevices
 from tandem.plans.measurement import (
     TRANSMISSION_FRACTION,
     measure_empty_cell,
@@ -21,7 +21,7 @@ from tandem.sim.station_devices import SimStationDriver
 from tandem.stations import SANS, SAXS
 from tandem.suggestions import InvalidScanError
 
-SimFactory = Callable[..., tuple[Station, SimStationDriver]]
+SimFactory = Callable[..., tuple[OphydStationDevices, SimStationDriver]]
 Docs = list[tuple[str, dict[str, Any]]]
 
 

@@ -21,7 +21,7 @@ from tandem.devices.limits import (
     UnknownConfigurationError,
 )
 from tandem.devices.signals import DeviceTimeoutError
-from tandem.devices.station import Station
+from tandem.devices.station import OphydStationDevices
 from tandem.plans.sample import sample_plan
 from tandem.robots.cell_loader import CellLoader
 from tandem.robots.deck_file import load_deck_file
@@ -54,7 +54,9 @@ def lab(name: str) -> tuple[LiquidHandler, StationClock]:
     return LiquidHandler(SimulatedLiquidHandler(deck.pipettes, clock, seed=3), deck, name=f"{name}_lh"), clock
 
 
-def run(station: Station, lh: LiquidHandler, loader: CellLoader, **kwargs: Any) -> tuple[Docs, Any]:
+def run(
+    station: OphydStationDevices, lh: LiquidHandler, loader: CellLoader, **kwargs: Any
+) -> tuple[Docs, Any]:
     docs: Docs = []
     RE = RunEngine({})
     RE.subscribe(lambda name, doc: docs.append((name, doc)))
@@ -87,7 +89,7 @@ def streams(docs: Docs) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def check_sample_run(docs: Docs, station: Station) -> None:
+def check_sample_run(docs: Docs, station: OphydStationDevices) -> None:
     start = next(d for n, d in docs if n == "start")
     stop = next(d for n, d in docs if n == "stop")
     assert stop["exit_status"] == "success", stop["reason"]
@@ -123,7 +125,7 @@ def check_sample_run(docs: Docs, station: Station) -> None:
 
 @pytest.mark.parametrize("name", [SAXS, SANS])
 def test_one_sample_per_station_on_the_twin(
-    sim_station: Callable[..., tuple[Station, SimStationDriver]], loader: CellLoader, name: str
+    sim_station: Callable[..., tuple[OphydStationDevices, SimStationDriver]], loader: CellLoader, name: str
 ) -> None:
     station, driver = sim_station(name)
     lh, lab_clock = lab(name)
@@ -155,7 +157,7 @@ def test_the_same_plan_on_the_epics_backend(
     ],
 )
 def test_limits_are_refused_before_the_run_starts(
-    sim_station: Callable[..., tuple[Station, SimStationDriver]],
+    sim_station: Callable[..., tuple[OphydStationDevices, SimStationDriver]],
     loader: CellLoader,
     kwargs: dict[str, Any],
     error: type[Exception],
@@ -199,7 +201,7 @@ def test_a_killed_ioc_fails_the_run_with_a_timeout_and_the_cell_is_rinsed(
 
 @pytest.mark.parametrize("name", [SAXS, SANS])
 def test_the_sample_run_reads_back_from_tiled(
-    sim_station: Callable[..., tuple[Station, SimStationDriver]],
+    sim_station: Callable[..., tuple[OphydStationDevices, SimStationDriver]],
     loader: CellLoader,
     tiled_client: Any,
     unique_campaign_id: str,

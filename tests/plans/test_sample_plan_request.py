@@ -10,7 +10,7 @@ import pytest
 from bluesky import RunEngine
 
 from tandem.campaign.bundled import DEMO_FOLDER
-from tandem.devices.station import Station
+from tandem.devices.station import OphydStationDevices
 from tandem.plans.sample import sample_plan
 from tandem.robots.cell_loader import CellLoader
 from tandem.robots.deck_file import load_deck_file
@@ -44,7 +44,7 @@ def loader(cell_loader_ioc: RunningIOC) -> CellLoader:
     ],
 )
 def test_the_requests_arguments_run_and_the_cell_is_filled_by_the_stations_rule(
-    sim_station: Callable[..., tuple[Station, SimStationDriver]],
+    sim_station: Callable[..., tuple[OphydStationDevices, SimStationDriver]],
     loader: CellLoader,
     total_volume_ul: float,
     load_volume_ul: float | None,

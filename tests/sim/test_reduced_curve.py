@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tandem.campaign.rig import twin_curve
+from tandem.sim.reduced_curve import twin_curve
 from tandem.sim.zoo import zoo_system
 
 
