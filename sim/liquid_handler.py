@@ -5,7 +5,8 @@ It behaves like a robot rather than a calculator:
 * every command is logged (`commands`), so tests can prove that a refused recipe
   sent none;
 * each pipette delivers with its own error — a systematic bias and a random CV
-  (`Pipette.systematic_error`, `Pipette.random_error`) drawn from a seeded RNG —
+  (`Pipette.systematic_error`, `Pipette.random_error`) drawn from a seeded RNG by
+  `tandem.robots.pipetting_model`, the model the PyLabRobot backend uses too —
   and reports the volume it actually moved, as a robot with a gravimetric check
   would; so the realized composition differs from the target as on a real deck;
 * every step spends station time on a `StationClock` (tip pick-up ~5 s, a transfer
@@ -22,29 +23,10 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import numpy as np
-
 from tandem.robots.deck import Pipette
 from tandem.robots.liquid_handler import BackendError, StepReport
+from tandem.robots.pipetting_model import PipettingErrorModel, PipettingTimes
 from tandem.sim.clock import StationClock
-
-
-@dataclass(frozen=True)
-class PipettingTimes:
-    """Station time of each motion, in s; a transfer is move + aspirate + move + dispense."""
-
-    pick_up_tip_s: float = 5.0
-    drop_tip_s: float = 4.0
-    move_s: float = 3.0
-    aspirate_overhead_s: float = 2.0
-    dispense_overhead_s: float = 2.0
-    flow_rate_ul_per_s: float = 100.0
-
-    def aspirate_s(self, volume_ul: float) -> float:
-        return self.move_s + self.aspirate_overhead_s + volume_ul / self.flow_rate_ul_per_s
-
-    def dispense_s(self, volume_ul: float) -> float:
-        return self.move_s + self.dispense_overhead_s + volume_ul / self.flow_rate_ul_per_s
 
 
 @dataclass(frozen=True)
@@ -75,7 +57,7 @@ class SimulatedLiquidHandler:
         self.clock = clock
         self.times = times or PipettingTimes()
         self.commands: list[Command] = []
-        self._rng = np.random.default_rng(seed)
+        self._error = PipettingErrorModel(seed)
         self._tip_on: dict[str, bool] = dict.fromkeys(self.pipettes, False)
         self._in_tip_ul: dict[str, float] = dict.fromkeys(self.pipettes, 0.0)
         self._fail_on: dict[str, int] = {}
@@ -109,8 +91,7 @@ class SimulatedLiquidHandler:
                 f"pipette {pipette!r} cannot aspirate {volume_ul!r} µL (holds {spec.max_volume_ul:g} µL, "
                 f"{self._in_tip_ul[pipette]:g} µL already in the tip)"
             )
-        error = spec.systematic_error + spec.random_error * float(self._rng.standard_normal())
-        moved = max(0.0, volume_ul * (1.0 + error))
+        moved = self._error.moved_ul(spec, volume_ul)
         self._in_tip_ul[pipette] += moved
         return self._log(
             "aspirate",
