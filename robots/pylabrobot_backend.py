@@ -42,7 +42,12 @@ from typing import Any
 from pylabrobot.liquid_handling import LiquidHandler as PlrLiquidHandler
 from pylabrobot.liquid_handling.backends import LiquidHandlerBackend as PlrBackend
 from pylabrobot.liquid_handling.backends import OpentronsOT2Backend
-from pylabrobot.resources import set_tip_tracking, set_volume_tracking
+from pylabrobot.resources import (
+    does_tip_tracking,
+    does_volume_tracking,
+    set_tip_tracking,
+    set_volume_tracking,
+)
 
 from tandem.errors import TandemError
 from tandem.protocols import StepReport
@@ -97,6 +102,38 @@ class _Loop:
 _serial = itertools.count(1)
 
 
+class _TrackerSwitch:
+    """PyLabRobot's volume and tip tracking: on while any backend is open, as it was once all close.
+
+    PyLabRobot switches its trackers process-wide (module globals), so a backend
+    cannot turn them on for its own deck alone; counting the open backends keeps
+    them from leaking into other PyLabRobot users after tandem is done.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._before = (False, False)
+
+    def acquire(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                self._before = (bool(does_volume_tracking()), bool(does_tip_tracking()))
+                set_volume_tracking(True)
+                set_tip_tracking(True)
+            self._users += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                set_volume_tracking(self._before[0])
+                set_tip_tracking(self._before[1])
+
+
+_TRACKERS = _TrackerSwitch()
+
+
 class PyLabRobotBackend:
     """A `LiquidHandlerBackend` that drives a PyLabRobot `LiquidHandler` on a deck built from tandem's.
 
@@ -137,9 +174,7 @@ class PyLabRobotBackend:
         self.times = times
         self.timeout_s = timeout_s
         quiet(type(robot))
-        # PyLabRobot's trackers are switched on process-wide (its own switches are module globals)
-        set_volume_tracking(True)
-        set_tip_tracking(True)
+        _TRACKERS.acquire()
         self.robot = robot
         self.lh = PlrLiquidHandler(backend=robot, deck=self.plr_deck.deck)
         self._loop = _Loop(f"{LOOP_THREAD_PREFIX}-{next(_serial)}")
@@ -157,6 +192,7 @@ class PyLabRobotBackend:
             self._closed = True
             self._stop_robot_quietly()
             self._loop.close()
+            _TRACKERS.release()
             if isinstance(exc, TandemError) or not isinstance(exc, Exception):
                 raise
             raise BackendError(f"setting up the robot ({type(robot).__name__}): {_message(exc)}") from exc
@@ -179,6 +215,7 @@ class PyLabRobotBackend:
             raise BackendError(f"stopping the robot: {_message(exc)}") from exc
         finally:
             self._loop.close()
+            _TRACKERS.release()
 
     def __enter__(self) -> PyLabRobotBackend:
         return self

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from fixtures_deck import EXAMPLE_DECKS, make_deck, water_stocks
 from pylabrobot.liquid_handling.backends import LiquidHandlerChatterboxBackend
+from pylabrobot.resources import does_tip_tracking, does_volume_tracking
 
 from tandem import Amount, Basis, Components, Composition
 from tandem.robots.deck import Deck, Pipette
@@ -214,6 +215,27 @@ def test_pylabrobot_itself_refuses_what_a_robot_would(water_deck: Deck) -> None:
     )
     with PyLabRobotBackend(emptied) as robot, pytest.raises(BackendError, match="NoTipError"):
         robot.pick_up_tip("p1000", "rack-tip_1000ul")
+
+
+def test_a_refused_aspiration_leaves_no_pending_change_in_pylabrobot(water_deck: Deck) -> None:
+    with PyLabRobotBackend(water_deck) as robot:
+        robot.pick_up_tip("p300", "rack-tip_300ul")
+        # more than the tip holds: PyLabRobot has already taken it from the vial when the tip refuses
+        with pytest.raises(BackendError, match="TooLittleVolumeError"):
+            robot.aspirate("p300", "water", 400.0)
+        water = robot.plr_deck.containers["water"].tracker
+        assert water.get_used_volume() == water.volume == 15000.0
+        robot.drop_tip("p300")
+
+
+def test_pylabrobots_trackers_are_on_only_while_a_backend_is_open(water_deck: Deck) -> None:
+    assert not does_volume_tracking()
+    assert not does_tip_tracking()
+    with PyLabRobotBackend(water_deck), PyLabRobotBackend(water_deck):
+        assert does_volume_tracking()
+        assert does_tip_tracking()
+    assert not does_volume_tracking()
+    assert not does_tip_tracking()
 
 
 # -- faults ---------------------------------------------------------------------------------------
