@@ -18,7 +18,7 @@ from pylabrobot.liquid_handling.backends import LiquidHandlerChatterboxBackend
 from pylabrobot.resources import does_tip_tracking, does_volume_tracking
 
 from tandem import Amount, Basis, Components, Composition
-from tandem.robots.deck import Deck, Pipette
+from tandem.robots.deck import Deck, Pipette, Well
 from tandem.robots.deck_file import load_deck_file
 from tandem.robots.liquid_handler import BackendError, InventoryError, LiquidHandler
 from tandem.robots.pipetting_model import PipettingErrorModel, PipettingTimes
@@ -340,6 +340,27 @@ def test_a_deck_the_ot2_cannot_hold_is_refused_before_anything_runs(
 ) -> None:
     with pytest.raises(DeckTranslationError, match="not on an OT-2 deck"):
         PyLabRobotBackend(water_deck, "opentrons_ot2_chatterbox", backend_options=OT2_PIPETTES)
+
+
+def test_stocks_in_a_plates_wells_share_the_plate_with_mixing_wells(no_threads_left: None) -> None:
+    stocks = [
+        dataclasses.replace(stock, slot=f"3/A{i + 1}", capacity_ul=20000.0)
+        for i, stock in enumerate(water_stocks())
+    ]
+    wells = [Well("3/B1", 2000.0, 20.0), Well("7", 5000.0)]
+    deck = make_deck(stocks, wells=wells)
+    recipe = dataclasses.replace(recipe_for(deck), destination="7")
+    recipe = dataclasses.replace(
+        recipe, transfers=tuple(dataclasses.replace(t, destination="7") for t in recipe.transfers)
+    )
+    with PyLabRobotBackend(deck) as robot:
+        plate = robot.plr_deck.containers["water"].parent
+        assert plate is robot.plr_deck.containers["3/B1"].parent
+        assert robot.plr_deck.containers["7"].parent is robot.plr_deck.deck
+        lh = LiquidHandler(robot, deck, name="lh")
+        lh.set(recipe).wait(30)
+        assert_trackers_agree(robot, lh.deck)
+        assert robot.plr_deck.volume_ul("7") == pytest.approx(1000.0)
 
 
 # -- standard labware ------------------------------------------------------------------------------
