@@ -203,7 +203,11 @@ class OT2Simulator:
         elif parts == ("runs",):
             routes = {"POST": self._runs.create_run, "GET": self._runs.list_runs}
         elif n == 2 and parts[0] == "runs":
-            routes = {"GET": self._runs.get_run, "DELETE": self._runs.delete_run}
+            routes = {
+                "GET": self._runs.get_run,
+                "DELETE": self._runs.delete_run,
+                "PATCH": self._runs.update_run,
+            }
         elif n == 3 and parts[0] == "runs" and parts[2] == "actions":
             routes = {"POST": self._runs.action}
         elif n == 3 and parts[0] == "runs" and parts[2] == "labware_definitions":
@@ -325,6 +329,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer()
 
     def do_DELETE(self) -> None:
+        self._answer()
+
+    def do_PATCH(self) -> None:
+        self._answer()
+
+    def do_PUT(self) -> None:
         self._answer()
 
     def _answer(self) -> None:

@@ -19,6 +19,10 @@ from tandem.sim.ot2_robot import CommandFailure, InjectedFailure, PipetteModel, 
 
 GENERAL_ERROR = "4000"
 ROBOT_IN_USE = "4001"
+_NOT_IDLE = (
+    "Run is currently active. Allow the run to finish or"
+    " stop it with a `stop` action before attempting to modify it."
+)
 
 
 class ApiError(Exception):
@@ -253,16 +257,18 @@ class Runs:
     def delete_run(self, run_id: str, *, body: Any) -> tuple[int, Any]:
         run = self._run(run_id)
         if run.status in ("running", "paused"):
-            raise ApiError(
-                409,
-                "RunNotIdle",
-                "Run is not idle.",
-                "Run is currently active. Allow the run to finish or"
-                " stop it with a `stop` action before attempting to modify it.",
-                ROBOT_IN_USE,
-            )
+            raise ApiError(409, "RunNotIdle", "Run is not idle.", _NOT_IDLE, ROBOT_IN_USE)
         del self.runs[run_id]
         return 200, {}
+
+    def update_run(self, run_id: str, *, body: Any) -> tuple[int, Any]:
+        """`PATCH /runs/{id}` with `{"current": false}`: the run stops being current (the app's dismiss)."""
+        run = self._run(run_id)
+        if _data(body).get("current") is False:
+            if run.status in ("running", "paused"):
+                raise ApiError(409, "RunNotIdle", "Run is not idle.", _NOT_IDLE, ROBOT_IN_USE)
+            run.current = False
+        return 200, {"data": self._run_data(run)}
 
     def action(self, run_id: str, *, body: Any) -> tuple[int, Any]:
         run = self._current(run_id)
