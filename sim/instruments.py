@@ -13,6 +13,11 @@ area detector. Transmissions are computed from the sample's composition:
 photoabsorption for X-rays (periodictable's f2 at the station energy) and
 coherent + incoherent + absorption cross-sections for neutrons.
 
+The facts of each station (probe, energy or wavelength, solvent, detector geometries, limits,
+time costs) come from its bundled instrument profile (`profiles/instruments/`, read by
+`tandem.instrument_profile_file`), as a real station's come from its own; what only the twin needs
+(cell, detector counting, collimation and flux, compressibility) is its `TwinPhysics`, here.
+
 An instrument knows the components it may be given (`components`, the twin's
 default system unless a campaign brings its own: `for_campaign`) and its
 station's solvent, which is the rest of every sample.
@@ -43,7 +48,9 @@ import numpy.typing as npt
 
 from tandem.components import Component, Components
 from tandem.errors import InvalidCompositionError, TandemError
-from tandem.geometry import HC_KEV_A, DetectorGeometry
+from tandem.geometry import HC_KEV_A
+from tandem.instrument_profile import InstrumentProfile
+from tandem.instrument_profile_file import bundled_profile
 from tandem.sim.instrument_parts import (
     Collimation,
     DetectorConfiguration,
@@ -51,7 +58,7 @@ from tandem.sim.instrument_parts import (
     SampleCell,
     TimeCosts,
 )
-from tandem.sim.systems import D2O, DEFAULT_COMPONENTS, H2O
+from tandem.sim.system_phases import DEFAULT_COMPONENTS
 from tandem.stations import SANS, SAXS, Probe
 
 FloatArray = npt.NDArray[np.float64]
@@ -253,111 +260,97 @@ def _with_solvent(
     return fractions
 
 
-def _saxs_configuration(name: str, distance_mm: float) -> DetectorConfiguration:
-    energy_kev = 12.0
-    return DetectorConfiguration(
-        name=name,
-        geometry=DetectorGeometry(
-            n_pixels_x=981,
-            n_pixels_y=1043,
-            pixel_size_mm=0.172,
-            distance_mm=distance_mm,
-            beam_center_x_px=490.5,
-            beam_center_y_px=521.5,
-            wavelength_a=HC_KEV_A / energy_kev,
-            beamstop_radius_mm=1.5,
-            wavelength_spread=1.4e-4,  # Si(111) monochromator
-        ),
-        collimation=Collimation(
-            length_mm=2000.0, source_aperture_radius_mm=0.1, sample_aperture_radius_mm=0.1
-        ),
-        flux_per_s=5e11,
+@dataclass(frozen=True)
+class TwinPhysics:
+    """What the twin needs of a station beyond its profile: the physics no real station's profile states.
+
+    A real station measures these (its calibration file holds what analysis needs of them); the twin
+    must know them to draw counts: the cell and its windows, the detector's counting, each
+    configuration's collimation and flux, the solvent's compressibility scattering (X-rays), and the
+    beam's attenuation while transmission is measured.
+    """
+
+    cell: SampleCell
+    detector: DetectorModel
+    #: per configuration of the profile: its pinhole collimation and the flux on the sample (1/s)
+    collimations: Mapping[str, tuple[Collimation, float]]
+    compressibility_flat_per_cm: float
+    transmission_beam_fraction: float
+
+
+def twin_instrument(profile: InstrumentProfile, physics: TwinPhysics) -> Instrument:
+    """The twin's `Instrument` of a station: the facts from its profile, the physics from `physics`."""
+    missing = [name for name in profile.configurations if name not in physics.collimations]
+    if missing:
+        raise InstrumentError(
+            f"the twin has no collimation for configuration(s) {', '.join(missing)} of {profile.name!r}; "
+            f"it knows: {', '.join(physics.collimations)}"
+        )
+    configurations = {
+        name: DetectorConfiguration(
+            name=name,
+            geometry=profile.geometry(name),
+            collimation=physics.collimations[name][0],
+            flux_per_s=physics.collimations[name][1],
+        )
+        for name in profile.configurations
+    }
+    facts = profile.facts()
+    return Instrument(
+        station=profile.name,
+        probe=profile.probe,
+        energy_kev=profile.energy_kev,
+        wavelength_a=profile.beam_wavelength_a,
+        solvent=facts.solvent,
+        configurations=configurations,
+        default_configuration=facts.default_configuration,
+        cell=physics.cell,
+        detector=physics.detector,
+        time_costs=TimeCosts(**profile.time_costs.model_dump()),
+        exposure_limits_s=profile.exposure_limits_s,
+        temperature_limits_c=profile.temperature_limits_c,
+        compressibility_flat_per_cm=physics.compressibility_flat_per_cm,
+        transmission_beam_fraction=physics.transmission_beam_fraction,
     )
 
 
-def _sans_configuration(
-    name: str, distance_mm: float, collimation_mm: float, flux_per_s: float
-) -> DetectorConfiguration:
-    return DetectorConfiguration(
-        name=name,
-        geometry=DetectorGeometry(
-            n_pixels_x=128,
-            n_pixels_y=128,
-            pixel_size_mm=7.0,
-            distance_mm=distance_mm,
-            beam_center_x_px=64.5,
-            beam_center_y_px=63.5,
-            wavelength_a=6.0,
-            beamstop_radius_mm=40.0,
-            wavelength_spread=0.10,  # velocity selector
-        ),
-        collimation=Collimation(
-            length_mm=collimation_mm, source_aperture_radius_mm=15.0, sample_aperture_radius_mm=5.0
-        ),
-        flux_per_s=flux_per_s,
-    )
-
-
-#: The SAXS station: 12 keV, a 1M photon-counting detector at 1 or 3 m, a 1.5 mm quartz capillary.
-SAXS_INSTRUMENT = Instrument(
-    station=SAXS,
-    probe=Probe.XRAY,
-    energy_kev=12.0,
-    wavelength_a=HC_KEV_A / 12.0,
-    solvent=H2O,
-    configurations={
-        "short": _saxs_configuration("short", 1000.0),
-        "long": _saxs_configuration("long", 3000.0),
-    },
-    default_configuration="short",
+#: The SAXS station's physics: a 1.5 mm quartz capillary, a photon-counting detector, 2 m of collimation.
+SAXS_PHYSICS = TwinPhysics(
     cell=SampleCell(path_length_mm=1.5, transmission=0.93, flat_per_sr=2e-5, porod_per_sr=2e-12),
     detector=DetectorModel(max_counts=2**20 - 1, dark_counts_per_s=0.0, efficiency=0.9),
-    time_costs=TimeCosts(
-        sample_load_s=30.0,
-        configuration_change_s=60.0,
-        transmission_s=1.0,
-        readout_s=0.003,
-        shutter_s=0.05,
-        temperature_rate_c_per_min=5.0,
-        temperature_settle_s=60.0,
+    collimations=dict.fromkeys(
+        ("short", "long"),
+        (Collimation(length_mm=2000.0, source_aperture_radius_mm=0.1, sample_aperture_radius_mm=0.1), 5e11),
     ),
-    exposure_limits_s=(0.001, 600.0),
-    temperature_limits_c=(5.0, 90.0),
     # water's isothermal compressibility scattering at 20-25 °C, the usual SAXS absolute standard
     compressibility_flat_per_cm=0.0165,
     transmission_beam_fraction=1e-3,
 )
 
-#: The SANS station: 6 Å, Δλ/λ = 10 %, a 128×128 ³He detector at 1.5, 5 or 12 m, 2 mm quartz cells.
-SANS_INSTRUMENT = Instrument(
-    station=SANS,
-    probe=Probe.NEUTRON,
-    energy_kev=None,
-    wavelength_a=6.0,
-    solvent=D2O,
-    configurations={
-        "short": _sans_configuration("short", 1500.0, 2000.0, 2e7),
-        "middle": _sans_configuration("middle", 5000.0, 5000.0, 6e6),
-        "long": _sans_configuration("long", 12000.0, 12000.0, 1.5e6),
-    },
-    default_configuration="middle",
+#: The SANS station's physics: 2 mm quartz cells, a ³He detector, collimation as long as the detector is far.
+SANS_PHYSICS = TwinPhysics(
     cell=SampleCell(path_length_mm=2.0, transmission=0.92, flat_per_sr=5e-4, porod_per_sr=5e-11),
     detector=DetectorModel(max_counts=2**32 - 1, dark_counts_per_s=1e-4, efficiency=0.8),
-    time_costs=TimeCosts(
-        sample_load_s=45.0,
-        configuration_change_s=300.0,
-        transmission_s=60.0,
-        readout_s=2.0,
-        shutter_s=1.0,
-        temperature_rate_c_per_min=2.0,
-        temperature_settle_s=300.0,
-    ),
-    exposure_limits_s=(1.0, 7200.0),
-    temperature_limits_c=(5.0, 80.0),
+    collimations={
+        name: (
+            Collimation(length_mm=length_mm, source_aperture_radius_mm=15.0, sample_aperture_radius_mm=5.0),
+            flux_per_s,
+        )
+        for name, length_mm, flux_per_s in (
+            ("short", 2000.0, 2e7),
+            ("middle", 5000.0, 6e6),
+            ("long", 12000.0, 1.5e6),
+        )
+    },
     # neutrons: the flat is the sample's incoherent, computed from its composition (`flat_per_cm`)
     compressibility_flat_per_cm=0.0,
     transmission_beam_fraction=1e-2,
 )
+
+#: The SAXS station: the bundled profile `saxs` (12 keV, a 1M photon-counting detector at 1 or 3 m).
+SAXS_INSTRUMENT = twin_instrument(bundled_profile(SAXS).profile, SAXS_PHYSICS)
+#: The SANS station: the bundled profile `sans` (6 Å, a 128×128 ³He detector at 1.5, 5 or 12 m).
+SANS_INSTRUMENT = twin_instrument(bundled_profile(SANS).profile, SANS_PHYSICS)
 
 INSTRUMENTS: Mapping[str, Instrument] = {SAXS: SAXS_INSTRUMENT, SANS: SANS_INSTRUMENT}
 
