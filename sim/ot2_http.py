@@ -137,11 +137,11 @@ class OT2Simulator:
         return [entry for entry in self.log if entry.command_type is not None]
 
     def fail_next(
-        self, command_type: str, detail: str, *, error_type: str = "UnexpectedProtocolError"
+        self, command_type: str, detail: str, *, error_type: str = "UnexpectedProtocolError", skip: int = 0
     ) -> None:
-        """Make the next `command_type` command fail on the robot with this error."""
+        """Make a `command_type` command fail on the robot with this error: the next one, or after `skip`."""
         with self._lock:
-            self._failures.append(InjectedFailure(command_type, error_type, detail))
+            self._failures.append(InjectedFailure(command_type, error_type, detail, skip=skip))
 
     def pipette(self, mount: str) -> LoadedPipette | None:
         """The pipette loaded on `mount` in the current run (its tip, volume, position), if any."""

@@ -108,14 +108,15 @@ class LoadedPipette:
     position: dict[str, float] = field(default_factory=lambda: {"x": 0.0, "y": 0.0, "z": 0.0})
 
 
-@dataclass(frozen=True)
+@dataclass
 class InjectedFailure:
-    """A failure the test asked for: the next command of this type fails with this error."""
+    """A failure the test asked for: a command of this type fails with this error, after `skip` succeed."""
 
     command_type: str
     error_type: str
     detail: str
     error_code: str = GENERAL_ERROR
+    skip: int = 0
 
 
 class RunEngine:
@@ -140,8 +141,11 @@ class RunEngine:
 
     def execute(self, command_type: str, params: dict[str, Any]) -> dict[str, Any]:
         """Run one command; return its `result` or raise `CommandFailure` with the robot's error."""
-        for failure in self.failures:
-            if failure.command_type == command_type:
+        failure = next((f for f in self.failures if f.command_type == command_type), None)
+        if failure is not None:
+            if failure.skip > 0:
+                failure.skip -= 1
+            else:
                 self.failures.remove(failure)
                 raise CommandFailure(failure.error_type, failure.detail, failure.error_code)
         handler = getattr(self, "_" + command_type, None)

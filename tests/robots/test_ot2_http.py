@@ -16,13 +16,21 @@ from typing import Any
 
 import httpx
 import pytest
+from fixtures_deck import EXAMPLE_DECKS
 from pylabrobot.liquid_handling import LiquidHandler
 from pylabrobot.liquid_handling.backends import OpentronsOT2Backend
 from pylabrobot.resources import Coordinate, Plate, TipRack, TipSpot, cor_96_wellplate_360uL_Fb
 from pylabrobot.resources.opentrons import OTDeck
 from pylabrobot.resources.tip import Tip
 
-from tandem.sim.ot2_http import OT2Simulator
+from tandem import Amount, Basis, Components, Composition
+from tandem.robots.deck import Deck
+from tandem.robots.deck_file import load_deck_file
+from tandem.robots.liquid_handler import BackendError
+from tandem.robots.liquid_handler import LiquidHandler as TandemLiquidHandler
+from tandem.robots.pylabrobot_backend import PyLabRobotBackend
+from tandem.robots.recipe import Recipe, solve_recipe
+from tandem.sim.ot2_http import LoggedRequest, OT2Simulator
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -216,6 +224,142 @@ def test_the_server_stops_and_frees_its_port_when_the_block_fails() -> None:
         fail_inside()
     assert port_is_free(sim.port)
     assert not any(t.name == "ot2-sim" for t in threading.enumerate())
+
+
+# -- a tandem recipe on the OT-2 (issue 15's acceptance) ----------------------------------------------
+
+# one transfer as PyLabRobot's OT-2 backend sends it (tips go to the fixed trash, robot software >= 7.1)
+TRANSFER = [
+    "pickUpTip",
+    "moveToCoordinates",
+    "aspirateInPlace",
+    "moveToCoordinates",
+    "moveToCoordinates",
+    "dispenseInPlace",
+    "moveToCoordinates",
+    "moveToAddressableAreaForDropTip",
+    "dropTipInPlace",
+]
+
+
+def saxs_recipe() -> tuple[Deck, Recipe]:
+    """The SAXS example deck (OT-2 slots, a p300 and a p1000) and a 1 mL SDS/NaCl sample on it."""
+    deck = load_deck_file(EXAMPLE_DECKS / "saxs_lab.yaml")
+    names = ("sds", "nacl", "water")
+    target = Composition.from_amounts(
+        Components(deck.components[n] for n in names),
+        {"sds": Amount(20.0, Basis.CONCENTRATION_MG_PER_ML), "nacl": Amount(0.1, Basis.MOLARITY_MOL_PER_L)},
+        balance="water",
+    )
+    return deck, solve_recipe(deck, target, total_volume_ul=1000.0)
+
+
+@pytest.fixture
+def two_pipette_robot() -> Iterator[OT2Simulator]:
+    with OT2Simulator(left="p300_single_gen2", right="p1000_single_gen2") as sim:
+        yield sim
+    assert port_is_free(sim.port)
+
+
+def ot2_backend(deck: Deck, sim: OT2Simulator) -> PyLabRobotBackend:
+    """tandem's PyLabRobot backend configured for the OT-2, as a station profile names it."""
+    return PyLabRobotBackend(
+        deck, "opentrons_ot2", backend_options={"host": sim.host, "port": sim.port}, timeout_s=30
+    )
+
+
+def aim(robot: PyLabRobotBackend, location: str) -> tuple[float, float]:
+    """Where the OT-2 should go for a stock or well: its centre, in the robot's frame (slot 1's corner)."""
+    deck = robot.plr_deck.deck
+    centre = robot.plr_deck.containers[location].get_location_wrt(deck, "c", "c", "cavity_bottom")
+    origin = deck.slot_locations[0]
+    return centre.x - origin.x, centre.y - origin.y
+
+
+def transfers_in(commands: list[LoggedRequest]) -> list[list[LoggedRequest]]:
+    """The commands after setup, split at each tip pick-up; tip racks' loadLabware set aside."""
+    first = next(i for i, c in enumerate(commands) if c.command_type == "pickUpTip")
+    groups: list[list[LoggedRequest]] = []
+    for c in commands[first:]:
+        if c.command_type == "loadLabware":
+            continue
+        if c.command_type == "pickUpTip":
+            groups.append([])
+        groups[-1].append(c)
+    return groups
+
+
+def test_a_tandem_recipe_through_the_ot2_backend_against_the_simulated_robot(
+    two_pipette_robot: OT2Simulator,
+) -> None:
+    sim = two_pipette_robot
+    deck, recipe = saxs_recipe()
+    with ot2_backend(deck, sim) as robot:
+        lh = TandemLiquidHandler(robot, deck, name="lh")
+        lh.set(recipe).wait(60)
+        assert lh.deck.well(recipe.destination).volume_ul == pytest.approx(1000.0)
+        left, right = sim.pipette("left"), sim.pipette("right")
+        assert left is not None
+        assert right is not None
+        assert left.tip is None  # the last tip went to the trash
+        pipette_ids = {"p300": left.id, "p1000": right.id}
+    commands = sim.commands()
+    assert all(c.outcome == "succeeded" for c in commands)
+
+    # setup: the run gets both mounted pipettes
+    loads = [c.params for c in commands if c.command_type == "loadPipette"]
+    assert loads == [
+        {"pipetteName": "p300_single_gen2", "mount": "left"},
+        {"pipetteName": "p1000_single_gen2", "mount": "right"},
+    ]
+    # each tip rack is loaded once, in its deck slot, before its first tip
+    racks = [(c.params or {})["location"] for c in commands if c.command_type == "loadLabware"]
+    used = {t.pipette for t in recipe.transfers}
+    assert sorted(r["slotName"] for r in racks) == sorted({"p300": "10", "p1000": "11"}[p] for p in used)
+
+    # then one tip, one aspirate, one dispense and one drop per transfer, with the recipe's volumes
+    groups = transfers_in(commands)
+    assert len(groups) == len(recipe.transfers)
+    for transfer, group in zip(recipe.transfers, groups, strict=True):
+        assert [c.command_type for c in group] == TRANSFER
+        assert {(c.params or {})["pipetteId"] for c in group} == {pipette_ids[transfer.pipette]}
+        params = {c.command_type: c.params or {} for c in group}
+        assert params["aspirateInPlace"]["volume"] == pytest.approx(transfer.volume_ul)
+        assert params["dispenseInPlace"]["volume"] == pytest.approx(transfer.volume_ul)
+        # over the stock's vial to aspirate, over the sample's well to dispense
+        over_source, over_destination = ((group[i].params or {})["coordinates"] for i in (1, 4))
+        assert (over_source["x"], over_source["y"]) == pytest.approx(aim(robot, transfer.source))
+        assert (over_destination["x"], over_destination["y"]) == pytest.approx(aim(robot, recipe.destination))
+    # stopping cancels the run the way PyLabRobot does: two guesses at a cancel route, then DELETE
+    ending = [(e.method, e.path.rsplit("/", 1)[-1], e.status) for e in sim.log[-3:]]
+    assert ending == [("POST", "cancel", 404), ("POST", "cancel", 404), ("DELETE", ending[2][1], 200)]
+
+
+def test_a_robot_error_mid_recipe_leaves_the_inventory_as_it_really_is(
+    two_pipette_robot: OT2Simulator,
+) -> None:
+    sim = two_pipette_robot
+    deck, recipe = saxs_recipe()
+    sim.fail_next(
+        "aspirateInPlace", "Overpressure detected on the plunger.", error_type="OverpressureError", skip=1
+    )
+    with ot2_backend(deck, sim) as robot:
+        lh = TandemLiquidHandler(robot, deck, name="lh")
+        status = lh.set(recipe)
+        with pytest.raises(BackendError, match="OverpressureError: Overpressure detected on the plunger"):
+            status.wait(60)
+        first, second = recipe.transfers[0], recipe.transfers[1]
+        # the first transfer happened; the second took a tip but moved no liquid
+        assert lh.deck.well(recipe.destination).volume_ul == pytest.approx(first.volume_ul)
+        assert lh.deck.stock(first.source).volume_ul == pytest.approx(
+            deck.stock(first.source).volume_ul - first.volume_ul
+        )
+        if second.source != first.source:
+            assert lh.deck.stock(second.source) == deck.stock(second.source)
+    failed = [c for c in sim.commands() if c.outcome == "failed"]
+    assert [c.command_type for c in failed] == ["aspirateInPlace"]
+    assert (failed[0].params or {})["volume"] == pytest.approx(second.volume_ul)
+    assert [c.command_type for c in sim.commands()].count("dispenseInPlace") == 1
 
 
 # -- the robot's answers over HTTP ------------------------------------------------------------------
