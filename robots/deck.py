@@ -13,7 +13,7 @@ usable liquid.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from tandem.components import Components
@@ -223,6 +223,9 @@ class Deck:
     wells: tuple[Well, ...] = ()
     tip_racks: tuple[TipRack, ...] = ()
     pipettes: tuple[Pipette, ...] = ()
+    #: (slot, name) pairs: the standard labware on a slot, by the name of its definition in the
+    #: robot's library (PyLabRobot's); a slot not named gets generic labware built from the numbers
+    labware: tuple[tuple[str, str], ...] = ()
     _stock_index: dict[str, int] = field(init=False, repr=False, compare=False, hash=False)
     _well_index: dict[str, int] = field(init=False, repr=False, compare=False, hash=False)
 
@@ -258,8 +261,31 @@ class Deck:
                     f"pipette {p.name!r} takes {p.tip_type!r} tips but the deck's racks hold only "
                     f"{sorted(tip_types)}"
                 )
+        self._check_labware()
         object.__setattr__(self, "_stock_index", {s.name: i for i, s in enumerate(self.stocks)})
         object.__setattr__(self, "_well_index", {w.slot: i for i, w in enumerate(self.wells)})
+
+    def _check_labware(self) -> None:
+        # a mapping is taken too; kept as pairs, so that the deck stays a hashable value
+        pairs = self.labware.items() if isinstance(self.labware, Mapping) else self.labware
+        object.__setattr__(self, "labware", tuple((str(slot), name) for slot, name in pairs))
+        _unique("labware slot", (slot for slot, _ in self.labware))
+        # a plate's wells (`4/A1`) stand on its slot (`4`)
+        held = [s.slot for s in self.stocks] + [w.slot for w in self.wells]
+        slots = {slot.partition("/")[0] for slot in held} | {r.slot for r in self.tip_racks}
+        for slot, name in self.labware:
+            if not (isinstance(name, str) and name):
+                raise DeckError(f"slot {slot!r}: a labware is named by a non-empty text, got {name!r}")
+            if slot not in slots:
+                raise DeckError(
+                    f"labware {name!r} is named for slot {slot!r}, which holds nothing; "
+                    f"slots: {', '.join(sorted(slots)) or '(none)'}"
+                )
+
+    @property
+    def labware_by_slot(self) -> dict[str, str]:
+        """The standard labware named for each slot that has one."""
+        return dict(self.labware)
 
     # -- lookups ------------------------------------------------------------------------------
 

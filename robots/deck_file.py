@@ -25,7 +25,10 @@ A deck file describes what is physically on the deck at the start of a session::
 A stock's composition may mix bases, as `parse_amount` reads them (`0.01` is a mass
 fraction, `20 mg/ml`, `0.1 M`, `100 mM`, `0.3 vf`, `30 vol%`, `5 wt%`); one `balance`
 component takes the rest. Plate wells are named `<slot>/<row letter><column>`, for
-example `4/A1`. Unknown keys are refused, and every error names the key it is about.
+example `4/A1`. A tip rack, stock, plate or well may name the standard labware on its
+slot (`labware: cor_cos_24_wellplate_3470uL_Fb`, a PyLabRobot definition); a robot driven
+through PyLabRobot then uses that definition instead of generic labware built from the
+numbers. Unknown keys are refused, and every error names the key it is about.
 """
 
 from __future__ import annotations
@@ -155,6 +158,9 @@ class TipRackModel(_Model):
     n_tips: int = Field(96, ge=0, le=MAX_TIPS_PER_RACK)
     #: tips already used at the start of the session
     n_used: int = Field(0, ge=0, le=MAX_TIPS_PER_RACK)
+    #: a standard labware for this slot, by its PyLabRobot definition's name (`hamilton_96_tiprack_300uL`);
+    #: without one, generic labware is built from the numbers here
+    labware: str | None = Field(None, min_length=1)
 
 
 class StockModel(_Model):
@@ -172,6 +178,9 @@ class StockModel(_Model):
     composition: dict[str, str | float] = Field(default_factory=dict)
     #: the component that takes the rest (the solvent)
     balance: str | None = None
+    #: a standard labware for the stock's slot (for a stock in a plate's well, `4/A1`: the plate's), by
+    #: its PyLabRobot definition's name; without one, generic labware is built from the numbers here
+    labware: str | None = Field(None, min_length=1)
 
     @field_validator("slot", mode="before")
     @classmethod
@@ -185,6 +194,9 @@ class WellModel(_Model):
     slot: str = Field(min_length=1)
     capacity_ul: float = Field(gt=0, allow_inf_nan=False)
     dead_volume_ul: float = Field(0.0, ge=0, allow_inf_nan=False)
+    #: a standard container for this slot (a tube, a trough), by its PyLabRobot definition's name;
+    #: for a well in a plate (`4/A1`), the plate's; without one, a generic tube is built
+    labware: str | None = Field(None, min_length=1)
 
     @field_validator("slot", mode="before")
     @classmethod
@@ -201,6 +213,9 @@ class PlateModel(_Model):
     well_capacity_ul: float = Field(gt=0, allow_inf_nan=False)
     #: volume of each well a pipette cannot reach
     dead_volume_ul: float = Field(0.0, ge=0, allow_inf_nan=False)
+    #: a standard plate, by its PyLabRobot definition's name (`cor_cos_24_wellplate_3470uL_Fb`); its
+    #: wells must hold `well_capacity_ul`; without one, a generic plate is built from the numbers here
+    labware: str | None = Field(None, min_length=1)
 
     @field_validator("slot", mode="before")
     @classmethod
@@ -248,9 +263,34 @@ class DeckFile(_Model):
         pipettes = [
             _at(f"pipettes[{i}]", partial(Pipette, **p.model_dump())) for i, p in enumerate(self.pipettes)
         ]
-        return _at(
-            "deck", partial(Deck, components, tuple(stocks), tuple(wells), tuple(racks), tuple(pipettes))
+        labware = _labware(
+            [
+                *((f"tip_racks[{i}]", r.slot, r.labware) for i, r in enumerate(self.tip_racks)),
+                *((f"stocks[{i}] ({s.name})", s.slot, s.labware) for i, s in enumerate(self.stocks)),
+                *((f"plates[{i}]", p.slot, p.labware) for i, p in enumerate(self.plates)),
+                *((f"wells[{i}]", w.slot, w.labware) for i, w in enumerate(self.wells)),
+            ]
         )
+        return _at(
+            "deck",
+            partial(Deck, components, tuple(stocks), tuple(wells), tuple(racks), tuple(pipettes), labware),
+        )
+
+
+def _labware(entries: list[tuple[str, str, str | None]]) -> tuple[tuple[str, str], ...]:
+    """(slot, labware) for the entries that name one; two names for one slot is an error."""
+    named: dict[str, tuple[str, str]] = {}
+    for where, slot_name, labware in entries:
+        if labware is None:
+            continue
+        slot = slot_name.partition("/")[0]  # a plate's well names its plate's slot
+        if slot in named and named[slot][1] != labware:
+            raise DeckFileError(
+                f"{where}: labware {labware!r} for slot {slot!r}, "
+                f"but {named[slot][0]} names {named[slot][1]!r}"
+            )
+        named.setdefault(slot, (where, labware))
+    return tuple((slot, labware) for slot, (_, labware) in named.items())
 
 
 def _stock(model: StockModel, components: Components) -> Stock:

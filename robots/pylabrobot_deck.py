@@ -4,8 +4,8 @@ Users keep writing tandem deck files; this module builds the PyLabRobot deck fro
 them. A top-level slot becomes one resource: a stock's vial or a lone mixing well
 becomes a `Tube`; the wells named `<slot>/<row><column>` (a deck file's plate, and
 stocks placed in a plate's wells) become one `Plate`; a tip rack becomes a
-`TipRack`. Where the caller names a standard labware for a slot (`labware`, slot ->
-the name of a definition in `pylabrobot.resources`, e.g. `hamilton_96_tiprack_300uL`
+`TipRack`. Where the deck file (or the caller) names a standard labware for a slot
+(the name of a definition in `pylabrobot.resources`, e.g. `hamilton_96_tiprack_300uL`
 or `cor_cos_24_wellplate_3470uL_Fb`), PyLabRobot's own definition is used and
 checked to hold what the deck puts in it; otherwise a generic resource is built
 with the deck's capacities.
@@ -85,8 +85,12 @@ class PlrDeck:
 def build_plr_deck(
     deck: Deck, *, kind: DeckKind = "generic", labware: Mapping[str, str] | None = None
 ) -> PlrDeck:
-    """The PyLabRobot deck for `deck`, with trackers filled from it; see the module's docstring."""
-    labware = dict(labware or {})
+    """The PyLabRobot deck for `deck`, with trackers filled from it; see the module's docstring.
+
+    The labware is the deck's own (`Deck.labware`, from its deck file) and `labware`,
+    which takes precedence slot by slot.
+    """
+    labware = deck.labware_by_slot | dict(labware or {})
     groups = _slot_groups(deck)
     racks = {r.slot: r for r in deck.tip_racks}
     unknown = sorted(set(labware) - set(groups) - set(racks))

@@ -13,13 +13,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 from fixtures_deck import EXAMPLE_DECKS, make_deck, water_stocks
 from pylabrobot.liquid_handling.backends import LiquidHandlerChatterboxBackend
 from pylabrobot.resources import does_tip_tracking, does_volume_tracking
 
 from tandem import Amount, Basis, Components, Composition
-from tandem.robots.deck import Deck, Pipette, Well
-from tandem.robots.deck_file import load_deck_file
+from tandem.robots.deck import Deck, DeckError, Pipette, Well
+from tandem.robots.deck_file import DeckFileError, load_deck_file, parse_deck_data
 from tandem.robots.liquid_handler import BackendError, InventoryError, LiquidHandler
 from tandem.robots.pipetting_model import PipettingErrorModel, PipettingTimes
 from tandem.robots.pylabrobot_backend import (
@@ -375,6 +376,41 @@ def test_standard_labware_named_for_a_slot_is_pylabrobots_own(no_threads_left: N
         lh = LiquidHandler(robot, deck, name="lh")
         lh.set(recipe_for(deck)).wait(30)
         assert_trackers_agree(robot, lh.deck)
+
+
+def saxs_deck_data(**labware: str) -> dict[str, Any]:
+    """The SAXS example deck file's data, with `labware` named for entries (`plates_0=...`)."""
+    data: dict[str, Any] = yaml.safe_load((EXAMPLE_DECKS / "saxs_lab.yaml").read_text())
+    for key, name in labware.items():
+        section, index = key.rsplit("_", 1)
+        data[section][int(index)]["labware"] = name
+    return data
+
+
+def test_a_deck_file_names_standard_labware_for_its_slots(no_threads_left: None) -> None:
+    data = saxs_deck_data(plates_0="cor_cos_24_wellplate_3470uL_Fb", tip_racks_0="hamilton_96_tiprack_300uL")
+    deck = parse_deck_data(data).to_deck()
+    assert deck.labware_by_slot == {"10": "hamilton_96_tiprack_300uL", "4": "cor_cos_24_wellplate_3470uL_Fb"}
+    with PyLabRobotBackend(deck) as robot:
+        assert robot.plr_deck.containers["4/A1"].max_volume == pytest.approx(3400.0)
+        assert robot.plr_deck.tip_racks["10"].model == "hamilton_96_tiprack_300uL"
+        # the caller's choice for a slot wins over the file's
+    with PyLabRobotBackend(deck, labware={"4": "cor_axy_24_wellplate_10mL_Vb"}) as robot:
+        assert robot.plr_deck.containers["4/A1"].max_volume > 10000
+
+
+def test_a_deck_file_naming_two_labware_for_one_slot_is_refused() -> None:
+    data = saxs_deck_data(plates_0="cor_cos_24_wellplate_3470uL_Fb")
+    data["stocks"][0]["slot"] = "4/E1"  # a stock in the plate's slot, naming another plate
+    data["stocks"][0]["labware"] = "cellvis_24_wellplate_3600uL_Fb"
+    with pytest.raises(DeckFileError, match="for slot '4', but stocks") as info:
+        parse_deck_data(data).to_deck()
+    assert "'cellvis_24_wellplate_3600uL_Fb'" in str(info.value)
+
+
+def test_labware_for_a_slot_that_holds_nothing_is_refused(water_deck: Deck) -> None:
+    with pytest.raises(DeckError, match="slot '12', which holds nothing"):
+        dataclasses.replace(water_deck, labware=(("12", "hamilton_96_tiprack_300uL"),))
 
 
 @pytest.mark.parametrize(
