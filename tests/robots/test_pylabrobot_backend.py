@@ -21,7 +21,8 @@ from pylabrobot.resources import does_tip_tracking, does_volume_tracking
 from tandem import Amount, Basis, Components, Composition
 from tandem.robots.deck import Deck, DeckError, Pipette, Well
 from tandem.robots.deck_file import DeckFileError, load_deck_file, parse_deck_data
-from tandem.robots.liquid_handler import BackendError, InventoryError, LiquidHandler
+from tandem.robots.inventory import InventoryError
+from tandem.robots.liquid_handler import BackendError, LiquidHandler
 from tandem.robots.pipetting_model import PipettingErrorModel, PipettingTimes
 from tandem.robots.pylabrobot_backend import (
     BACKENDS,
