@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from tandem.child_processes import LOOPBACK, free_port
 from tandem.sim.ot2_robot import PIPETTE_MODELS, InjectedFailure, LoadedPipette, PipetteModel
@@ -180,9 +180,16 @@ class OT2Simulator:
             except Exception as error:  # robot-server's catch-all: a bug shows as a 500, not a hang-up
                 unexpected = ApiError(500, "UnexpectedError", "Unexpected Internal Error", repr(error))
                 status, answer = 500, unexpected.body()
-            outcome = answer["data"]["status"] if is_command and status == 201 else None
-            if outcome is not None:  # what the robot made of it, not the "queued" of the answer
-                outcome = self._runs.runs[parts[1]].commands[-1]["status"]
+            outcome = None
+            if is_command and status == 201:  # what the robot made of it, not the "queued" of the answer
+                record = self._runs.runs[parts[1]].commands[-1]
+                outcome = record["status"]
+                # `?waitUntilComplete=true`: the answer waits for the outcome (no timeout needed here)
+                if (
+                    parse_qs(urlsplit(path).query).get("waitUntilComplete") == ["true"]
+                    and outcome != "queued"
+                ):
+                    answer = {"data": dict(record)}
             self._log.append(LoggedRequest(method, "/" + route, status, command_type, params, outcome))
             return status, answer
 
