@@ -174,11 +174,11 @@ class PyLabRobotBackend:
         self.times = times
         self.timeout_s = timeout_s
         quiet(type(robot))
-        _TRACKERS.acquire()
         self.robot = robot
         self.lh = PlrLiquidHandler(backend=robot, deck=self.plr_deck.deck)
         self._loop = _Loop(f"{LOOP_THREAD_PREFIX}-{next(_serial)}")
         self._closed = False
+        _TRACKERS.acquire()  # released by close(), or below if the robot does not come up
         try:
             self._loop.run(self.lh.setup, timeout_s)
             n = int(robot.num_channels)
