@@ -11,24 +11,27 @@ robot::
         assert [e.command_type for e in robot.commands()] == ["loadPipette", ...]
 
 Endpoints (the ones the backend calls, and the few a client needs around them): `GET /health`,
-`GET /pipettes`, `POST /robot/home`, `GET /modules`, `POST|GET /runs`, `GET|DELETE /runs/{id}`,
-`POST /runs/{id}/actions`, `POST /runs/{id}/labware_definitions`, `POST|GET /runs/{id}/commands`,
+`GET /pipettes`, `POST /robot/home`, `GET /modules`, `POST|GET /runs`,
+`GET|PATCH|DELETE /runs/{id}`, `POST /runs/{id}/actions`, `POST /runs/{id}/labware_definitions`,
+`POST|GET /runs/{id}/commands` (with `?waitUntilComplete=true`),
 `GET /runs/{id}/commands/{commandId}`. The answers follow robot-server: bodies in a `data` envelope
 (`links`, `meta` on collections), 201 on creation, errors as `{"errors": [{id, title, detail,
 errorCode}]}` (the legacy v1 routes `/health`, `/pipettes`, `/robot/home` answer
 `{"message", "errorCode"}`), the `Opentrons-Version` request header required everywhere (422 when
 missing, 400 below version 2) and echoed with `Opentrons-Min-Version` in every response. A command
 is answered `queued` on creation and `succeeded` or `failed` when read back, a failed one carrying
-the robot's `error` (`errorType`, `detail`, `errorCode`); the engine behind it is
-`tandem.sim.ot2_robot`.
+the robot's `error` (`errorType`, `detail`, `errorCode`); runs and commands are
+`tandem.sim.ot2_runs`, the robot's state and its answer to each command `tandem.sim.ot2_robot`.
 
-Every request is logged (`log`: method, path, status, command type and params), and tests can make
-the robot misbehave: `fail_next` fails the next command of a type with a given error, and
+Every request is logged (`log`: method, path, status, command type, params and the command's
+outcome; `commands()` the commands alone), and tests can make the robot misbehave: `fail_next`
+fails the next command of a type (or the one after `skip` more) with a given error, and
 `knock_off_tip` loses a pipette's tip as a real one can, so the next aspirate fails on the robot.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from collections.abc import Callable
@@ -81,6 +84,9 @@ class OT2Simulator:
         host: str = LOOPBACK,
         port: int | None = None,
     ) -> None:
+        unknown = {name for name in (left, right) if name is not None and name not in PIPETTE_MODELS}
+        if unknown:
+            raise ValueError(f"no OT-2 pipette named {sorted(unknown)}; known: {', '.join(PIPETTE_MODELS)}")
         self.mounted: dict[str, PipetteModel | None] = {
             mount: PIPETTE_MODELS[name] if name is not None else None
             for mount, name in (("left", left), ("right", right))
@@ -191,7 +197,8 @@ class OT2Simulator:
                 ):
                     answer = {"data": dict(record)}
             self._log.append(LoggedRequest(method, "/" + route, status, command_type, params, outcome))
-            return status, answer
+            # a copy: the records live on and change, and the answer is serialised after the lock
+            return status, copy.deepcopy(answer)
 
     def _resolve(
         self, method: str, parts: tuple[str, ...]
@@ -270,9 +277,12 @@ class OT2Simulator:
     def _home(self, *, body: Any) -> tuple[int, Any]:
         target = body.get("target") if isinstance(body, dict) else None
         mount = body.get("mount") if isinstance(body, dict) else None
+        if target not in ("robot", "pipette"):  # the body's model refuses it
+            detail = "value is not a valid enumeration member; permitted: 'pipette', 'robot'"
+            raise ApiError(422, "InvalidRequest", "Invalid Request", detail, pointer="/target")
         if target == "robot":
             return 200, {"message": "Homing robot."}
-        if target == "pipette" and mount in ("left", "right"):
+        if mount in ("left", "right"):
             return 200, {"message": f"Pipette on {mount} homed successfully"}
         raise ApiError(400, "InvalidActuator", "Invalid Actuator", f"{target} is invalid", "3014")
 
@@ -319,7 +329,8 @@ def check_version(value: str | None) -> None:
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+    # request threads are not daemons, so `server_close` joins them: stopping leaves no thread behind
+    daemon_threads = False
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], sim: OT2Simulator):
         self.sim = sim

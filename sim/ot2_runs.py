@@ -304,6 +304,8 @@ class Runs:
     # -- commands -------------------------------------------------------------------------------
 
     def enqueue(self, run_id: str, *, body: Any) -> tuple[int, Any]:
+        # robot-server finds the run (a dependency) before it validates the body
+        run = self._current(run_id)
         data = _data(body)
         command_type = data.get("commandType")
         if command_type not in COMMAND_PARAMS:
@@ -316,7 +318,6 @@ class Runs:
             )
         params = data.get("params", {})
         check_params(command_type, params)
-        run = self._current(run_id)
         intent = data.get("intent") or "setup"
         if run.status in ("stopped", "failed", "succeeded"):
             raise ApiError(409, "RunStopped", "Run Stopped", "The run has already stopped.")

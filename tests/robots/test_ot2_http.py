@@ -471,6 +471,33 @@ def test_the_version_header_is_required_as_on_the_robot(robot: OT2Simulator) -> 
     assert robot.log[0].status == 422  # refused requests are logged too
 
 
+def test_the_v1_routes(robot: OT2Simulator, http: httpx.Client) -> None:
+    pipettes = http.get("/pipettes").json()
+    assert pipettes["left"] | {"id": None} == {
+        "model": "p300_single_v2.1",
+        "name": "p300_single_gen2",
+        "tip_length": 51.0,
+        "mount_axis": "z",
+        "plunger_axis": "b",
+        "id": None,
+    }
+    assert pipettes["right"] == {
+        "model": None,
+        "name": None,
+        "tip_length": None,
+        "mount_axis": "a",
+        "plunger_axis": "c",
+        "id": None,
+    }
+    assert http.post("/robot/home", json={"target": "robot"}).json() == {"message": "Homing robot."}
+    bad = http.post("/robot/home", json={"target": "gantry"})
+    assert bad.status_code == 422
+    assert set(bad.json()) == {"message", "errorCode"}
+    assert http.get("/health").json()["api_version"] == robot.api_version
+    with pytest.raises(ValueError, match="no OT-2 pipette named"):
+        OT2Simulator(left="p300_single_gen9")
+
+
 def test_envelopes_and_not_found(http: httpx.Client) -> None:
     run_id = new_run(http)
     run = http.get(f"/runs/{run_id}").json()["data"]
