@@ -55,6 +55,7 @@ from tandem.robots.deck import Deck, Pipette
 from tandem.robots.liquid_handler import BackendError
 from tandem.robots.pipetting_model import PipettingErrorModel, PipettingTimes
 from tandem.robots.pylabrobot_deck import DeckTranslationError, PlrDeck, build_plr_deck
+from tandem.robots.pylabrobot_ot2 import OtApiSession
 from tandem.robots.pylabrobot_quiet import LOOP_THREAD_PREFIX, quiet
 from tandem.robots.pylabrobot_registry import (
     BACKENDS,
@@ -177,10 +178,11 @@ class PyLabRobotBackend:
         self.robot = robot
         self.lh = PlrLiquidHandler(backend=robot, deck=self.plr_deck.deck)
         self._loop = _Loop(f"{LOOP_THREAD_PREFIX}-{next(_serial)}")
+        self._ot_api = OtApiSession(robot)
         self._closed = False
         _TRACKERS.acquire()  # released by close(), or below if the robot does not come up
         try:
-            self._loop.run(self.lh.setup, timeout_s)
+            self._run(self.lh.setup)
             n = int(robot.num_channels)
             beyond = {p: c for p, c in self.channels.items() if c >= n}
             if beyond:
@@ -210,7 +212,7 @@ class PyLabRobotBackend:
             return
         self._closed = True
         try:
-            self._loop.run(self.lh.stop, self.timeout_s)
+            self._run(self.lh.stop)
         except Exception as exc:
             raise BackendError(f"stopping the robot: {_message(exc)}") from exc
         finally:
@@ -300,9 +302,18 @@ class PyLabRobotBackend:
             return time.perf_counter() - start
 
         try:
-            return float(self._loop.run(timed, self.timeout_s))
+            return float(self._run(timed))
         except Exception as exc:
             raise BackendError(f"{what}: {_message(exc)}") from exc
+
+    def _run(self, make: Callable[[], Awaitable[Any]]) -> Any:
+        """Run `make()` on the robot's loop and wait for it (an OT-2's ot_api pointed at this robot)."""
+
+        async def pointed() -> Any:
+            with self._ot_api.pointed():
+                return await make()
+
+        return self._loop.run(pointed, self.timeout_s)
 
     def _time(self, measured_s: float, command: str, volume_ul: float) -> float:
         if self.times is None:
@@ -340,7 +351,7 @@ class PyLabRobotBackend:
     def _stop_robot_quietly(self) -> None:
         # a robot that failed to set up may fail to stop too; the setup error is the one to report
         with contextlib.suppress(Exception):
-            self._loop.run(self.lh.stop, self.timeout_s)
+            self._run(self.lh.stop)
 
 
 def _channels(deck: Deck, channels: Mapping[str, int] | None) -> dict[str, int]:

@@ -35,6 +35,7 @@ from tandem.robots.pylabrobot_quiet import LOOP_THREAD_PREFIX
 from tandem.robots.recipe import Recipe, solve_recipe
 from tandem.sim.clock import StationClock
 from tandem.sim.liquid_handler import SimulatedLiquidHandler
+from tandem.sim.ot2_http import OT2Simulator
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -319,6 +320,30 @@ def test_an_unreachable_ot2_is_a_typed_error_before_any_motion(no_threads_left: 
         PyLabRobotBackend(
             deck, "opentrons_ot2", backend_options={"host": "127.0.0.1", "port": 9}, timeout_s=20
         )
+
+
+def test_two_ot2s_in_one_process_each_get_their_own_commands(no_threads_left: None) -> None:
+    """ot_api points at one robot at a time (module globals); the backend re-points it per call."""
+    deck = load_deck_file(EXAMPLE_DECKS / "saxs_lab.yaml")
+    pipettes = {"left": "p300_single_gen2", "right": "p1000_single_gen2"}
+    with OT2Simulator(**pipettes) as first, OT2Simulator(**pipettes) as second:
+        options = [{"host": sim.host, "port": sim.port} for sim in (first, second)]
+        with (
+            PyLabRobotBackend(deck, "opentrons_ot2", backend_options=options[0], timeout_s=30) as a,
+            PyLabRobotBackend(deck, "opentrons_ot2", backend_options=options[1], timeout_s=30) as b,
+        ):
+            a.pick_up_tip("p300", "10")
+            b.pick_up_tip("p1000", "11")
+            a.aspirate("p300", "water", 150.0)
+            a.dispense("p300", "4/A1", 150.0)
+            a.drop_tip("p300")
+            b.drop_tip("p1000")
+        on_first = [c.command_type for c in first.commands() if c.command_type != "loadLabware"]
+        on_second = [c.command_type for c in second.commands() if c.command_type != "loadLabware"]
+    assert on_first.count("pickUpTip") == on_second.count("pickUpTip") == 1
+    assert on_first.count("aspirateInPlace") == 1
+    assert on_second.count("aspirateInPlace") == 0
+    assert on_first.count("dropTipInPlace") == on_second.count("dropTipInPlace") == 1
 
 
 # -- the OT-2's deck ----------------------------------------------------------------------------
