@@ -51,7 +51,7 @@ BACKENDS: Mapping[str, BackendEntry] = {
         "OpentronsOT2Backend",
         "ot2",
         "an Opentrons OT-2 over its HTTP API (host=..., port=31950)",
-        install="pip install opentrons-http-api-client",
+        install="install tandem[ot2]: opentrons-http-api-client 0.2.1",
     ),
     "opentrons_ot2_chatterbox": BackendEntry(
         "pylabrobot.liquid_handling.backends.opentrons_chatterbox",
