@@ -218,7 +218,8 @@ class InstrumentProfile(_Strict):
         probe, energy = info.data.get("probe"), info.data.get("energy_kev")
         if probe is Probe.NEUTRON and value is None:
             raise ValueError("a neutron station needs its wavelength_a (Å)")
-        if probe is Probe.XRAY and (value is None) == (energy is None):
+        # an energy that failed its own check is not in `info.data`: it is reported once, there
+        if probe is Probe.XRAY and "energy_kev" in info.data and (value is None) == (energy is None):
             raise ValueError("an X-ray station needs exactly one of energy_kev (keV) and wavelength_a (Å)")
         return value
 
@@ -333,6 +334,15 @@ class ProfileFacts:
         if name is None:
             return None
         return Path(name) if self.base is None else self.base / name
+
+    def as_data(self) -> dict[str, Any]:
+        """The profile as data with its calibration files' paths absolute: what a stored campaign inlines."""
+        data = self.profile.model_dump(mode="json", exclude_none=True)
+        for name in self.profile.configurations:
+            path = self.calibration_path(name)
+            if path is not None:
+                data["configurations"][name]["calibration"] = str(path)
+        return data
 
     def prefixes(self, station_id: str | None = None) -> tuple[str, str]:
         """The station's and its cell loader's PV prefixes: the profile's, else the tandem defaults."""

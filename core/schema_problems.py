@@ -62,9 +62,14 @@ def schema_problem(
             (*parent, str(loc[-1])), f"required key {loc[-1]!r} is missing", f"add {loc[-1]!r} here", key=True
         )
     path = marks.resolve(loc)
+    # a validator's own words, without pydantic's label for them
+    message = err["msg"].removeprefix("Value error, ")
+    if path != loc and path == marks.resolve(loc[:-1]) == loc[:-1]:
+        # a key the file leaves out whose default another key makes wrong: name it at its parent
+        return marks.problem((*path, str(loc[-1])), message, f"add {loc[-1]!r} here", key=True)
     got = err.get("input")
     shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
-    return marks.problem(path, f"{err['msg']}{shown}", "change the value")
+    return marks.problem(path, f"{message}{shown}", "change the value")
 
 
 def _allowed_keys(root: type[BaseModel], loc: Sequence[Any]) -> list[str]:

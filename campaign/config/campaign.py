@@ -19,6 +19,7 @@ import numpy as np
 from tandem.components import Component, Components
 from tandem.composition import Composition
 from tandem.instrument import InstrumentFacts
+from tandem.instrument_profile import ProfileFacts
 from tandem.robots.deck import Deck
 from tandem.robots.deck_file import DeckFile
 from tandem.stations import Probe
@@ -208,10 +209,13 @@ class Campaign:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, self-contained form (decks inline), which `load_campaign_data` reads back."""
+        """JSON-ready, self-contained form (decks and profiles inline): `load_campaign_data` reads it back."""
         data = self.spec.model_dump(mode="json", exclude_none=True)
         for sid, station in self.stations.items():
             data["stations"][sid]["deck"] = station.deck_file.model_dump(mode="json", exclude_none=True)
+            if isinstance(station.instrument, ProfileFacts):
+                # a station's profile is stored inline too, so the record reads back on any machine
+                data["stations"][sid]["instrument"] = station.instrument.as_data()
         if self.spec.components is None:
             data["components"] = [
                 {"name": c.name, "formula": c.formula, "density_g_per_ml": c.density_g_per_ml, "role": c.role}

@@ -30,6 +30,8 @@ class Checker:
         self.base = base
         #: the instruments a station may name, by name
         self.instruments = instruments
+        #: each station's instrument once resolved (None: a problem stopped it), so that it is read once
+        self.station_instruments: dict[str, InstrumentFacts | None] = {}
         self.problems: list[Problem] = []
 
     def add(self, path: KeyPath, message: str, hint: str = "", *, key: bool = False) -> None:

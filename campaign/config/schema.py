@@ -109,8 +109,11 @@ class StationSpec(_Strict):
     #: a deck file (YAML, path relative to the campaign file) or the deck inline
     deck: str | dict[str, Any]
     scan: ScanSpec
-    #: the twin's instrument model; the station id by default
-    instrument: str | None = None
+    #: the station's instrument: a name (the twin's `saxs` and `sans` unless `load_campaign` is given
+    #: others; the station id by default), a profile file (a path ending in .yaml, relative to the
+    #: campaign file), or a profile inline (see instrument-profile.md)
+    instrument: str | dict[str, Any] | None = None
+    #: must agree with the instrument's probe; left out, the instrument's
     probe: Probe | None = None
     #: the liquid that takes the rest of every sample; the instrument's usual solvent by default
     solvent: str | None = None

@@ -12,6 +12,7 @@ from tandem.errors import TandemError
 
 from .checker import Checker
 from .problems import KeyPath
+from .profiles import station_instrument
 from .schema import StationSpec
 from .twin import twin_components
 
@@ -89,7 +90,7 @@ def _solvent_name(checker: Checker, sid: str, spec: StationSpec) -> str:
     """The solvent a station's file names, else its instrument's; empty when the instrument is unknown."""
     if spec.solvent is not None:
         return spec.solvent
-    instrument = checker.instruments.get(spec.instrument or sid)
+    instrument = station_instrument(checker, sid, spec)
     return instrument.solvent.name if instrument is not None else ""
 
 

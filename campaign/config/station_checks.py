@@ -1,7 +1,7 @@
 """Each station against its instrument and its deck: solvent, scan limits, stocks, and what they can make.
 
-A station is checked on its own first (its instrument, the solvent, the
-scan settings within the instrument's limits, the deck read and built, its stocks
+A station is checked on its own first (its instrument, by name, profile file or inline: `profiles`;
+the solvent, the scan settings within the instrument's limits, the deck read and built, its stocks
 holding every component the space needs); `check_reach` then asks, once every
 station is sound, whether each deck's stocks make every corner of the space and
 whether the robot can pipette those corners.
@@ -29,6 +29,7 @@ from tandem.robots.recipe import InfeasibleRecipeError, InvalidRecipeRequestErro
 from .campaign import CampaignStation
 from .checker import Checker
 from .problems import CampaignConfigError, KeyPath
+from .profiles import station_instrument
 from .schema import ScanSpec, StationSpec
 from .schema_problems import schema_problem
 from .yaml_marks import read_yaml
@@ -44,17 +45,10 @@ def check_station(
 ) -> CampaignStation[InstrumentFacts] | None:
     """The station built (instrument, solvent, deck), or None when a problem stops it."""
     where: KeyPath = ("stations", sid)
-    name = spec.instrument or sid
-    instrument = checker.instruments.get(name)
+    instrument = station_instrument(checker, sid, spec)
     if instrument is None:
-        known = ", ".join(checker.instruments)
-        checker.add(
-            (*where, "instrument") if spec.instrument else where,
-            f"no instrument named {name!r}; known: {known or '(none)'}",
-            f"name the station (or its 'instrument') one of: {known}",
-            key=spec.instrument is None,
-        )
         return None
+    name = instrument.station
     if spec.probe is not None and spec.probe is not instrument.probe:
         checker.add(
             (*where, "probe"),
