@@ -107,6 +107,7 @@ class DetectorSpec(_Strict):
 class ConfigurationSpec(_Strict):
     """One named detector configuration: geometry, the q range it covers, its calibration."""
 
+    #: the detector's geometry in this configuration
     detector: DetectorSpec
     #: the q range (1/Å) this configuration covers, [min, max]; by default what its geometry reaches
     #: (the beam stop's edge to the detector's farthest corner)
@@ -176,6 +177,7 @@ class InstrumentProfile(_Strict):
 
     #: the instrument's name (the station it serves; calibration files hold an entry by this name)
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    #: what the station is, in words
     description: str = ""
     #: what the station scatters
     probe: Annotated[Probe, Field(strict=False)]

@@ -6,6 +6,7 @@
 - `cli.md`: every `tandem` command with its arguments and options, from the typer app;
 - `campaign-file.md`: every key of a campaign file, from the pydantic models that validate it;
 - `deck-file.md`: every key of a deck file, likewise;
+- `instrument-profile.md`: every key of an instrument profile, likewise;
 - `tiled-layout.md`: every node tandem writes in its Tiled catalog, from `tandem.catalog_layout.LAYOUT`
   (which the tests hold the writers to).
 
@@ -196,7 +197,9 @@ def _generic_name(origin: Any, args: tuple[Any, ...]) -> str:
 
 def _type_name(annotation: Any) -> str:
     """A field's type in words a campaign author reads (models link to their section)."""
-    if (origin := typing.get_origin(annotation)) is not None:
+    if (origin := typing.get_origin(annotation)) is typing.Annotated:
+        return _type_name(typing.get_args(annotation)[0])  # the type, without its validation's settings
+    if origin is not None:
         return _generic_name(origin, typing.get_args(annotation))
     if annotation is Any:
         return "anything"
@@ -287,6 +290,7 @@ def tiled_layout_page() -> str:
 
 def pages() -> dict[str, str]:
     from tandem.campaign.config.schema import CampaignFile
+    from tandem.instrument_profile import InstrumentProfile
     from tandem.robots.deck_file import DeckFile
 
     return {
@@ -304,6 +308,17 @@ def pages() -> dict[str, str]:
             "stocks and plates. Amounts in stock compositions are text with a unit "
             "(`'10 wt%'`, `'0.5 M'`, ...); see the [how-to](../how-to/formulation-lab.md).",
             DeckFile,
+        ),
+        "instrument-profile.md": schema_page(
+            "the instrument profile",
+            "An instrument profile (YAML) describes a station: its probe and solvent, energy or "
+            "wavelength, detector configurations (geometry, q range, calibration file), limits, the "
+            "time each step takes, its backend (`twin` or `epics`) with its PV prefixes, and its robot. "
+            "The twin's two stations are the bundled profiles `saxs` and `sans` "
+            "(`profiles/instruments/`). A campaign's station names one by name, by file or inline "
+            "(its `instrument` key, see [the campaign file](campaign-file.md)). Paths are relative to "
+            "the profile file.",
+            InstrumentProfile,
         ),
         "tiled-layout.md": tiled_layout_page(),
     }

@@ -42,5 +42,13 @@ def test_every_command_and_every_key_is_in_the_reference() -> None:
         assert f"`{key}`" in pages["campaign-file.md"]
     for key in ("dead_volume_ul", "tip_type", "balance"):
         assert f"`{key}`" in pages["deck-file.md"]
+    for key in (
+        "q_range_inv_a",
+        "exposure_limits_s",
+        "cell_loader_prefix",
+        "beamstop_radius_mm",
+        "calibration",
+    ):
+        assert f"`{key}`" in pages["instrument-profile.md"]
     for path in ("raw/<run uid>", "campaigns/<campaign id>/samples", "campaigns/<campaign id>/queue"):
         assert f"`{path}`" in pages["tiled-layout.md"]

@@ -111,7 +111,7 @@ class StationSpec(_Strict):
     scan: ScanSpec
     #: the station's instrument: a name (the twin's `saxs` and `sans` unless `load_campaign` is given
     #: others; the station id by default), a profile file (a path ending in .yaml, relative to the
-    #: campaign file), or a profile inline (see instrument-profile.md)
+    #: campaign file), or a profile inline (see [the instrument profile](instrument-profile.md))
     instrument: str | dict[str, Any] | None = None
     #: must agree with the instrument's probe; left out, the instrument's
     probe: Probe | None = None
