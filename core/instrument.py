@@ -4,7 +4,8 @@ A campaign file names each station's instrument; loading it checks the station's
 probe, solvent, detector configurations, exposures and temperature against these
 facts, and the agents price a measurement from its time costs. Who supplies them
 is not the campaign's business: the digital twin's `tandem.sim.instruments.Instrument`
-satisfies this Protocol, and an instrument profile of a real station can too.
+satisfies this Protocol, and so does an instrument profile's `tandem.instrument_profile.ProfileFacts`
+(a real station's, or a campaign's inline one).
 `load_campaign` takes a mapping of them by name (`tandem.campaign.twin` chooses the
 twin's when none is given).
 """

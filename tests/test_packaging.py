@@ -19,12 +19,14 @@ TOP_LEVEL = {"core": "tandem"} | {
     folder: f"tandem.{folder}"
     for folder in ("campaign", "robots", "devices", "plans", "analysis", "agents", "sim")
 }
-#: what a newcomer's first script imports, and the bundled demo it runs
+#: what a newcomer's first script imports, the bundled demo it runs, and the twin's instrument profiles
 PROBE = (
     "import tandem, tandem.robots, tandem.devices, tandem.plans, tandem.analysis, tandem.agents, "
     "tandem.campaign, tandem.sim, tandem.cli; "
     "from tandem.campaign.bundled import DEMO_CAMPAIGN; "
     "from tandem.bundled_profiles import IPYTHON_PROFILE, QUEUESERVER_PROFILE; "
+    "from tandem.instrument_profile_file import bundled_profile_names; "
+    "assert bundled_profile_names() == ('sans', 'saxs'), bundled_profile_names(); "
     "assert DEMO_CAMPAIGN.is_file(), DEMO_CAMPAIGN; "
     "assert (IPYTHON_PROFILE / 'startup' / '00-station.py').is_file(), IPYTHON_PROFILE; "
     "assert (QUEUESERVER_PROFILE / 'startup.py').is_file(), QUEUESERVER_PROFILE; "

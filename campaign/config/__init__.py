@@ -26,7 +26,11 @@ What belongs where:
 - `problems`: `Problem` and `CampaignConfigError`, what is wrong and where;
 - `yaml_marks`: the YAML read with the line and column of every key and value;
 - `schema`: the pydantic models of the file as written, with their ranges;
-- `schema_problems`: the schema's errors (and numbers too large to store) in words;
+- `schema_problems`: the schema's errors (and numbers too large to store) in words
+  (these three are the core's `tandem.file_problems`, `tandem.yaml_marks` and
+  `tandem.schema_problems`, which read instrument profiles too, under the campaign's names);
+- `profiles`: the instrument each station names — by name, a profile file or a profile inline
+  (`tandem.instrument_profile`);
 - `checker`, `space_checks`, `station_checks`, `agent_checks`: what the schema
   cannot see — the components and space, each station against its instrument and
   stocks, the agent, the stop criteria and the twin's truth;
