@@ -4,8 +4,9 @@
 with its marks (a campaign's inline profile is checked with the campaign's marks, so its problems
 point into the campaign file). Beyond the schema (`tandem.instrument_profile`): each
 configuration's q range must lie within what its detector geometry reaches, and each calibration
-file must exist and hold an entry for the instrument. Every problem is collected, each at its line;
-`read_profile` raises them together in one `InstrumentProfileError`.
+file must exist and hold an entry for the instrument (read, when the caller can, by analysis's
+`StationCalibration`: the format `tandem analyze --calibration` reads). Every problem is
+collected, each at its line; `read_profile` raises them together in one `InstrumentProfileError`.
 
 The bundled profiles (the twin's two stations) are package data, found in an install as in a
 checkout: `bundled_profile(name)`.
@@ -14,12 +15,14 @@ checkout: `bundled_profile(name)`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from tandem.errors import TandemError
 from tandem.file_problems import FileProblemsError, KeyPath, Problem
 from tandem.files import read_text
 from tandem.instrument_profile import InstrumentProfile, ProfileFacts
@@ -30,6 +33,10 @@ from tandem.yaml_marks import Marks, read_yaml
 BUNDLED_PROFILES = Path(str(files("tandem") / "profiles" / "instruments"))
 #: how far a stated q range may stray beyond the geometry's reach (rounding in the file)
 _Q_SLACK = 1e-3
+
+#: what reads one station's entry of a calibration file, raising a `TandemError` if it cannot (the
+#: campaign passes analysis's `StationCalibration.from_dict`, which the core cannot import)
+CalibrationReader = Callable[[Mapping[str, Any]], object]
 
 
 class InstrumentProfileError(FileProblemsError):
@@ -66,8 +73,11 @@ def bundled_profile(name: str) -> ProfileFacts:
     return read_profile(path)
 
 
-def read_profile(path: str | Path) -> ProfileFacts:
-    """Read and check a profile file; raise `InstrumentProfileError` with every problem found."""
+def read_profile(path: str | Path, *, calibration: CalibrationReader | None = None) -> ProfileFacts:
+    """Read and check a profile file; raise `InstrumentProfileError` with every problem found.
+
+    `calibration` reads each calibration file's entry for the instrument (None: only its presence).
+    """
     path = Path(path)
     try:
         text = read_text(path)
@@ -86,19 +96,25 @@ def read_profile(path: str | Path) -> ProfileFacts:
         data, marks = read_yaml(text, str(path))
     except FileProblemsError as exc:
         raise InstrumentProfileError(exc.problems) from None
-    facts, problems = check_profile(data, marks, base=path.resolve().parent)
+    facts, problems = check_profile(data, marks, base=path.resolve().parent, calibration=calibration)
     if facts is None:
         raise InstrumentProfileError(problems)
     return facts
 
 
 def check_profile(
-    data: Any, marks: Marks, *, base: Path | None, prefix: KeyPath = ()
+    data: Any,
+    marks: Marks,
+    *,
+    base: Path | None,
+    prefix: KeyPath = (),
+    calibration: CalibrationReader | None = None,
 ) -> tuple[ProfileFacts | None, list[Problem]]:
     """The profile's facts (None when a problem stops it) and every problem found.
 
     `prefix` is where the profile sits in the document `marks` describe (a campaign's inline profile
-    sits under its station); `base` is the folder calibration paths are relative to.
+    sits under its station); `base` is the folder calibration paths are relative to; `calibration`
+    as for `read_profile`.
     """
     if not isinstance(data, dict):
         return None, [
@@ -115,7 +131,11 @@ def check_profile(
         problems = [schema_problem(err, marks, InstrumentProfile, prefix) for err in exc.errors()]
         named = {p.key for p in problems}
         return None, [*problems, *(p for p in huge if p.key not in named)]
-    problems = [*huge, *_q_ranges(profile, marks, prefix), *_calibrations(profile, marks, base, prefix)]
+    problems = [
+        *huge,
+        *_q_ranges(profile, marks, prefix),
+        *_calibrations(profile, marks, base, prefix, calibration),
+    ]
     return (None if problems else profile.facts(base)), problems
 
 
@@ -149,7 +169,11 @@ def _q_ranges(profile: InstrumentProfile, marks: Marks, prefix: KeyPath) -> list
 
 
 def _calibrations(
-    profile: InstrumentProfile, marks: Marks, base: Path | None, prefix: KeyPath
+    profile: InstrumentProfile,
+    marks: Marks,
+    base: Path | None,
+    prefix: KeyPath,
+    reader: CalibrationReader | None,
 ) -> list[Problem]:
     """Each calibration file must exist and hold an entry (an object) for this instrument."""
     problems = []
@@ -157,13 +181,15 @@ def _calibrations(
         if config.calibration is None:
             continue
         path = Path(config.calibration) if base is None else base / config.calibration
-        why = _calibration_problem(path, profile.name)
+        why = _calibration_problem(path, profile.name, reader)
         if why is not None:
             problems.append(marks.problem((*prefix, "configurations", name, "calibration"), *why))
     return problems
 
 
-def _calibration_problem(path: Path, station: str) -> tuple[str, str] | None:
+def _calibration_problem(
+    path: Path, station: str, reader: CalibrationReader | None
+) -> tuple[str, str] | None:
     hint = (
         "give a JSON file {station: {detector_efficiency, open_beam_ratio, path_length_mm, ...}} "
         "(as `tandem analyze --calibration` reads), relative to the profile file"
@@ -178,13 +204,19 @@ def _calibration_problem(path: Path, station: str) -> tuple[str, str] | None:
         held = ", ".join(map(str, data)) if isinstance(data, dict) else "no object"
         return (
             f"the calibration file {str(path)!r} holds no calibration for {station!r} (it holds: {held})",
-            (hint),
+            hint,
         )
+    if reader is not None:
+        try:
+            reader(data[station])
+        except TandemError as exc:
+            return f"the calibration for {station!r} in {str(path)!r} cannot be used: {exc}", hint
     return None
 
 
 __all__ = [
     "BUNDLED_PROFILES",
+    "CalibrationReader",
     "InstrumentProfileError",
     "bundled_profile",
     "bundled_profile_names",

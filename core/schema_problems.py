@@ -1,9 +1,10 @@
 """The schema's verdicts in words: each pydantic error, and each number too large to store, as a `Problem`.
 
 A pydantic error names a location inside the models (of a campaign, deck or profile
-file); here it becomes a problem at the key's line in the file, with a hint (the allowed keys, the closest spelling,
-what to add). Whole numbers are checked before the schema because a campaign is
-stored as JSON with 64-bit integers, which pydantic's `int` does not know.
+file); here it becomes a problem at the key's line in the file, with a hint (the allowed
+keys, the closest spelling, what to add). Whole numbers are checked before the schema
+because a campaign is stored as JSON with 64-bit integers, which pydantic's `int` does
+not know.
 """
 
 from __future__ import annotations

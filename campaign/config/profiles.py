@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from tandem.instrument import InstrumentFacts
 from tandem.instrument_profile import ProfileFacts
@@ -54,6 +55,14 @@ class LazyInstruments(Mapping[str, InstrumentFacts]):
         return len(self._instruments())
 
 
+def read_calibration(entry: Mapping[str, Any]) -> object:
+    """A station's entry of a calibration file, read as `tandem analyze --calibration` reads it."""
+    # imported when a profile names a calibration file: analysis is slow to import and rarely needed here
+    from tandem.analysis.pipeline_settings import StationCalibration
+
+    return StationCalibration.from_dict(entry)
+
+
 def names_a_file(instrument: str) -> bool:
     """Whether a station's `instrument` text is a profile file's path rather than an instrument's name."""
     return instrument.endswith(_PROFILE_SUFFIXES) or "/" in instrument
@@ -79,7 +88,11 @@ def _resolve(checker: Checker, sid: str, spec: StationSpec) -> InstrumentFacts |
     named = spec.instrument
     if isinstance(named, dict):
         facts, problems = check_profile(
-            named, checker.marks, base=checker.base, prefix=(*where, "instrument")
+            named,
+            checker.marks,
+            base=checker.base,
+            prefix=(*where, "instrument"),
+            calibration=read_calibration,
         )
         checker.problems += problems
         return facts
@@ -110,10 +123,10 @@ def _profile_file(checker: Checker, path: KeyPath, file: Path) -> ProfileFacts |
         )
         return None
     try:
-        return read_profile(file)
+        return read_profile(file, calibration=read_calibration)
     except InstrumentProfileError as exc:
         checker.problems += exc.problems
         return None
 
 
-__all__ = ["LazyInstruments", "names_a_file", "on_twin", "station_instrument"]
+__all__ = ["LazyInstruments", "names_a_file", "on_twin", "read_calibration", "station_instrument"]

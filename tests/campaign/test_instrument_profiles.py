@@ -260,3 +260,23 @@ def test_a_campaign_on_epics_profiles_loads_no_line_of_the_twin(folder: Path) ->
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_profiles_calibration_is_read_as_tandem_analyze_reads_it(folder: Path) -> None:
+    path = _profile_file(folder, **{"    q_range_inv_a: [0.0092, 0.74]": "    calibration: short.json"})
+    (folder / "profiles" / "short.json").write_text('{"saxs": {"detector_efficiency": 1.5}}')
+    text = edited(
+        "  saxs:\n    probe: xray\n", "  saxs:\n    instrument: profiles/line.yaml\n    probe: xray\n"
+    )
+    (folder / "campaign.yaml").write_text(text)
+    (problem,) = refused(folder / "campaign.yaml").problems
+    assert problem.source == str(path)
+    assert problem.key == "configurations.short.calibration"
+    assert problem.line == line_of(path.read_text(), "calibration: short.json")
+    assert "detector efficiency is at most 1" in problem.message
+
+    (folder / "profiles" / "short.json").write_text('{"saxs": {"detector_efficiency": 0.9}}')
+    campaign = load_campaign(folder / "campaign.yaml")
+    assert (
+        campaign.stations["saxs"].instrument.calibration_path("short") == folder / "profiles" / "short.json"
+    )
