@@ -55,15 +55,11 @@ from tandem.agents.daemon_dispatch import Dispatch, SampleRecorder
 from tandem.agents.daemon_results import ResultFeed, ResultSource
 from tandem.agents.daemon_settings import DaemonError, DaemonSettings, OutageBackoff
 from tandem.agents.daemon_stations import StationWatch
-from tandem.agents.journal import Attempt, Entry, EntryStatus, InvalidVerdictError, Journal
+from tandem.agents.journal import Entry, EntryStatus, Journal
 from tandem.agents.protocol import Agent
 from tandem.agents.records import DecisionRecord
 from tandem.agents.station_queue import (
-    ItemRefusedError,
     PlanRequest,
-    QueueItem,
-    QueueServerStation,
-    QueueSnapshot,
     StationQueue,
 )
 from tandem.observations import Observation
@@ -84,6 +80,10 @@ class Progress:
     open: int
     observations: Sequence[Observation]
     agent: Agent
+    #: the latest settled decisions that failed, one after another (open ones are passed over)
+    failures_in_a_row: int = 0
+    #: the reason the latest failed decision gave
+    last_failure: str | None = None
 
 
 #: a stop criterion: the reason to stop queuing, or None to go on
@@ -308,12 +308,21 @@ class AgentDaemon:
         for e in self._dispatch.entries.values():
             counts[e.status] += 1
         n_open = sum(counts[s] for s in EntryStatus if s.open)
+        streak, last = 0, None
+        for e in reversed(self._dispatch.entries.values()):
+            if e.status is EntryStatus.MEASURED:
+                break
+            if e.status is EntryStatus.FAILED:
+                streak += 1
+                last = last or e.reason
         return Progress(
             counts[EntryStatus.MEASURED],
             counts[EntryStatus.FAILED],
             n_open,
             self._feed.observations,
             self.agent,
+            failures_in_a_row=streak,
+            last_failure=last,
         )
 
     def _check_stop(self) -> str | None:
@@ -362,22 +371,7 @@ class AgentDaemon:
 
 __all__ = [
     "AgentDaemon",
-    "Attempt",
-    "DaemonError",
-    "DaemonSettings",
-    "Entry",
-    "EntryStatus",
-    "InvalidVerdictError",
-    "ItemRefusedError",
-    "Journal",
-    "PlanRequest",
     "Progress",
-    "QueueItem",
-    "QueueServerStation",
-    "QueueSnapshot",
-    "ResultSource",
-    "SampleRecorder",
-    "StationQueue",
     "StopCriterion",
     "Validator",
 ]

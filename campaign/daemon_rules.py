@@ -15,6 +15,7 @@ import math
 from typing import TYPE_CHECKING
 
 from tandem.agents.station_queue import PlanRequest
+from tandem.campaign.stop_rules import CampaignProgress, stop_reason
 from tandem.sample_request import SampleRequest, SampleSettings
 from tandem.stations import device_names
 
@@ -91,40 +92,36 @@ def sample_plan_request(campaign: Campaign, suggestion: Suggestion, sample_uid: 
 
 
 def stop_criteria(campaign: Campaign) -> list[StopCriterion]:
-    """The campaign's stop criteria, as the daemon checks them before each new suggestion."""
+    """The campaign's stop criteria, as the daemon checks them before each new suggestion.
+
+    `tandem.campaign.stop_rules` decides, as it does for the in-process runner; the daemon counts
+    a decision queued or running as spending the budget (it must not queue past it), and a
+    station's hours as the station time of its latest finished sample.
+    """
     stop = campaign.stop
-    out: list[StopCriterion] = []
-    if stop.max_samples is not None:
-        budget = stop.max_samples
+    # the grid is built only when the confidence criterion can use it
+    grid = campaign.grid() if stop.target_confidence is not None else None
 
-        def samples(p: Progress) -> str | None:
-            return f"sample budget reached ({budget})" if p.measured + p.open >= budget else None
-
-        out.append(samples)
-    if stop.max_station_hours is not None:
-        hours = stop.max_station_hours
-
-        def beamtime(p: Progress) -> str | None:
-            spent: dict[str, float] = {}
-            for o in p.observations:
-                if o.finished_at_s is not None:
-                    spent[o.station] = max(spent.get(o.station, 0.0), o.finished_at_s)
-            total = sum(spent.values()) / 3600
-            return f"beamtime budget reached ({total:.1f} of {hours:g} h)" if total >= hours else None
-
-        out.append(beamtime)
-    if stop.target_confidence is not None:
-        goal = stop.target_confidence
-        grid = campaign.grid()
-
-        def confidence(p: Progress) -> str | None:
-            if not p.observations:
+    def rules(p: Progress) -> str | None:
+        def confidence() -> float | None:
+            if grid is None or not p.observations:
                 return None
             prediction = p.agent.predict(grid)
             if prediction.probabilities is None or not len(prediction.probabilities):
                 return None
-            mean = float(prediction.probabilities.max(axis=1).mean())
-            return f"map confidence {mean:.3f} reached the target {goal:g}" if mean >= goal else None
+            return float(prediction.probabilities.max(axis=1).mean())
 
-        out.append(confidence)
-    return out
+        spent: dict[str, float] = {}
+        for o in p.observations:
+            if o.finished_at_s is not None:
+                spent[o.station] = max(spent.get(o.station, 0.0), o.finished_at_s)
+        progress = CampaignProgress(
+            samples=p.measured + p.failed + p.open,
+            station_hours=sum(spent.values()) / 3600,
+            failures_in_a_row=p.failures_in_a_row,
+            last_failure=p.last_failure,
+            confidence=confidence,
+        )
+        return stop_reason(stop, progress)
+
+    return [rules]

@@ -26,12 +26,16 @@ from tandem.campaign.config import Campaign
 from tandem.campaign.ledger import LedgerEntry, SampleStatus
 from tandem.campaign.metrics import phase_map_accuracy
 from tandem.campaign.rig import StationRig
+from tandem.campaign.stop_rules import (
+    CampaignProgress,
+    budget_reason,
+    confidence_reason,
+    failure_reason,
+)
 from tandem.stations import Interval
 
 logger = logging.getLogger(__name__)
 
-#: the confidence stop criterion is not trusted on fewer samples than this
-MIN_SAMPLES_FOR_CONFIDENCE = 10
 #: The live map accuracy is a prediction on the whole report grid, whose cost grows with the square of
 #: the results learnt from (0.1 s at 40 samples, 0.5 s at 100 on two busy cores). By default the n-th
 #: sample records it when n is a multiple of n // this (every sample up to twice this, then every
@@ -225,15 +229,28 @@ class Accounting:
             )
 
     def stop_reason(self) -> str | None:
+        """Why the campaign stops now (`tandem.campaign.stop_rules` decides), or None."""
         stop = self.campaign.stop
-        reason = self.budget_spent() or self._all_set_aside() or self._failing()
+        reason = self.budget_spent() or self._all_set_aside()
         if reason is not None:
             return reason
-        if stop.target_confidence is not None and self.samples_done() >= MIN_SAMPLES_FOR_CONFIDENCE:
-            confidence = self.prediction.confidence()
-            if confidence is not None and confidence >= stop.target_confidence:
-                return f"confidence target reached ({confidence:.3f} >= {stop.target_confidence:g})"
-        return None
+        progress = self.stop_progress()
+        failing = failure_reason(stop, progress)
+        if failing is not None:
+            self.outcome.stopped_on_failures = True
+            return failing
+        return confidence_reason(stop, progress)
+
+    def stop_progress(self) -> CampaignProgress:
+        """The campaign's progress as its stop criteria measure it."""
+        streak, last = self._failures_in_a_row()
+        return CampaignProgress(
+            samples=self.samples_done(),
+            station_hours=self.station_hours(),
+            failures_in_a_row=streak,
+            last_failure=last,
+            confidence=self.prediction.confidence,
+        )
 
     def _all_set_aside(self) -> str | None:
         """Why the campaign stops if every station is set aside at once (nothing left to spend it on)."""
@@ -246,15 +263,14 @@ class Accounting:
         )
         return f"every station is set aside, their samples kept failing ({why})"
 
-    def _failing(self) -> str | None:
-        """Why the campaign stops if its last `stop.max_consecutive_failures` samples all failed.
+    def _failures_in_a_row(self) -> tuple[int, str | None]:
+        """How many of the latest samples failed one after another, and the latest one's reason.
 
         A sample counts as failed once its plan has failed or its ledger entry says failed (the
         analysis too can fail it, known a little later); one cut off by a stop is skipped, and the
         streak ends at a sample that was measured or whose result is not in yet.
         """
-        limit = self.campaign.stop.max_consecutive_failures
-        streak, last = 0, ""
+        streak, last = 0, None
         for entry in reversed(self.entries.values()):
             if not entry.counts:
                 continue
@@ -267,13 +283,7 @@ class Accounting:
                 break
             streak += 1
             last = last or why
-        if streak < limit:
-            return None
-        self.outcome.stopped_on_failures = True
-        return (
-            f"{streak} samples in a row failed (stop.max_consecutive_failures is {limit}); "
-            f"the last failed with: {last}"
-        )
+        return streak, last
 
     def samples_done(self) -> int:
         # a sample whose run is over counts, whether or not its result is in yet; one cut off by a stop
@@ -282,14 +292,9 @@ class Accounting:
 
     def budget_spent(self) -> str | None:
         """Why the campaign stops now, by the criteria that cost nothing to check (not the confidence)."""
-        stop = self.campaign.stop
         if self.stop_requested():
             return "stopped by the user"
-        if stop.max_samples is not None and self.samples_done() >= stop.max_samples:
-            return f"sample budget reached ({stop.max_samples})"
-        if stop.max_station_hours is not None and self.station_hours() >= stop.max_station_hours:
-            return f"beamtime budget reached ({stop.max_station_hours:g} station hours)"
-        return None
+        return budget_reason(self.campaign.stop, self.stop_progress())
 
     def station_hours(self) -> float:
         return sum(rig.clock.busy_s() for rig in self.rigs.values()) / 3600
