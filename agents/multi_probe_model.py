@@ -22,7 +22,7 @@ at each label, the map as a probe would label it (`predict`) and the saved state
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Self
 
 import numpy as np
@@ -31,11 +31,16 @@ from botorch.sampling.qmc import NormalQMCEngine
 
 from tandem.agents.base import AgentBase, compute_threads
 from tandem.agents.errors import AgentError
-from tandem.agents.gp import DTYPE, KernelHyperparameters
+from tandem.agents.gp_hyperparameters import DTYPE, KernelHyperparameters
 from tandem.agents.hygiene import needs_label
 from tandem.agents.information_per_second import StationCost
-from tandem.agents.modelling import IncrementalGP, RefitPolicy
-from tandem.agents.phase_mapping import class_probabilities, dirichlet_targets, relabelled
+from tandem.agents.modelling import IncrementalGP
+from tandem.agents.phase_mapping import (
+    PhaseMappingSettings,
+    class_probabilities,
+    dirichlet_targets,
+    relabelled,
+)
 from tandem.agents.protocol import Prediction, as_fraction_array
 from tandem.agents.region import FeasibleRegion
 from tandem.observations import Observation
@@ -46,31 +51,25 @@ PROBES: tuple[Probe, ...] = (Probe.XRAY, Probe.NEUTRON)
 
 
 @dataclass(frozen=True)
-class MultiProbeSettings:
-    n_initial: int = 6
-    alpha_epsilon: float = 0.05
-    mc_samples: int = 64
-    num_restarts: int = 4
-    raw_samples: int = 128
-    maxiter: int = 60
+class MultiProbeSettings(PhaseMappingSettings):
+    """The phase-mapping agent's settings, and how the probes' views are tied together."""
+
     #: assumed correlation between the probes' views of a label only one probe has reported
     unseen_task_correlation: float = 0.5
     #: the probe whose labels define the phase map
     reference_probe: Probe = Probe.NEUTRON
-    #: hyperparameter fitting; the lengthscale prior's median is 0.6 of the box (see `RefitPolicy`)
-    refit: RefitPolicy = field(default_factory=lambda: RefitPolicy(lengthscale_prior_median=0.6))
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "reference_probe": Probe(self.reference_probe).value}
+        return {**super().to_dict(), "reference_probe": Probe(self.reference_probe).value}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MultiProbeSettings:
         values = dict(data)
-        # fields a partial "refit" leaves out keep this agent's defaults (not RefitPolicy's)
-        values["refit"] = RefitPolicy(**{**asdict(cls().refit), **values.get("refit", {})})
         if "reference_probe" in values:
             values["reference_probe"] = Probe(values["reference_probe"])
-        return cls(**values)
+        settings = super().from_dict(values)
+        assert isinstance(settings, MultiProbeSettings)  # `cls` built it
+        return settings
 
 
 class MultiProbeModel(AgentBase):

@@ -15,15 +15,17 @@ from typing import Any
 
 import numpy as np
 
+from tandem.file_problems import KeyPath
+
 from .campaign import Campaign
 from .checker import Checker
-from .problems import KeyPath
 from .schema import DEFAULT_TRUTH, AgentKind, AgentSpec
 
-#: each agent kind with settings, and the type that reads them (imported only when a file gives settings)
+#: each agent kind with settings, and the type that reads them (imported only when a file gives settings, so
+#: loading a campaign imports no agent, and torch, unless it must)
 _AGENT_SETTINGS: Mapping[AgentKind, str] = {
     AgentKind.PHASE_MAPPING: "tandem.agents.phase_mapping:PhaseMappingSettings",
-    AgentKind.MULTI_PROBE: "tandem.agents.multi_probe:MultiProbeSettings",
+    AgentKind.MULTI_PROBE: "tandem.agents.multi_probe_model:MultiProbeSettings",
     AgentKind.OPTIMISATION: "tandem.agents.optimisation:OptimisationSettings",
 }
 
@@ -65,10 +67,8 @@ def _agent_settings(checker: Checker, agent: AgentSpec) -> None:
         checker.add(path, f"a {agent.kind.value} agent has no settings", "remove 'settings'", key=True)
         return
     module_name, _, attr = spec.partition(":")
-    try:
-        settings_type: Any = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError):
-        return  # this agent kind is not installed here; the campaign runner reports that itself
+    # the agents ship with tandem: a name that does not resolve is a bug here, not the file's problem
+    settings_type: Any = getattr(importlib.import_module(module_name), attr)
     fields = getattr(settings_type, "__dataclass_fields__", None) or getattr(
         settings_type, "model_fields", {}
     )

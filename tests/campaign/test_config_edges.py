@@ -125,3 +125,15 @@ def test_recipe_refuses_dev_zero_at_once() -> None:
     )
     assert result.exit_code == 1, result.output
     assert "not a regular file" in result.output
+
+
+def test_every_agent_settings_type_the_checker_names_exists() -> None:
+    # named by string so that loading a campaign imports no agent; a rename must not slip past it
+    import importlib
+
+    from tandem.campaign.config.agent_checks import _AGENT_SETTINGS
+
+    for kind, spec in _AGENT_SETTINGS.items():
+        module_name, _, attr = spec.partition(":")
+        settings_type = getattr(importlib.import_module(module_name), attr)
+        assert hasattr(settings_type, "from_dict"), kind
