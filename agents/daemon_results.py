@@ -12,9 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Protocol
 
-from tandem.agents.protocol import Agent, Relabelling
+from tandem.agents.protocol import Agent
 from tandem.agents.records import DecisionRecord, latest
 from tandem.observations import Observation
+from tandem.protocols import Relabelling
 
 
 class ResultSource(Protocol):

@@ -27,7 +27,6 @@ from botorch.posteriors.gpytorch import GPyTorchPosterior
 from gpytorch.distributions import MultitaskMultivariateNormal, MultivariateNormal
 
 from tandem.agents.errors import ModelFitError
-from tandem.agents.gp_fit import fit_hyperparameters
 from tandem.agents.gp_hyperparameters import DTYPE, KernelHyperparameters
 
 #: Added to the diagonal so that duplicated compositions with tiny noise stay factorisable.
@@ -246,4 +245,7 @@ class CachedGP(Model):
         return posterior
 
 
-__all__ = ["DTYPE", "JITTER", "CachedGP", "KernelHyperparameters", "fit_hyperparameters"]
+__all__ = [
+    "JITTER",
+    "CachedGP",
+]

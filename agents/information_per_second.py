@@ -28,7 +28,8 @@ from botorch.acquisition import AcquisitionFunction
 from botorch.utils.transforms import t_batch_mode_transform
 
 from tandem.agents.errors import AgentError
-from tandem.agents.gp import DTYPE, CachedGP
+from tandem.agents.gp import CachedGP
+from tandem.agents.gp_hyperparameters import DTYPE
 from tandem.agents.phase_mapping import bald, class_probabilities
 from tandem.stations import Probe
 

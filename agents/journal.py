@@ -18,7 +18,6 @@ from typing import Any
 
 from tandem.agents.records import DecisionRecord, read_records, write_records
 from tandem.catalog_layout import (
-    CAMPAIGNS,
     CONTAINER_SPECS,
     CONTROL,
     DECISIONS,
@@ -35,12 +34,7 @@ from tandem.errors import TandemError
 
 # the catalog's names are re-exported: they were read from here (`tandem.catalog_layout` owns them)
 __all__ = [
-    "CAMPAIGNS",
-    "CONTROL",
-    "DECISIONS",
     "ENTRY_SPEC",
-    "HEARTBEAT",
-    "JOURNAL",
     "Attempt",
     "Entry",
     "EntryStatus",

@@ -25,7 +25,9 @@ import numpy as np
 import torch
 
 from tandem.agents.errors import ModelFitError
-from tandem.agents.gp import DTYPE, CachedGP, KernelHyperparameters, fit_hyperparameters
+from tandem.agents.gp import CachedGP
+from tandem.agents.gp_fit import fit_hyperparameters
+from tandem.agents.gp_hyperparameters import DTYPE, KernelHyperparameters
 
 logger = logging.getLogger(__name__)
 

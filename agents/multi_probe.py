@@ -23,9 +23,10 @@ import numpy as np
 import torch
 
 from tandem.agents.base import Candidate, Proposal, compute_threads, maximin_ranking
-from tandem.agents.gp import DTYPE, CachedGP
-from tandem.agents.information_per_second import InformationPerSecond, StationCost
-from tandem.agents.multi_probe_model import PROBES, MultiProbeModel, MultiProbeSettings
+from tandem.agents.gp import CachedGP
+from tandem.agents.gp_hyperparameters import DTYPE
+from tandem.agents.information_per_second import InformationPerSecond
+from tandem.agents.multi_probe_model import PROBES, MultiProbeModel
 from tandem.agents.phase_mapping import class_probabilities, dirichlet_targets, optimise_candidates
 from tandem.agents.protocol import as_fraction_array
 from tandem.stations import Probe
@@ -209,4 +210,6 @@ class MultiProbeAgent(MultiProbeModel):
         return [names[i] for i in stacked.argmax(-1)]
 
 
-__all__ = ["PROBES", "InformationPerSecond", "MultiProbeAgent", "MultiProbeSettings", "StationCost"]
+__all__ = [
+    "MultiProbeAgent",
+]

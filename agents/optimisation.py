@@ -40,7 +40,8 @@ from tandem.agents.base import (
     maximin_ranking,
 )
 from tandem.agents.errors import AgentError
-from tandem.agents.gp import DTYPE, CachedGP
+from tandem.agents.gp import CachedGP
+from tandem.agents.gp_hyperparameters import DTYPE
 from tandem.agents.hygiene import Requirement, needs_feature
 from tandem.agents.modelling import IncrementalGP, RefitPolicy
 from tandem.agents.phase_mapping import optimise_candidates

@@ -50,7 +50,8 @@ from tandem.agents.base import (
     compute_threads,
     maximin_ranking,
 )
-from tandem.agents.gp import DTYPE, CachedGP
+from tandem.agents.gp import CachedGP
+from tandem.agents.gp_hyperparameters import DTYPE
 from tandem.agents.hygiene import needs_label
 from tandem.agents.modelling import IncrementalGP, RefitPolicy
 from tandem.agents.protocol import Prediction, as_fraction_array

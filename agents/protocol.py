@@ -24,7 +24,6 @@ import numpy as np
 from tandem.agents.records import DecisionRecord
 from tandem.agents.region import FeasibleRegion
 from tandem.observations import NO_CONTRAST, Observation
-from tandem.protocols import Relabelling
 from tandem.suggestions import Suggestion
 
 
@@ -136,4 +135,4 @@ def as_fraction_array(
     return np.array([region.vector(c) for c in compositions], dtype=np.float64).reshape(-1, region.dim)
 
 
-__all__ = ["Agent", "Prediction", "Relabelling", "as_fraction_array"]
+__all__ = ["Agent", "Prediction", "as_fraction_array"]

@@ -18,8 +18,9 @@ from tandem.analysis.failures import AnalysisError
 from tandem.analysis.pipeline_settings import StationCalibration
 from tandem.analysis.raw_runs import EMPTY_CELL_PLAN, EMPTY_CELL_STREAM, RunLike, stream_exposure
 from tandem.analysis.reduction import Exposure, geometry_from_metadata
-from tandem.catalog import Catalog, ExitStatus
+from tandem.catalog import Catalog
 from tandem.errors import TandemError
+from tandem.run_documents import ExitStatus
 
 #: empty-cell exposures kept in memory (frames are megabytes; a campaign uses one per detector set-up)
 EMPTY_CELL_CACHE_SIZE = 8

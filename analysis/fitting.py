@@ -31,16 +31,11 @@ import numpy.typing as npt
 from tandem.analysis.curves import Curve
 from tandem.analysis.failures import AnalysisError, FailureCode
 from tandem.analysis.features import Features
-from tandem.analysis.fit_candidates import DEFAULT_CANDIDATES, HOMOGENEOUS_CANDIDATES, CandidateModel
+from tandem.analysis.fit_candidates import CandidateModel
 from tandem.analysis.fit_search import CandidateSearch, FitSettings, ModelFit, failed_fit
 
 __all__ = [
-    "DEFAULT_CANDIDATES",
-    "HOMOGENEOUS_CANDIDATES",
-    "CandidateModel",
     "FitReport",
-    "FitSettings",
-    "ModelFit",
     "fit_models",
     "screen_models",
 ]

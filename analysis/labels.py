@@ -54,7 +54,8 @@ import numpy.typing as npt
 from tandem.analysis.curves import Curve
 from tandem.analysis.failures import AnalysisError, FailureCode
 from tandem.analysis.features import FeatureSettings, extract_features
-from tandem.analysis.fitting import FitSettings, screen_models
+from tandem.analysis.fit_search import FitSettings
+from tandem.analysis.fitting import screen_models
 from tandem.observations import NO_CONTRAST
 
 FloatArray = npt.NDArray[np.float64]

@@ -38,10 +38,8 @@ from tandem.analysis.failures import AnalysisError, FailureCode
 from tandem.analysis.features import Features, extract_features
 from tandem.analysis.fitting import fit_models
 from tandem.analysis.labels import LabelInput, assign_labels
-from tandem.analysis.pipeline_callback import AnalysisCallback, AnalysisSeconds
 from tandem.analysis.pipeline_settings import AnalysisSettings, StationCalibration
 from tandem.analysis.raw_runs import (
-    EMPTY_CELL_PLAN,
     SAMPLE_STREAM,
     SCATTERING_PLANS,
     DocumentRun,
@@ -52,26 +50,18 @@ from tandem.analysis.raw_runs import (
 )
 from tandem.analysis.reduction import geometry_from_metadata, reduce_exposure
 from tandem.analysis.store import AnalysisRecord, AnalysisStore, FitStatus
-from tandem.catalog import Catalog, ExitStatus, RunDataError
+from tandem.catalog import Catalog
 from tandem.errors import TandemError
 from tandem.observations import AnalysisStatus
+from tandem.run_documents import ExitStatus, RunDataError
 
 if TYPE_CHECKING:
     from tiled.client.container import Container
 
 __all__ = [
     "ANALYSIS_VERSION",
-    "EMPTY_CELL_PLAN",
-    "SCATTERING_PLANS",
-    "AnalysisCallback",
-    "AnalysisRecord",
-    "AnalysisSeconds",
-    "AnalysisSettings",
     "Analyzer",
-    "DocumentRun",
     "PendingAnalysis",
-    "RunLike",
-    "StationCalibration",
 ]
 
 logger = logging.getLogger(__name__)

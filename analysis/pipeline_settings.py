@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tandem.analysis.features import FeatureSettings
-from tandem.analysis.fitting import FitSettings
+from tandem.analysis.fit_search import FitSettings
 from tandem.analysis.labels import LabelSettings
 from tandem.analysis.reduction import ReductionSettings
 from tandem.errors import TandemError

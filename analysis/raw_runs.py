@@ -16,7 +16,7 @@ import numpy as np
 from tandem.analysis.failures import AnalysisError, FailureCode
 from tandem.analysis.pipeline_settings import StationCalibration
 from tandem.analysis.reduction import Exposure
-from tandem.catalog import ExitStatus, RunDocuments
+from tandem.run_documents import ExitStatus, RunDocuments
 from tandem.stations import SANS, SAXS, Probe
 from tandem.suggestions import ScanParameters
 

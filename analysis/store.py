@@ -37,19 +37,17 @@ import numpy as np
 from tiled.queries import Key
 
 from tandem.analysis.curves import Curve
-from tandem.catalog_layout import ANALYSED, TiledContainer, analysed_node, create_afresh, read_array
+from tandem.catalog_layout import TiledContainer, analysed_node, create_afresh, read_array
 from tandem.observations import AnalysisStatus, Observation
 from tandem.stations import Probe
 
 # ANALYSED and analysed_node are re-exported: they began here (`tandem.catalog_layout` owns them)
 __all__ = [
-    "ANALYSED",
     "ARRAYS",
     "SCHEMA_VERSION",
     "AnalysisRecord",
     "AnalysisStore",
     "FitStatus",
-    "analysed_node",
     "with_label",
 ]
 

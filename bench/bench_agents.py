@@ -25,21 +25,22 @@ import torch
 
 from tandem.agents.base import AgentBase
 from tandem.agents.baselines import RandomAgent, SpaceFillingAgent
-from tandem.agents.gp import DTYPE
-from tandem.agents.multi_probe import MultiProbeAgent, StationCost
+from tandem.agents.gp_hyperparameters import DTYPE
+from tandem.agents.information_per_second import StationCost
+from tandem.agents.multi_probe import MultiProbeAgent
 from tandem.agents.phase_mapping import PhaseMappingAgent, class_probabilities, dirichlet_targets
 from tandem.agents.region import FeasibleRegion, region_from_bounds
 from tandem.observations import AnalysisStatus, Observation
 from tandem.sim.instruments import instrument_for
-from tandem.sim.systems import (
+from tandem.sim.system_phases import (
     D2O,
     DEFAULT_BOUNDS,
     DEFAULT_COMPONENTS,
     H2O,
     NEUTRON_ONLY_BOUNDARY,
     SOLUTE_NAMES,
-    phases_of,
 )
+from tandem.sim.systems import phases_of
 from tandem.stations import SANS, SAXS, Probe
 from tandem.suggestions import ScanParameters, Suggestion
 

@@ -25,12 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from tandem.analysis.features import extract_features
-from tandem.analysis.fitting import FitSettings, fit_models
+from tandem.analysis.fit_search import FitSettings
+from tandem.analysis.fitting import fit_models
 from tandem.analysis.integration import integrator_for
-from tandem.analysis.pipeline import AnalysisCallback, AnalysisSettings, Analyzer
+from tandem.analysis.pipeline import Analyzer
+from tandem.analysis.pipeline_callback import AnalysisCallback
+from tandem.analysis.pipeline_settings import AnalysisSettings
 from tandem.analysis.reduction import Exposure, reduce_exposure
 from tandem.analysis.store import AnalysisStore
-from tandem.catalog import raw_runs_node
+from tandem.catalog_layout import raw_runs_node
 from tandem.sim.calibration import twin_calibrations
 from tandem.sim.detector_image import simulate_empty_cell_frame, simulate_frame
 from tandem.sim.instruments import instrument_for

@@ -52,7 +52,8 @@ from tandem.campaign.bundled import DEMO_CAMPAIGN
 from tandem.campaign.config import Campaign, load_campaign
 from tandem.campaign.metrics import match_labels
 from tandem.sim.reduced_curve import twin_curve
-from tandem.sim.systems import NEUTRON_ONLY_BOUNDARY, SOLUTE_NAMES, phases_of
+from tandem.sim.system_phases import NEUTRON_ONLY_BOUNDARY, SOLUTE_NAMES
+from tandem.sim.systems import phases_of
 
 DEMO = DEMO_CAMPAIGN
 XRAY_MERGED = "polymer (x-ray)"

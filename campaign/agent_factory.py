@@ -7,14 +7,17 @@ from typing import Any
 
 from tandem.agents.base import AgentBase
 from tandem.agents.baselines import RandomAgent, SpaceFillingAgent
-from tandem.agents.multi_probe import MultiProbeAgent, MultiProbeSettings, StationCost
+from tandem.agents.information_per_second import StationCost
+from tandem.agents.multi_probe import MultiProbeAgent
+from tandem.agents.multi_probe_model import MultiProbeSettings
 from tandem.agents.optimisation import Objective, OptimisationAgent, OptimisationSettings
 from tandem.agents.phase_mapping import PhaseMappingAgent, PhaseMappingSettings
 from tandem.agents.protocol import Agent
 from tandem.agents.region import FeasibleRegion, StockCheck, stock_check_from
 from tandem.campaign.config import AgentKind, Campaign, CampaignStation
 from tandem.composition import Composition
-from tandem.robots.recipe import InfeasibleRecipeError, solve_recipe
+from tandem.robots.recipe import solve_recipe
+from tandem.robots.recipe_feasibility import InfeasibleRecipeError
 from tandem.stations import Probe
 from tandem.suggestions import ScanParameters
 

@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tandem.campaign.ledger import Ledger, SampleStatus
-from tandem.catalog import Catalog, ExitStatus
+from tandem.catalog import Catalog
 from tandem.catalog_layout import TiledContainer
+from tandem.run_documents import ExitStatus
 
 SAMPLE_PLAN = "sample_plan"
 

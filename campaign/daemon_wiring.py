@@ -84,7 +84,7 @@ def load_daemon_file(path: Path) -> tuple[DaemonFile, Path]:
 
 def data_store_client() -> Any:
     """The data store of `TANDEM_TILED_URI` and `TANDEM_TILED_API_KEY`, connected."""
-    from tandem.tiled_server import TiledSettings, attach
+    from tandem.tiled_endpoint import TiledSettings, attach
 
     settings = TiledSettings()
     if settings.uri is None or settings.api_key is None:
@@ -96,10 +96,13 @@ def data_store_client() -> Any:
 
 def build_daemon(config: Path, *, client: Any | None = None) -> AgentDaemon:
     """The daemon a daemon file describes, connected to Tiled and to every station's RE Manager."""
-    from tandem.agents.daemon import AgentDaemon, DaemonSettings, Journal, QueueServerStation
+    from tandem.agents.daemon import AgentDaemon
+    from tandem.agents.daemon_settings import DaemonSettings
+    from tandem.agents.journal import Journal
+    from tandem.agents.station_queue import QueueServerStation
     from tandem.campaign.agent_factory import build_agent
     from tandem.campaign.config import load_campaign
-    from tandem.campaign.processes import read_state
+    from tandem.campaign.station_state import read_state
 
     spec, campaign_path = load_daemon_file(config)
     campaign = load_campaign(campaign_path)

@@ -26,7 +26,6 @@ from enum import StrEnum
 from typing import Any
 
 from tandem.catalog_layout import (
-    CAMPAIGNS,
     CONTAINER_SPECS,
     DECISIONS,
     PHASES,
@@ -41,7 +40,6 @@ from tandem.catalog_layout import (
 from tandem.errors import TandemError
 
 __all__ = [
-    "CAMPAIGNS",
     "INTERRUPTED_REASON",
     "CampaignNotFoundError",
     "Ledger",

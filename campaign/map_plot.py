@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from tandem.campaign.report import cell_edges
+from tandem.campaign.report_figures import cell_edges
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -35,7 +35,7 @@ from tandem.agents.protocol import Prediction
 from tandem.agents.region import FeasibleRegion, region_from_bounds
 from tandem.analysis.curves import Curve
 from tandem.analysis.store import AnalysisRecord
-from tandem.campaign.map_inputs import CurveInputs, MapInputError, Progress, load_curves, parse_probe
+from tandem.campaign.map_inputs import MapInputError, Progress, parse_probe
 from tandem.campaign.phases import CampaignPhases
 from tandem.components import Component, Role
 from tandem.errors import TandemError
@@ -44,13 +44,9 @@ from tandem.observations import AnalysisStatus, Observation
 from tandem.stations import Probe
 
 __all__ = [
-    "CurveInputs",
     "CurveMap",
-    "MapInputError",
     "check_out_dir",
-    "load_curves",
     "map_curves",
-    "parse_probe",
     "write_map",
 ]
 

@@ -17,10 +17,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from tandem.agents.protocol import Agent, Relabelling
+from tandem.agents.protocol import Agent
 from tandem.analysis.phases import Exclusion, PhaseFinder, PhaseFinding, PhaseInput, PhaseSettings
 from tandem.analysis.store import AnalysisRecord
 from tandem.observations import NO_CONTRAST, AnalysisStatus, Observation
+from tandem.protocols import Relabelling
 
 logger = logging.getLogger(__name__)
 

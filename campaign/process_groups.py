@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from tandem.child_processes import log_tail, pid_alive
+from tandem.child_processes import pid_alive
 from tandem.errors import TandemError
 
-__all__ = ["ProcessError", "log_tail", "spawn_detached", "stop_process_group", "wait_for"]
+__all__ = ["ProcessError", "spawn_detached", "stop_process_group", "wait_for"]
 
 
 class ProcessError(TandemError, RuntimeError):

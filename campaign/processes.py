@@ -27,28 +27,18 @@ from pathlib import Path
 from typing import Any
 
 from tandem.bundled_profiles import QUEUESERVER_PROFILE
-from tandem.campaign.process_groups import (
-    ProcessError,
-    log_tail,
-    spawn_detached,
-    stop_process_group,
-    wait_for,
-)
-from tandem.campaign.redis_service import ensure_redis, parse_address, redis_ping, start_redis, stop_redis
+from tandem.campaign.process_groups import ProcessError, spawn_detached, stop_process_group, wait_for
+from tandem.campaign.redis_service import ensure_redis, stop_redis
 from tandem.campaign.station_state import (
-    ADMIN_GROUP,
-    AGENT_GROUP,
     InvalidStationRequestError,
     RedisService,
     StationProcess,
-    StationRegistry,
     check_station_id,
     default_state_dir,
     locked_state,
-    manager_api,
     read_state,
 )
-from tandem.child_processes import LOOPBACK, free_port, pid_alive
+from tandem.child_processes import LOOPBACK, free_port, log_tail, pid_alive
 from tandem.errors import TandemError
 
 PROFILE_ENV = "TANDEM_QUEUESERVER_PROFILE"
@@ -305,28 +295,11 @@ def station_status(state_dir: Path | None = None, *, timeout_s: float = 2.0) -> 
 
 
 __all__ = [
-    "ADMIN_GROUP",
-    "AGENT_GROUP",
-    "InvalidStationRequestError",
-    "ProcessError",
-    "RedisService",
-    "StationProcess",
     "StationProcessStatus",
-    "StationRegistry",
-    "check_station_id",
     "configure_queue",
-    "default_state_dir",
-    "ensure_redis",
-    "locked_state",
-    "manager_api",
     "open_station_environment",
-    "parse_address",
     "profile_directory",
-    "read_state",
-    "redis_ping",
-    "start_redis",
     "start_station",
     "station_status",
-    "stop_redis",
     "stop_station",
 ]

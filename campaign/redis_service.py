@@ -13,15 +13,9 @@ import shutil
 import socket
 from pathlib import Path
 
-from tandem.campaign.process_groups import (
-    ProcessError,
-    log_tail,
-    spawn_detached,
-    stop_process_group,
-    wait_for,
-)
+from tandem.campaign.process_groups import ProcessError, spawn_detached, stop_process_group, wait_for
 from tandem.campaign.station_state import InvalidStationRequestError, RedisService, StationRegistry
-from tandem.child_processes import LOOPBACK, free_port, pid_alive
+from tandem.child_processes import LOOPBACK, free_port, log_tail, pid_alive
 
 __all__ = ["ensure_redis", "parse_address", "redis_ping", "start_redis", "stop_redis"]
 

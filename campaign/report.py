@@ -31,23 +31,16 @@ from typing import Any
 
 from tandem.campaign.metrics import LabelMatch, match_labels
 from tandem.campaign.report_data import (
-    AccuracyPoint,
-    Activity,
     CampaignHistory,
-    MeasuredCurve,
-    Measurement,
-    PhaseMap,
-    ReportError,
 )
 from tandem.campaign.report_figures import (
-    cell_edges,
     phase_colours,
     plot_accuracy,
     plot_curves,
     plot_phase_map,
     plot_timeline,
 )
-from tandem.campaign.report_metrics import ACCURACY_GOALS, campaign_metrics, station_seconds
+from tandem.campaign.report_metrics import campaign_metrics
 from tandem.files import json_ready
 
 
@@ -108,17 +101,6 @@ def _write_csv(history: CampaignHistory, match: LabelMatch | None, path: Path) -
 
 
 __all__ = [
-    "ACCURACY_GOALS",
-    "AccuracyPoint",
-    "Activity",
-    "CampaignHistory",
-    "MeasuredCurve",
-    "Measurement",
-    "PhaseMap",
     "Report",
-    "ReportError",
-    "campaign_metrics",
-    "cell_edges",
-    "station_seconds",
     "write_report",
 ]

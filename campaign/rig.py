@@ -22,26 +22,24 @@ import numpy as np
 from bluesky import RunEngine
 
 from tandem.campaign.config import Campaign, CampaignStation
-from tandem.catalog import (
-    DocumentCallback,
-    DocumentQueue,
-    UnwrittenDocumentsError,
-    raw_runs_node,
-    subscribe_tiled_writer,
-)
+from tandem.catalog_layout import raw_runs_node
+from tandem.document_queue import DocumentCallback, DocumentQueue, UnwrittenDocumentsError
 from tandem.protocols import StationDevices
 from tandem.replaying_writer import ReplayingTiledWriter
 from tandem.robots.cell_loader import CellLoader
 from tandem.robots.liquid_handler import LiquidHandler
+from tandem.run_writer import subscribe_tiled_writer
 from tandem.sim.cell_loader_ioc import CellLoaderIOC
 from tandem.sim.clock import StationClock
 from tandem.sim.ioc import CAEnvironment, ca_session, serve_ioc
 from tandem.sim.liquid_handler import SimulatedLiquidHandler
-from tandem.sim.station_devices import TwinStationModel, simulated_station
+from tandem.sim.station_devices import simulated_station
+from tandem.sim.station_model import TwinStationModel
 from tandem.sim.truth import load_truth
 from tandem.stations import device_names
 from tandem.store_guard import StopSignal, StoreGuard
-from tandem.tiled_server import EmbeddedTiledServer, TiledEndpoint
+from tandem.tiled_endpoint import TiledEndpoint
+from tandem.tiled_server import EmbeddedTiledServer
 
 logger = logging.getLogger(__name__)
 

@@ -48,7 +48,9 @@ from pathlib import Path
 
 from tandem.agents.protocol import Agent
 from tandem.agents.records import DecisionRecord, write_records
-from tandem.analysis.pipeline import AnalysisCallback, AnalysisSettings, Analyzer
+from tandem.analysis.pipeline import Analyzer
+from tandem.analysis.pipeline_callback import AnalysisCallback
+from tandem.analysis.pipeline_settings import AnalysisSettings
 from tandem.analysis.store import AnalysisRecord, AnalysisStore
 from tandem.breaker import StationBreaker
 from tandem.campaign.agent_factory import agent_learns_from_fits, build_agent
@@ -59,14 +61,11 @@ from tandem.campaign.ledger import Ledger, LedgerEntry
 from tandem.campaign.phases import CampaignPhases
 from tandem.campaign.rig import StationRig, TwinLab, twin_lab
 from tandem.campaign.runner_accounting import (
-    ACCURACY_EVERY_SAMPLE_UP_TO,
-    MIN_SAMPLES_FOR_CONFIDENCE,
     Accounting,
     MapPrediction,
     Outcome,
     Progress,
     StageTimer,
-    accuracy_due,
     activities,
 )
 from tandem.campaign.runner_completion import Completion, InFlight, Results, resolved
@@ -382,13 +381,5 @@ class _Loop:
 
 
 __all__ = [
-    "ACCURACY_EVERY_SAMPLE_UP_TO",
-    "MIN_SAMPLES_FOR_CONFIDENCE",
-    "STOPPED_IN_OUTAGE",
-    "CampaignRunError",
     "CampaignRunner",
-    "Outcome",
-    "Progress",
-    "StageTimer",
-    "accuracy_due",
 ]

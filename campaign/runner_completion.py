@@ -24,7 +24,8 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tandem.analysis.pipeline import AnalysisCallback, AnalysisSeconds, Analyzer
+from tandem.analysis.pipeline import Analyzer
+from tandem.analysis.pipeline_callback import AnalysisCallback, AnalysisSeconds
 from tandem.analysis.store import AnalysisRecord
 from tandem.campaign.kill_points import KillPoints
 from tandem.campaign.ledger import Ledger, LedgerEntry, SampleStatus

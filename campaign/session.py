@@ -39,15 +39,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from bluesky import RunEngine
 from bluesky.utils import SigintHandler
 
-from tandem.analysis.pipeline import AnalysisCallback, Analyzer, StationCalibration
+from tandem.analysis.pipeline import Analyzer
+from tandem.analysis.pipeline_callback import AnalysisCallback
+from tandem.analysis.pipeline_settings import StationCalibration
 from tandem.analysis.store import AnalysisRecord, AnalysisStore
-from tandem.campaign.bundled import DEMO_CAMPAIGN
 from tandem.campaign.config import Campaign
 from tandem.campaign.rig import StationRig
 from tandem.campaign.session_config import (
     EpicsPrefixes,
     SessionConfigError,
-    SessionSettings,
     resolve_campaign,
 )
 from tandem.campaign.session_curves import describe, show_plot, write_curve_plot
@@ -59,8 +59,9 @@ from tandem.campaign.session_wiring import (
     epics_rig,
     twin_rig,
 )
-from tandem.catalog import Catalog, subscribe_tiled_writer
-from tandem.tiled_server import TiledEndpoint, TiledSettings
+from tandem.catalog import Catalog
+from tandem.run_writer import subscribe_tiled_writer
+from tandem.tiled_endpoint import TiledEndpoint, TiledSettings
 
 if TYPE_CHECKING:
     from tiled.client.container import Container
@@ -266,13 +267,6 @@ def open_station_session(
 
 
 __all__ = [
-    "DEMO_CAMPAIGN",
-    "EpicsPrefixes",
-    "SessionConfigError",
-    "SessionSettings",
-    "StationPlans",
     "StationSession",
-    "describe",
     "open_station_session",
-    "resolve_campaign",
 ]

@@ -55,7 +55,7 @@ class SessionSettings(BaseModel):
     `TANDEM_CAMPAIGN` (a campaign file; the bundled demo by default), `TANDEM_DATA`
     (folder of the Tiled store and plots), `TANDEM_STATION_PREFIX` and
     `TANDEM_CELL_LOADER_PREFIX` (EPICS); Tiled from `TANDEM_TILED_URI` and
-    `TANDEM_TILED_API_KEY` (see `tandem.tiled_server.TiledSettings`).
+    `TANDEM_TILED_API_KEY` (see `tandem.tiled_endpoint.TiledSettings`).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

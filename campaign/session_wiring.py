@@ -17,7 +17,7 @@ from typing import Any
 
 from bluesky import RunEngine
 
-from tandem.analysis.pipeline import AnalysisSettings, StationCalibration
+from tandem.analysis.pipeline_settings import AnalysisSettings, StationCalibration
 from tandem.campaign.config import Campaign
 from tandem.campaign.rig import StationRig, build_twin_rig, twin_lab
 from tandem.campaign.session_config import EpicsPrefixes
@@ -28,15 +28,9 @@ from tandem.sim.calibration import twin_calibration
 from tandem.sim.clock import StationClock
 from tandem.sim.liquid_handler import SimulatedLiquidHandler
 from tandem.stations import device_names
-from tandem.tiled_server import (
-    API_KEY_ENV,
-    URI_ENV,
-    TiledEndpoint,
-    TiledSettings,
-    attach,
-    find_running_server,
-    tiled_service,
-)
+from tandem.tiled_directory import find_running_server
+from tandem.tiled_endpoint import API_KEY_ENV, URI_ENV, TiledEndpoint, TiledSettings, attach
+from tandem.tiled_server import tiled_service
 
 #: runs of the formulation lab: no frames, nothing to reduce
 _PREPARATION_PLANS = frozenset({"prepare_sample", "load_sample", "rinse_cell", "prepare_load_rinse"})

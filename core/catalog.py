@@ -23,37 +23,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tiled.queries import Key
 
-from tandem.catalog_layout import RAW, TiledContainer, raw_runs_node, read_array
-from tandem.document_queue import (  # re-exported: the queue began here
-    DocumentCallback,
-    DocumentQueue,
-    DocumentQueueError,
-    UnwrittenDocumentsError,
-)
+from tandem.catalog_layout import TiledContainer, raw_runs_node, read_array
 from tandem.errors import TandemError
 from tandem.run_documents import ExitStatus, RunDataError, RunDocuments, as_dict
-from tandem.run_writer import subscribe_tiled_writer, tiled_writer
 
 if TYPE_CHECKING:
     from tandem.tiled_endpoint import TiledEndpoint
 
 __all__ = [
-    "RAW",
     "Catalog",
-    "DocumentCallback",
-    "DocumentQueue",
-    "DocumentQueueError",
-    "ExitStatus",
     "InvalidRunQueryError",
     "RawRun",
-    "RunDataError",
-    "RunDocuments",
     "RunNotFoundError",
     "RunNotReadyError",
-    "UnwrittenDocumentsError",
-    "raw_runs_node",
-    "subscribe_tiled_writer",
-    "tiled_writer",
 ]
 
 #: start-document keys a run can be searched by

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from tandem.components import Component, Components
-from tandem.errors import InvalidCompositionError, UnknownComponentError
+from tandem.errors import InvalidCompositionError
 
 #: Mass fractions closer than this to zero or one are treated as exactly that.
 FRACTION_EPS = 1e-12
@@ -359,4 +359,4 @@ def union(components: Iterable[Components]) -> Components:
     return Components(merged.values())
 
 
-__all__ = ["Amount", "Basis", "Composition", "UnknownComponentError", "union"]
+__all__ = ["Amount", "Basis", "Composition", "union"]

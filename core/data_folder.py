@@ -27,7 +27,7 @@ from typing import Any
 
 import tandem
 from tandem.errors import TandemError
-from tandem.tiled_server import CATALOG_FILE, find_running_server
+from tandem.tiled_directory import CATALOG_FILE, find_running_server
 
 #: the marker file tandem writes into a data folder it takes into use
 MARKER_FILE = "tandem-data.json"

@@ -2,7 +2,7 @@
 
 Every record of a campaign goes to Tiled (DESIGN.md). When the store stops answering, a sample
 prepared now could not be recorded: the campaign loop asks `StoreGuard.wait_for_store` before it
-prepares each sample, and the background writers (`tandem.catalog.DocumentQueue`) ask it before
+prepares each sample, and the background writers (`tandem.document_queue.DocumentQueue`) ask it before
 they retry a write. The guard
 
 - returns at once while the store answers (one health request);
@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING
 import httpx
 
 from tandem.errors import TandemError
-from tandem.tiled_server import TiledServerError
+from tandem.tiled_endpoint import TiledServerError
 
 if TYPE_CHECKING:
-    from tandem.tiled_server import EmbeddedTiledServer, TiledEndpoint
+    from tandem.tiled_endpoint import TiledEndpoint
+    from tandem.tiled_server import EmbeddedTiledServer
 
 __all__ = [
     "Backoff",

@@ -35,11 +35,8 @@ from urllib.parse import urlsplit
 
 from tandem.child_processes import LOOPBACK, free_port, log_tail, popen_dying_with_parent
 from tandem.tiled_directory import (
-    CATALOG_FILE,
     LOG_FILE,
-    STATE_FILE,
     find_running_server,
-    prepare_catalog,
     prepare_directory,
     read_api_key,
     remove_state,
@@ -51,7 +48,6 @@ from tandem.tiled_endpoint import (
     API_KEY_ENV,
     URI_ENV,
     InvalidTiledSettingsError,
-    TiledAuthenticationError,
     TiledEndpoint,
     TiledServerError,
     TiledSettings,
@@ -59,25 +55,10 @@ from tandem.tiled_endpoint import (
     generate_api_key,
     validate_api_key,
 )
-from tandem.tiled_process import serialise_duckdb_storage, serve
+from tandem.tiled_process import serve
 
 __all__ = [
-    "API_KEY_ENV",
-    "CATALOG_FILE",
-    "STATE_FILE",
-    "URI_ENV",
     "EmbeddedTiledServer",
-    "InvalidTiledSettingsError",
-    "TiledAuthenticationError",
-    "TiledEndpoint",
-    "TiledServerError",
-    "TiledSettings",
-    "attach",
-    "find_running_server",
-    "generate_api_key",
-    "prepare_catalog",
-    "serialise_duckdb_storage",
-    "serve",
     "tiled_service",
 ]
 
@@ -195,7 +176,7 @@ class EmbeddedTiledServer:
         if running is not None:
             raise TiledServerError(
                 f"a Tiled server already serves {self.directory} at {running.url}; attach to it "
-                f"(set {URI_ENV} and {API_KEY_ENV}, or use tandem.tiled_server.find_running_server) "
+                f"(set {URI_ENV} and {API_KEY_ENV}, or use tandem.tiled_directory.find_running_server) "
                 "or stop it first"
             )
         if self.port and not _port_is_free(self.host, self.port):

@@ -41,7 +41,6 @@ from tandem.components import Components
 from tandem.composition import Composition
 from tandem.errors import InvalidCompositionError, TandemError
 from tandem.plans import device_check
-from tandem.plans.device_check import WrongDeviceError
 from tandem.protocols import CellLoaderDevice, LiquidHandlerDevice
 from tandem.robots.cell_loader import Dry, Load, Rinse
 from tandem.robots.deck import Deck
@@ -320,7 +319,6 @@ __all__ = [
     "LOAD_STREAM",
     "PREPARATION_STREAM",
     "RINSE_STREAM",
-    "WrongDeviceError",
     "load_sample",
     "load_stub",
     "pipette_stub",

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from tandem.composition import Composition
 from tandem.errors import TandemError
 from tandem.robots.deck import Deck, UnknownDeckItemError
-from tandem.robots.recipe import InfeasibleRecipeError, Reason, ReasonCode, Recipe, mix
+from tandem.robots.recipe import Recipe
+from tandem.robots.recipe_feasibility import InfeasibleRecipeError, Reason, ReasonCode
+from tandem.robots.recipe_solver import mix
 
 #: Relative slack when comparing volumes, so that a recipe that exactly empties a stock
 #: down to its dead volume or fills a well to the brim is not refused for rounding.

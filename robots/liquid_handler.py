@@ -48,7 +48,10 @@ from tandem.robots.inventory import (
     check_recipe,
     take,
 )
-from tandem.robots.recipe import Reason, ReasonCode, Recipe, Transfer, mix
+from tandem.robots.recipe import Recipe
+from tandem.robots.recipe_feasibility import Reason, ReasonCode
+from tandem.robots.recipe_solver import mix
+from tandem.robots.recipe_steps import Transfer
 
 
 class LiquidHandlerBusyError(TandemError, RuntimeError):
@@ -200,14 +203,7 @@ class LiquidHandler(Device):
 
 __all__ = [
     "BackendError",
-    "InvalidRecipeForDeckError",
-    "Inventory",
-    "InventoryError",
     "LiquidHandler",
-    "LiquidHandlerBackend",
     "LiquidHandlerBusyError",
     "StepRecord",
-    "StepReport",
-    "TipContents",
-    "check_recipe",
 ]

@@ -59,9 +59,7 @@ from tandem.robots.pylabrobot_ot2 import OtApiSession
 from tandem.robots.pylabrobot_quiet import LOOP_THREAD_PREFIX, quiet
 from tandem.robots.pylabrobot_registry import (
     BACKENDS,
-    BackendEntry,
     RobotBackendConfigError,
-    UnknownRobotBackendError,
     make_plr_backend,
 )
 
@@ -375,10 +373,5 @@ def _message(exc: BaseException) -> str:
 
 
 __all__ = [
-    "BACKENDS",
-    "BackendEntry",
     "PyLabRobotBackend",
-    "RobotBackendConfigError",
-    "UnknownRobotBackendError",
-    "make_plr_backend",
 ]

@@ -31,7 +31,6 @@ from tandem.composition import Composition
 from tandem.robots.deck import Deck
 from tandem.robots.recipe_feasibility import (
     InfeasibleRecipeError,
-    InvalidRecipeRequestError,
     Reason,
     ReasonCode,
     check_request,
@@ -44,13 +43,7 @@ from tandem.robots.recipe_solver import Problem, Source, mix
 from tandem.robots.recipe_steps import Chain, Transfer, plan_transfers, with_dilutions
 
 __all__ = [
-    "InfeasibleRecipeError",
-    "InvalidRecipeRequestError",
-    "Reason",
-    "ReasonCode",
     "Recipe",
-    "Transfer",
-    "mix",
     "solve_recipe",
 ]
 

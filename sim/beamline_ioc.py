@@ -42,7 +42,8 @@ import numpy as np
 from caproto import ChannelType
 from caproto.server import PVGroup, SubGroup, pvproperty
 
-from tandem.sim.station_devices import StationModel, parse_composition, station_model
+from tandem.sim.station_devices import parse_composition
+from tandem.sim.station_model import StationModel, station_model
 
 logger = logging.getLogger(__name__)
 

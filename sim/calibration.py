@@ -8,7 +8,7 @@ from a calibration file (`tandem analyze --calibration FILE`).
 
 from __future__ import annotations
 
-from tandem.analysis.pipeline import StationCalibration
+from tandem.analysis.pipeline_settings import StationCalibration
 from tandem.sim.instruments import INSTRUMENTS, Instrument
 
 

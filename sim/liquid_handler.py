@@ -23,8 +23,9 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from tandem.protocols import StepReport
 from tandem.robots.deck import Pipette
-from tandem.robots.liquid_handler import BackendError, StepReport
+from tandem.robots.liquid_handler import BackendError
 from tandem.robots.pipetting_model import PipettingErrorModel, PipettingTimes
 from tandem.sim.clock import StationClock
 
@@ -161,4 +162,4 @@ class SimulatedLiquidHandler:
         return StepReport(name, duration_s, moved_ul)
 
 
-__all__ = ["Command", "PipettingTimes", "SimulatedLiquidHandler"]
+__all__ = ["Command", "SimulatedLiquidHandler"]

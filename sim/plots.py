@@ -16,13 +16,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Patch
 
 from tandem.sim.detector_image import SimulatedFrame
-from tandem.sim.systems import (
-    DEFAULT_BOUNDS,
-    DEFAULT_SYSTEM,
-    NEUTRON_ONLY_BOUNDARY,
-    PHASES,
-    FormulationSystem,
-)
+from tandem.sim.system_phases import DEFAULT_BOUNDS, NEUTRON_ONLY_BOUNDARY, PHASES
+from tandem.sim.systems import DEFAULT_SYSTEM, FormulationSystem
 
 #: one colour per phase, in `PHASES` order (colour-blind-safe Okabe-Ito picks)
 PHASE_COLOURS: tuple[str, ...] = ("#56B4E9", "#009E73", "#E69F00", "#CC79A7", "#D55E00")

@@ -35,10 +35,7 @@ from tandem.devices.station import OphydStationDevices, StationConfig
 from tandem.devices.temperature import TemperatureController
 from tandem.sim.clock import StationClock
 from tandem.sim.station_model import (
-    DEFAULT_TRUTH,
-    Exposure,
     StationModel,
-    TwinStationModel,
     station_model,
 )
 from tandem.stations import Probe
@@ -49,16 +46,11 @@ logger = logging.getLogger(__name__)
 RAMP_STEP_S = 5.0
 
 __all__ = [
-    "DEFAULT_TRUTH",
     "RAMP_STEP_S",
-    "Exposure",
     "SimStationDriver",
-    "StationModel",
-    "TwinStationModel",
     "build_sim_station",
     "parse_composition",
     "simulated_station",
-    "station_model",
 ]
 
 

@@ -60,20 +60,13 @@ from tandem.components import DEFAULT_NEUTRON_WAVELENGTH_A, DEFAULT_XRAY_ENERGY_
 from tandem.errors import InvalidCompositionError
 from tandem.sim.system_phases import (
     D2O,
-    DEFAULT_BOUNDS,
-    DEFAULT_COMPONENTS,
     H2O,
-    NACL,
-    NEUTRON_ONLY_BOUNDARY,
     PHASE_MODELS,
     PHASES,
-    PPG,
-    SDS,
     SOLUTE_NAMES,
     VALIDITY_BOUNDS,
     FloatArray,
     phase_codes_at,
-    solvent_for,
 )
 from tandem.sim.system_structures import (
     MODEL_PARAMETERS,
@@ -86,27 +79,12 @@ from tandem.sim.truth import TruthPoint
 from tandem.stations import Probe
 
 __all__ = [
-    "D2O",
-    "DEFAULT_BOUNDS",
-    "DEFAULT_COMPONENTS",
     "DEFAULT_SYSTEM",
-    "H2O",
-    "NACL",
-    "NEUTRON_ONLY_BOUNDARY",
-    "PHASES",
-    "PHASE_MODELS",
-    "PPG",
-    "SDS",
-    "SOLUTE_NAMES",
-    "VALIDITY_BOUNDS",
-    "Contrast",
     "FormulationSystem",
-    "StructureArrays",
     "default_system",
     "phase_labels",
     "phase_of",
     "phases_of",
-    "solvent_for",
 ]
 
 

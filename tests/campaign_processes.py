@@ -16,7 +16,8 @@ import yaml
 
 from tandem.campaign.bundled import DEMO_FOLDER
 from tandem.campaign.ledger import Ledger, LedgerEntry, SampleStatus
-from tandem.tiled_server import EmbeddedTiledServer, find_running_server
+from tandem.tiled_directory import find_running_server
+from tandem.tiled_server import EmbeddedTiledServer
 
 DEMO = DEMO_FOLDER
 

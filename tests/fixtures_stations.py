@@ -21,7 +21,8 @@ from tandem.campaign.stations import build_station
 from tandem.devices.station import OphydStationDevices, StationConfig
 from tandem.sim.clock import StationClock
 from tandem.sim.ioc import RunningIOC
-from tandem.sim.station_devices import SimStationDriver, simulated_station, station_model
+from tandem.sim.station_devices import SimStationDriver, simulated_station
+from tandem.sim.station_model import station_model
 from tandem.stations import SANS, SAXS, Probe
 
 PROBES = {SAXS: Probe.XRAY, SANS: Probe.NEUTRON}

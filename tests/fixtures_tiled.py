@@ -16,7 +16,8 @@ from collections.abc import Iterator
 import pytest
 from tiled.client.container import Container
 
-from tandem.tiled_server import EmbeddedTiledServer, TiledEndpoint
+from tandem.tiled_endpoint import TiledEndpoint
+from tandem.tiled_server import EmbeddedTiledServer
 
 
 @pytest.fixture(scope="session")

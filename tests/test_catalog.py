@@ -18,21 +18,12 @@ from event_model import compose_run
 from ophyd import Component, Device, Signal
 from tiled.client.container import Container
 
-from tandem.catalog import (
-    RAW,
-    Catalog,
-    DocumentQueue,
-    DocumentQueueError,
-    ExitStatus,
-    InvalidRunQueryError,
-    RunDataError,
-    RunNotFoundError,
-    RunNotReadyError,
-    raw_runs_node,
-    subscribe_tiled_writer,
-    tiled_writer,
-)
+from tandem.catalog import Catalog, InvalidRunQueryError, RunNotFoundError, RunNotReadyError
+from tandem.catalog_layout import RAW, raw_runs_node
+from tandem.document_queue import DocumentQueue, DocumentQueueError
 from tandem.geometry import DetectorGeometry
+from tandem.run_documents import ExitStatus, RunDataError
+from tandem.run_writer import subscribe_tiled_writer, tiled_writer
 from tandem.suggestions import ScanParameters
 
 SHAPE = (16, 24)

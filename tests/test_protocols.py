@@ -16,8 +16,9 @@ from tandem.devices.shutter import EpicsShutter
 from tandem.devices.station import OphydStationDevices
 from tandem.devices.temperature import EpicsTemperatureController
 from tandem.plans import device_check
+from tandem.plans.device_check import WrongDeviceError
 from tandem.plans.measurement import measure_sample
-from tandem.plans.preparation import WrongDeviceError, prepare_sample, rinse_cell
+from tandem.plans.preparation import prepare_sample, rinse_cell
 from tandem.plans.sample import sample_plan
 from tandem.protocols import (
     CellLoaderDevice,
@@ -26,10 +27,10 @@ from tandem.protocols import (
     Relabelling,
     StationDevices,
 )
+from tandem.protocols import LiquidHandlerBackend as ReExportedBackend
 from tandem.robots.cell_loader import CellLoader
 from tandem.robots.deck import Deck
 from tandem.robots.liquid_handler import LiquidHandler
-from tandem.robots.liquid_handler import LiquidHandlerBackend as ReExportedBackend
 from tandem.sim.clock import StationClock
 from tandem.sim.liquid_handler import SimulatedLiquidHandler
 from tandem.sim.station_devices import SimStationDriver
@@ -101,7 +102,7 @@ def test_the_epics_station_keeps_its_protocol(unconnected_epics_station: OphydSt
 
 def test_the_phase_mapping_agent_is_relabelling_and_the_old_import_works() -> None:
     from tandem.agents.phase_mapping import PhaseMappingAgent
-    from tandem.agents.protocol import Relabelling as OldRelabelling
+    from tandem.protocols import Relabelling as OldRelabelling
 
     assert OldRelabelling is Relabelling
     assert hasattr(PhaseMappingAgent, "relabel")

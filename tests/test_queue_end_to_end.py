@@ -27,13 +27,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tandem.agents.daemon import EntryStatus, Journal
+from tandem.agents.journal import EntryStatus, Journal
 from tandem.agents.records import read_records
 from tandem.analysis.store import AnalysisStore
 from tandem.campaign.bundled import DEMO_FOLDER
-from tandem.campaign.processes import StationProcess, start_station, stop_station
-from tandem.catalog import Catalog, ExitStatus
-from tandem.tiled_server import EmbeddedTiledServer, TiledEndpoint
+from tandem.campaign.processes import start_station, stop_station
+from tandem.campaign.station_state import StationProcess
+from tandem.catalog import Catalog
+from tandem.run_documents import ExitStatus
+from tandem.tiled_endpoint import TiledEndpoint
+from tandem.tiled_server import EmbeddedTiledServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -24,22 +24,20 @@ from pydantic import SecretStr, ValidationError
 
 from tandem.child_processes import free_port
 from tandem.errors import TandemError
-from tandem.tiled_server import (
+from tandem.tiled_directory import find_running_server, prepare_catalog
+from tandem.tiled_endpoint import (
     API_KEY_ENV,
     URI_ENV,
-    EmbeddedTiledServer,
     InvalidTiledSettingsError,
     TiledAuthenticationError,
     TiledEndpoint,
     TiledServerError,
     TiledSettings,
     attach,
-    find_running_server,
     generate_api_key,
-    prepare_catalog,
-    serialise_duckdb_storage,
-    tiled_service,
 )
+from tandem.tiled_process import serialise_duckdb_storage
+from tandem.tiled_server import EmbeddedTiledServer, tiled_service
 
 
 def _gone(pid: int) -> bool:

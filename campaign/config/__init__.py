@@ -23,12 +23,11 @@ says what to change.
 
 What belongs where:
 
-- `problems`: `Problem` and `CampaignConfigError`, what is wrong and where;
-- `yaml_marks`: the YAML read with the line and column of every key and value;
-- `schema`: the pydantic models of the file as written, with their ranges;
-- `schema_problems`: the schema's errors (and numbers too large to store) in words
-  (these three are the core's `tandem.file_problems`, `tandem.yaml_marks` and
-  `tandem.schema_problems`, which read instrument profiles too, under the campaign's names);
+- `problems`: `CampaignConfigError`, every problem of a campaign file with its place (a
+  `Problem` of the core's `tandem.file_problems`, which instrument profiles use too);
+- `yaml_marks`: the core's YAML with line marks (`tandem.yaml_marks`), raising the campaign's error;
+- `schema`: the pydantic models of the file as written, with their ranges (their errors are put
+  in words by the core's `tandem.schema_problems`);
 - `profiles`: the instrument each station names — by name, a profile file or a profile inline
   (`tandem.instrument_profile`);
 - `checker`, `space_checks`, `station_checks`, `agent_checks`: what the schema
@@ -41,9 +40,11 @@ What belongs where:
 - `load`: `load_campaign` and `load_campaign_data`, which run all of the above in order.
 """
 
+from tandem.file_problems import Problem
+
 from .campaign import Campaign, CampaignStation
 from .load import load_campaign, load_campaign_data
-from .problems import CampaignConfigError, Problem
+from .problems import CampaignConfigError
 from .schema import MAX_SAMPLES, MAX_SEED, AgentKind
 
 __all__ = [

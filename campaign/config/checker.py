@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from tandem.file_problems import KeyPath, Problem
 from tandem.instrument import InstrumentFacts
 from tandem.reach import SpaceTooLargeError, polytope_vertices
+from tandem.yaml_marks import Marks
 
-from .problems import KeyPath, Problem
 from .schema import CampaignFile
-from .yaml_marks import Marks
 
 
 class Checker:

@@ -14,20 +14,22 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from tandem.file_problems import Problem
 from tandem.files import read_text
 from tandem.instrument import InstrumentFacts
+from tandem.schema_problems import huge_integers, schema_problem
+from tandem.yaml_marks import Marks
 
 from .agent_checks import check_agent, check_stop, check_twin
 from .campaign import Campaign, CampaignStation
 from .checker import Checker
-from .problems import CampaignConfigError, Problem
+from .problems import CampaignConfigError
 from .profiles import LazyInstruments, on_twin
 from .schema import CampaignFile
-from .schema_problems import huge_integers, schema_problem
 from .space_checks import check_components, check_space
 from .station_checks import check_reach, check_station
 from .twin import twin_instruments
-from .yaml_marks import Marks, read_yaml
+from .yaml_marks import read_yaml
 
 
 def load_campaign(path: str | Path, *, instruments: Mapping[str, InstrumentFacts] | None = None) -> Campaign:

@@ -6,7 +6,7 @@ profile's loader finds them too; this is the campaign's own error type.
 
 from __future__ import annotations
 
-from tandem.file_problems import FileProblemsError, KeyPath, Problem
+from tandem.file_problems import FileProblemsError
 
 
 class CampaignConfigError(FileProblemsError):
@@ -15,4 +15,4 @@ class CampaignConfigError(FileProblemsError):
     what = "campaign file"
 
 
-__all__ = ["CampaignConfigError", "KeyPath", "Problem"]
+__all__ = ["CampaignConfigError"]

@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from tandem.file_problems import KeyPath
 from tandem.instrument import InstrumentFacts
 from tandem.instrument_profile import ProfileFacts
 from tandem.instrument_profile_file import InstrumentProfileError, check_profile, read_profile
 
 from .checker import Checker
-from .problems import KeyPath
 from .schema import StationSpec
 
 #: how a campaign's `instrument` names a profile file rather than an instrument

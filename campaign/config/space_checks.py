@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from tandem.components import Component, Components
 from tandem.errors import TandemError
+from tandem.file_problems import KeyPath
 
 from .checker import Checker
-from .problems import KeyPath
 from .profiles import station_instrument
 from .schema import StationSpec
 from .twin import twin_components

@@ -19,19 +19,21 @@ from pydantic import ValidationError
 from tandem.components import Component, Components
 from tandem.composition import Composition
 from tandem.errors import TandemError
+from tandem.file_problems import KeyPath
 from tandem.files import read_text
 from tandem.instrument import InstrumentFacts
 from tandem.reach import closest_mixture, explain_unreachable
 from tandem.robots.deck import Deck
 from tandem.robots.deck_file import DeckFile
-from tandem.robots.recipe import InfeasibleRecipeError, InvalidRecipeRequestError, solve_recipe
+from tandem.robots.recipe import solve_recipe
+from tandem.robots.recipe_feasibility import InfeasibleRecipeError, InvalidRecipeRequestError
+from tandem.schema_problems import schema_problem
 
 from .campaign import CampaignStation
 from .checker import Checker
-from .problems import CampaignConfigError, KeyPath
+from .problems import CampaignConfigError
 from .profiles import station_instrument
 from .schema import ScanSpec, StationSpec
-from .schema_problems import schema_problem
 from .yaml_marks import read_yaml
 
 #: At most this many unreachable corners are reported per station; the rest are counted.

@@ -29,7 +29,7 @@ def twin_instruments() -> Mapping[str, InstrumentFacts]:
 
 def twin_components() -> Components:
     """The twin's default system's components: a campaign's components when its file names none."""
-    from tandem.sim.systems import DEFAULT_COMPONENTS
+    from tandem.sim.system_phases import DEFAULT_COMPONENTS
 
     return DEFAULT_COMPONENTS
 

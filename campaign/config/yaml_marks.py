@@ -23,4 +23,4 @@ def read_yaml(text: str, source: str) -> tuple[Any, Marks]:
         raise CampaignConfigError(exc.problems) from None
 
 
-__all__ = ["Marks", "read_yaml"]
+__all__ = ["read_yaml"]

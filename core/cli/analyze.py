@@ -16,7 +16,8 @@ from tandem.errors import TandemError
 from tandem.files import read_text
 
 if TYPE_CHECKING:
-    from tandem.analysis.pipeline import AnalysisRecord, StationCalibration
+    from tandem.analysis.pipeline_settings import StationCalibration
+    from tandem.analysis.store import AnalysisRecord
 
 
 class CalibrationChoiceError(TandemError):
@@ -48,7 +49,7 @@ def choose_calibrations(path: Path | None, *, sim: bool) -> dict[str, StationCal
 
 def load_calibrations(path: Path) -> dict[str, StationCalibration]:
     """Calibrations from a JSON file `{station: {detector_efficiency: ..., ...}}`."""
-    from tandem.analysis.pipeline import StationCalibration
+    from tandem.analysis.pipeline_settings import StationCalibration
 
     try:
         data = json.loads(read_text(path))
@@ -96,8 +97,10 @@ def analyze(
     new ones. Safe to kill at any point and start again: no run is analysed twice. The
     calibrations come from --calibration FILE, or from the digital twin with --sim.
     """
-    from tandem.analysis.pipeline import AnalysisSettings, Analyzer
-    from tandem.tiled_server import TiledSettings, attach, find_running_server
+    from tandem.analysis.pipeline import Analyzer
+    from tandem.analysis.pipeline_settings import AnalysisSettings
+    from tandem.tiled_directory import find_running_server
+    from tandem.tiled_endpoint import TiledSettings, attach
 
     try:
         calibrations = choose_calibrations(calibration, sim=sim)

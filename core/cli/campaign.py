@@ -28,7 +28,7 @@ from tandem.errors import TandemError
 
 if TYPE_CHECKING:
     from tandem.campaign.report import Report
-    from tandem.campaign.runner import Progress as CampaignProgress
+    from tandem.campaign.runner_accounting import Progress as CampaignProgress
 
 console = make_console(stderr=True)
 
@@ -153,7 +153,8 @@ def _write(data: Path, campaign_id: str, report_dir: Path) -> Report:
     """Build the report of `campaign_id` from the catalog in `data` (starting its server if needed)."""
     from tandem.campaign.history import build_history
     from tandem.campaign.report import write_report
-    from tandem.tiled_server import EmbeddedTiledServer, find_running_server
+    from tandem.tiled_directory import find_running_server
+    from tandem.tiled_server import EmbeddedTiledServer
 
     endpoint = find_running_server(data / "tiled")
     if endpoint is not None:

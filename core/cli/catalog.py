@@ -66,7 +66,8 @@ def serve(
     tandem processes (analysis workers, the agent daemon, an IPython session) attach.
     `tandem data stop --directory DIR` stops it from another terminal.
     """
-    from tandem.tiled_server import API_KEY_ENV, URI_ENV, EmbeddedTiledServer
+    from tandem.tiled_endpoint import API_KEY_ENV, URI_ENV
+    from tandem.tiled_server import EmbeddedTiledServer
 
     try:
         server = EmbeddedTiledServer(directory, api_key=api_key, port=port)
@@ -150,7 +151,8 @@ def runs(
 
     from tandem.catalog import Catalog
     from tandem.cli.output import console, esc
-    from tandem.tiled_server import TiledSettings, attach, find_running_server
+    from tandem.tiled_directory import find_running_server
+    from tandem.tiled_endpoint import TiledSettings, attach
 
     try:
         if directory is not None:

@@ -78,7 +78,8 @@ def map_command(
     ] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the agent's suggestions.")] = 0,
 ) -> None:
-    from tandem.campaign.mapping import check_out_dir, load_curves, map_curves, write_map
+    from tandem.campaign.map_inputs import load_curves
+    from tandem.campaign.mapping import check_out_dir, map_curves, write_map
 
     console = make_console(highlight=False, soft_wrap=True)
     errors = make_console(stderr=True, highlight=False, soft_wrap=True)
@@ -110,7 +111,7 @@ def map_command(
 
 
 def _bounds(items: list[str]) -> dict[str, tuple[float, float]]:
-    from tandem.campaign.mapping import MapInputError
+    from tandem.campaign.map_inputs import MapInputError
 
     chosen: dict[str, tuple[float, float]] = {}
     for item in items:

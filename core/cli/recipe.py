@@ -75,7 +75,8 @@ def recipe(
     ] = False,
 ) -> None:
     from tandem.robots.deck_file import load_deck_file
-    from tandem.robots.recipe import InfeasibleRecipeError, solve_recipe
+    from tandem.robots.recipe import solve_recipe
+    from tandem.robots.recipe_feasibility import InfeasibleRecipeError
 
     console = make_console(highlight=False, soft_wrap=False)
     try:

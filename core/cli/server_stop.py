@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from tandem.child_processes import command_line, pid_alive
-from tandem.tiled_server import STATE_FILE, TiledServerError, find_running_server
+from tandem.tiled_directory import STATE_FILE, find_running_server
+from tandem.tiled_endpoint import TiledServerError
 
 
 def served_directory(directory: Path) -> Path:

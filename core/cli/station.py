@@ -16,7 +16,8 @@ from tandem.cli.app import StationCampaignOption, app
 from tandem.errors import TandemError
 
 if TYPE_CHECKING:
-    from tandem.campaign.processes import StationProcess, StationProcessStatus
+    from tandem.campaign.processes import StationProcessStatus
+    from tandem.campaign.station_state import StationProcess
 
 station_app = typer.Typer(
     name="station",
@@ -245,7 +246,9 @@ def status(
     One that does not answer makes the station "unreachable", naming the device and its PVs,
     instead of "idle". Exit status 1 when a station is dead, not answering or unreachable.
     """
-    from tandem.campaign.processes import read_state, redis_ping, station_status
+    from tandem.campaign.processes import station_status
+    from tandem.campaign.redis_service import redis_ping
+    from tandem.campaign.station_state import read_state
 
     state = read_state(state_dir)
     if state.redis is not None:
@@ -291,7 +294,8 @@ def stop(
 
     A Redis given with --redis at start is never stopped. Items still queued stay in Redis.
     """
-    from tandem.campaign.processes import read_state, stop_station
+    from tandem.campaign.processes import stop_station
+    from tandem.campaign.station_state import read_state
 
     state = read_state(state_dir)
     wanted = stations or list(state.stations)

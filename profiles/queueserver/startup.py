@@ -31,7 +31,8 @@ import typing
 
 from bluesky_queueserver import parameter_annotation_decorator
 
-from tandem.campaign.session import EpicsPrefixes, SessionSettings, open_station_session
+from tandem.campaign.session import open_station_session
+from tandem.campaign.session_config import EpicsPrefixes, SessionSettings
 from tandem.plans import measurement, preparation
 from tandem.plans import sample as _sample
 from tandem.stations import device_names

@@ -32,7 +32,7 @@ from tandem.components import (
     Role,
 )
 from tandem.errors import InvalidCompositionError, TandemError
-from tandem.sim.systems import D2O, H2O, solvent_for
+from tandem.sim.system_phases import D2O, H2O, solvent_for
 from tandem.sim.truth import TruthPoint
 from tandem.stations import SANS, SAXS, Probe
 
@@ -40,8 +40,6 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 __all__ = [
-    "D2O",
-    "H2O",
     "FloatArray",
     "IntArray",
     "UnknownSystemError",
@@ -52,7 +50,6 @@ __all__ = [
     "incoherent_per_sr",
     "sld",
     "smoothstep",
-    "solvent_for",
 ]
 
 #: Avogadro's number times 1e-24: turns g/mL into (g/mol)/Å³.

@@ -18,19 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from tandem.components import Component, Components, Role
-from tandem.sim.zoo.base import (
-    D2O,
-    H2O,
-    FloatArray,
-    IntArray,
-    ZooSystem,
-    frozen,
-    mix,
-    sld,
-    smoothstep,
-    solvent_for,
-    tail_length_a,
-)
+from tandem.sim.system_phases import D2O, H2O, solvent_for
+from tandem.sim.zoo.base import FloatArray, IntArray, ZooSystem, frozen, mix, sld, smoothstep, tail_length_a
 from tandem.stations import Probe
 
 CTAB = Component("CTAB", "C19H42BrN", 1.10, Role.SOLUTE)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
-from tandem.sim import systems
+from tandem.sim import system_phases, systems
 from tandem.sim.truth import TruthPoint
 from tandem.sim.zoo.base import GRID_POINTS_PER_AXIS_3D, FloatArray, IntArray, ZooSystem, frozen
 from tandem.stations import Probe
@@ -27,10 +27,10 @@ class Default(ZooSystem):
         "water's electron density, so the polymer_solution / polymer_clusters boundary is (nearly) "
         "invisible to X-rays where SDS is scarce and strong for neutrons."
     )
-    components = systems.DEFAULT_COMPONENTS
-    solutes = systems.SOLUTE_NAMES
-    bounds = systems.DEFAULT_BOUNDS
-    phases = systems.PHASES
+    components = system_phases.DEFAULT_COMPONENTS
+    solutes = system_phases.SOLUTE_NAMES
+    bounds = system_phases.DEFAULT_BOUNDS
+    phases = system_phases.PHASES
     size_parameters = frozen(
         {
             "spherical_micelles": ("radius",),

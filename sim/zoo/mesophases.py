@@ -26,9 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from tandem.components import Component, Components, Role
+from tandem.sim.system_phases import D2O, H2O, solvent_for
 from tandem.sim.zoo.base import (
-    D2O,
-    H2O,
     FloatArray,
     IntArray,
     ZooSystem,
@@ -37,7 +36,6 @@ from tandem.sim.zoo.base import (
     mix,
     molecular_volume_a3,
     sld,
-    solvent_for,
     tail_length_a,
     tail_volume_a3,
 )

@@ -22,10 +22,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from tandem.components import Component, Components, Role
+from tandem.sim.system_phases import D2O, H2O, solvent_for
 from tandem.sim.zoo.base import (
     CONTRAST_TO_INV_CM,
-    D2O,
-    H2O,
     FloatArray,
     IntArray,
     ZooSystem,
@@ -35,7 +34,6 @@ from tandem.sim.zoo.base import (
     molecular_volume_a3,
     sld,
     smoothstep,
-    solvent_for,
     tail_length_a,
     tail_volume_a3,
 )

@@ -20,9 +20,8 @@ import math
 import numpy as np
 
 from tandem.components import Component, Components, Role
+from tandem.sim.system_phases import D2O, H2O, solvent_for
 from tandem.sim.zoo.base import (
-    D2O,
-    H2O,
     FloatArray,
     IntArray,
     ZooSystem,
@@ -32,7 +31,6 @@ from tandem.sim.zoo.base import (
     mix,
     molecular_volume_a3,
     sld,
-    solvent_for,
     tail_volume_a3,
 )
 from tandem.stations import Probe

@@ -16,9 +16,8 @@ import math
 import numpy as np
 
 from tandem.components import Component, Components, Role
+from tandem.sim.system_phases import D2O, H2O, solvent_for
 from tandem.sim.zoo.base import (
-    D2O,
-    H2O,
     FloatArray,
     IntArray,
     ZooSystem,
@@ -29,7 +28,6 @@ from tandem.sim.zoo.base import (
     molecular_volume_a3,
     sld,
     smoothstep,
-    solvent_for,
     tail_length_a,
     tail_volume_a3,
 )

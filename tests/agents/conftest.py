@@ -16,15 +16,15 @@ import pytest
 
 from tandem.agents.region import FeasibleRegion, region_from_bounds
 from tandem.observations import AnalysisStatus, Observation
-from tandem.sim.systems import (
+from tandem.sim.system_phases import (
     D2O,
     DEFAULT_BOUNDS,
     DEFAULT_COMPONENTS,
     H2O,
     NEUTRON_ONLY_BOUNDARY,
     SOLUTE_NAMES,
-    phases_of,
 )
+from tandem.sim.systems import phases_of
 from tandem.stations import SANS, SAXS, Probe
 
 XRAY_BLIND_LABEL = "polymer (x-ray blind)"

@@ -18,19 +18,10 @@ import pytest
 from tiled.client.container import Container
 
 from tandem.agents.baselines import SpaceFillingAgent
-from tandem.agents.daemon import (
-    AgentDaemon,
-    Attempt,
-    DaemonSettings,
-    Entry,
-    EntryStatus,
-    InvalidVerdictError,
-    Journal,
-    PlanRequest,
-    Progress,
-    QueueItem,
-    QueueSnapshot,
-)
+from tandem.agents.daemon import AgentDaemon, Progress
+from tandem.agents.daemon_settings import DaemonSettings
+from tandem.agents.journal import Attempt, Entry, EntryStatus, InvalidVerdictError, Journal
+from tandem.agents.station_queue import PlanRequest, QueueItem, QueueSnapshot
 from tandem.observations import AnalysisStatus, Observation
 from tandem.stations import SANS, SAXS, Probe
 from tandem.suggestions import ScanParameters, Suggestion
@@ -392,7 +383,7 @@ def test_a_data_store_outage_is_waited_out_with_back_off(
 
 
 def test_bad_settings_are_refused() -> None:
-    from tandem.agents.daemon import DaemonError
+    from tandem.agents.daemon_settings import DaemonError
 
     with pytest.raises(DaemonError, match="at least 1"):
         DaemonSettings(queue_depth=0)

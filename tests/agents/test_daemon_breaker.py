@@ -17,11 +17,13 @@ import pytest
 import yaml
 from tiled.client.container import Container
 
-from tandem.agents.daemon import DaemonSettings, EntryStatus, PlanRequest
+from tandem.agents.daemon_settings import DaemonSettings
+from tandem.agents.journal import EntryStatus
+from tandem.agents.station_queue import PlanRequest
 from tandem.breaker import BreakerSettings
 from tandem.campaign.bundled import DEMO_FOLDER
 from tandem.stations import SANS, SAXS
-from tandem.tiled_server import TiledEndpoint
+from tandem.tiled_endpoint import TiledEndpoint
 
 from .test_daemon import Clock, FakeQueue, budget, make_daemon
 

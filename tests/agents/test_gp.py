@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from tandem.agents.errors import AgentStateError, ModelFitError
-from tandem.agents.gp import CachedGP, KernelHyperparameters, fit_hyperparameters
-from tandem.agents.gp_fit import _build_fit_model, _load
+from tandem.agents.gp import CachedGP
+from tandem.agents.gp_fit import _build_fit_model, _load, fit_hyperparameters
+from tandem.agents.gp_hyperparameters import KernelHyperparameters
 from tandem.agents.modelling import IncrementalGP, RefitPolicy
 
 

@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 
 from tandem.agents.errors import AgentError
-from tandem.agents.multi_probe import MultiProbeAgent, MultiProbeSettings, StationCost
+from tandem.agents.information_per_second import StationCost
+from tandem.agents.multi_probe import MultiProbeAgent
+from tandem.agents.multi_probe_model import MultiProbeSettings
 from tandem.agents.region import FeasibleRegion
 from tandem.sim.instruments import instrument_for
-from tandem.sim.systems import NEUTRON_ONLY_BOUNDARY, phases_of
+from tandem.sim.system_phases import NEUTRON_ONLY_BOUNDARY
+from tandem.sim.systems import phases_of
 from tandem.stations import SANS, SAXS, Probe
 from tandem.suggestions import Suggestion
 

@@ -15,7 +15,7 @@ from tandem.agents.protocol import Agent
 from tandem.agents.region import FeasibleRegion
 from tandem.composition import Composition
 from tandem.observations import AnalysisStatus, Observation
-from tandem.sim.systems import NEUTRON_ONLY_BOUNDARY
+from tandem.sim.system_phases import NEUTRON_ONLY_BOUNDARY
 from tandem.stations import Probe
 from tandem.suggestions import Suggestion
 
@@ -181,7 +181,7 @@ def test_initial_design_fills_space_until_two_phases_are_seen(region: FeasibleRe
 
 
 def test_partial_refit_settings_keep_the_phase_agents_lengthscale_prior() -> None:
-    from tandem.agents.multi_probe import MultiProbeSettings
+    from tandem.agents.multi_probe_model import MultiProbeSettings
 
     settings = PhaseMappingSettings.from_dict({"refit": {"growth": 1.5}})
     assert settings.refit.growth == 1.5

@@ -18,7 +18,7 @@ from tandem.agents.region import FeasibleRegion, stock_check_from
 from tandem.composition import Composition
 from tandem.errors import TandemError
 from tandem.observations import AnalysisStatus
-from tandem.sim.systems import DEFAULT_COMPONENTS, H2O, SDS
+from tandem.sim.system_phases import DEFAULT_COMPONENTS, H2O, SDS
 from tandem.stations import Probe
 
 from .conftest import default_region, observe

@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tandem.agents.multi_probe import MultiProbeAgent, MultiProbeSettings, StationCost
+from tandem.agents.information_per_second import StationCost
+from tandem.agents.multi_probe import MultiProbeAgent
+from tandem.agents.multi_probe_model import MultiProbeSettings
 from tandem.agents.phase_mapping import PhaseMappingAgent, PhaseMappingSettings, relabelled
 from tandem.agents.region import FeasibleRegion
 from tandem.observations import Observation

@@ -205,7 +205,7 @@ def write_twin_run(
     from bluesky_tiled_plugins import TiledWriter
     from event_model import compose_run
 
-    from tandem.catalog import raw_runs_node
+    from tandem.catalog_layout import raw_runs_node
     from tandem.sim.detector_image import simulate_empty_cell_frame, simulate_frame
     from tandem.sim.instruments import instrument_for
     from tandem.sim.systems import default_system

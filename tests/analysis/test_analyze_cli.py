@@ -16,7 +16,7 @@ from tandem.cli import app
 from tandem.cli.analyze import CalibrationChoiceError, choose_calibrations
 from tandem.sim.calibration import twin_calibration, twin_calibrations
 from tandem.sim.instruments import INSTRUMENTS
-from tandem.tiled_server import TiledEndpoint
+from tandem.tiled_endpoint import TiledEndpoint
 
 NO_STORE = {"TANDEM_TILED_URI": None, "TANDEM_TILED_API_KEY": None}
 

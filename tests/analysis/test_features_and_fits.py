@@ -11,7 +11,9 @@ import pytest
 from tandem.analysis.curves import Curve
 from tandem.analysis.failures import AnalysisError, FailureCode
 from tandem.analysis.features import extract_features, guinier, peak, porod
-from tandem.analysis.fitting import HOMOGENEOUS_CANDIDATES, FitSettings, fit_models, screen_models
+from tandem.analysis.fit_candidates import HOMOGENEOUS_CANDIDATES
+from tandem.analysis.fit_search import FitSettings
+from tandem.analysis.fitting import fit_models, screen_models
 
 #: these curves are made with the homogeneous models: fit with those (the twin's tests use the defaults)
 HOMOGENEOUS = FitSettings(candidates=HOMOGENEOUS_CANDIDATES)

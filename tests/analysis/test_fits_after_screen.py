@@ -10,7 +10,9 @@ import pytest
 from tandem.analysis import fitting
 from tandem.analysis.curves import Curve
 from tandem.analysis.features import extract_features
-from tandem.analysis.fitting import HOMOGENEOUS_CANDIDATES, FitSettings, fit_models, screen_models
+from tandem.analysis.fit_candidates import HOMOGENEOUS_CANDIDATES, CandidateModel
+from tandem.analysis.fit_search import FitSettings
+from tandem.analysis.fitting import fit_models, screen_models
 
 HOMOGENEOUS = FitSettings(candidates=HOMOGENEOUS_CANDIDATES, workers=1)
 
@@ -23,7 +25,7 @@ def quick_rounds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     begin = fitting._begin
 
-    def counted(candidate: fitting.CandidateModel, *args: object) -> object:
+    def counted(candidate: CandidateModel, *args: object) -> object:
         calls.append(candidate.name)
         return begin(candidate, *args)  # type: ignore[arg-type]
 

@@ -11,15 +11,11 @@ import pytest
 from tiled.client.container import Container
 
 from tandem.analysis import pipeline
-from tandem.analysis.fitting import FitSettings
-from tandem.analysis.pipeline import (
-    EMPTY_CELL_PLAN,
-    AnalysisCallback,
-    AnalysisSeconds,
-    AnalysisSettings,
-    Analyzer,
-    DocumentRun,
-)
+from tandem.analysis.fit_search import FitSettings
+from tandem.analysis.pipeline import Analyzer
+from tandem.analysis.pipeline_callback import AnalysisCallback, AnalysisSeconds
+from tandem.analysis.pipeline_settings import AnalysisSettings
+from tandem.analysis.raw_runs import EMPTY_CELL_PLAN, DocumentRun
 from tandem.analysis.store import AnalysisRecord, AnalysisStore, FitStatus
 from tandem.observations import AnalysisStatus
 from tandem.sim.calibration import twin_calibrations

@@ -14,7 +14,7 @@ import pytest
 from tiled.client.container import Container
 
 from tandem.analysis.store import AnalysisStore
-from tandem.tiled_server import TiledEndpoint
+from tandem.tiled_endpoint import TiledEndpoint
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from tandem.analysis.store import AnalysisRecord
 from tandem.campaign.phases import CampaignPhases
 from tandem.observations import NO_CONTRAST, AnalysisStatus, Observation
 from tandem.sim.scattering import intensity
-from tandem.sim.systems import D2O, DEFAULT_BOUNDS, DEFAULT_COMPONENTS, H2O
+from tandem.sim.system_phases import D2O, DEFAULT_BOUNDS, DEFAULT_COMPONENTS, H2O
 from tandem.sim.truth import TruthPoint
 from tandem.stations import SANS, SAXS, Probe
 

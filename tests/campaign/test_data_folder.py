@@ -18,7 +18,8 @@ import yaml
 from typer.testing import CliRunner
 
 from tandem.campaign.bundled import DEMO_FOLDER
-from tandem.campaign.ledger import CAMPAIGNS, Ledger
+from tandem.campaign.ledger import Ledger
+from tandem.catalog_layout import CAMPAIGNS
 from tandem.cli import app
 from tandem.data_folder import (
     MARKER_FILE,
@@ -28,7 +29,8 @@ from tandem.data_folder import (
     is_data_folder,
     marked_campaign,
 )
-from tandem.tiled_server import CATALOG_FILE, EmbeddedTiledServer
+from tandem.tiled_directory import CATALOG_FILE
+from tandem.tiled_server import EmbeddedTiledServer
 
 EXAMPLES = DEMO_FOLDER
 

@@ -16,7 +16,7 @@ from tandem.campaign.bundled import DEMO_FOLDER
 from tandem.components import Component, Components
 from tandem.instrument import InstrumentFacts, TimeCostFacts
 from tandem.sim.instruments import INSTRUMENTS, Instrument
-from tandem.sim.systems import DEFAULT_COMPONENTS
+from tandem.sim.system_phases import DEFAULT_COMPONENTS
 from tandem.stations import Probe
 
 CONFIG = Path(__file__).parents[2] / "campaign" / "config"

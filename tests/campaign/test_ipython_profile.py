@@ -20,9 +20,10 @@ from tiled.client.container import Container
 
 from tandem.analysis.store import AnalysisStore
 from tandem.bundled_profiles import IPYTHON_PROFILE
-from tandem.catalog import Catalog, ExitStatus
+from tandem.catalog import Catalog
 from tandem.cli.shell import shell_environment
-from tandem.tiled_server import TiledEndpoint
+from tandem.run_documents import ExitStatus
+from tandem.tiled_endpoint import TiledEndpoint
 
 pytestmark = pytest.mark.slow
 

@@ -10,14 +10,8 @@ import numpy as np
 import pytest
 
 from tandem.analysis.curve_files import write_curve_text, write_nxcansas
-from tandem.campaign.mapping import (
-    OUTPUT_FILES,
-    CurveMap,
-    MapInputError,
-    load_curves,
-    map_curves,
-    write_map,
-)
+from tandem.campaign.map_inputs import MapInputError, load_curves
+from tandem.campaign.mapping import OUTPUT_FILES, CurveMap, map_curves, write_map
 from tandem.campaign.metrics import match_labels
 from tandem.sim.curve_source import simulate_curve
 from tandem.sim.zoo import zoo_system

@@ -11,26 +11,21 @@ from bluesky_queueserver_api import BPlan
 from bluesky_queueserver_api.comm_base import RequestFailedError
 from typer.testing import CliRunner
 
-from tandem.campaign.processes import (
+from tandem.campaign.process_groups import ProcessError
+from tandem.campaign.processes import start_station, stop_station
+from tandem.campaign.redis_service import ensure_redis, parse_address, redis_ping, start_redis, stop_redis
+from tandem.campaign.station_state import (
     AGENT_GROUP,
     InvalidStationRequestError,
-    ProcessError,
     StationProcess,
     StationRegistry,
     check_station_id,
-    ensure_redis,
     locked_state,
-    parse_address,
     read_state,
-    redis_ping,
-    start_redis,
-    start_station,
-    stop_redis,
-    stop_station,
 )
 from tandem.child_processes import free_port, pid_alive
 from tandem.cli import app
-from tandem.tiled_server import TiledEndpoint
+from tandem.tiled_endpoint import TiledEndpoint
 
 runner = CliRunner()
 

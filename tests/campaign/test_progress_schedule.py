@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from tandem.campaign import load_campaign
 from tandem.campaign.bundled import DEMO_CAMPAIGN
-from tandem.campaign.runner import ACCURACY_EVERY_SAMPLE_UP_TO, CampaignRunError, CampaignRunner, accuracy_due
+from tandem.campaign.runner import CampaignRunner
+from tandem.campaign.runner_accounting import ACCURACY_EVERY_SAMPLE_UP_TO, accuracy_due
+from tandem.campaign.runner_resume import CampaignRunError
 
 DEMO = DEMO_CAMPAIGN
 

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from matplotlib.image import imread
 
 from tandem.campaign.metrics import MetricInputError, first_reaching, match_labels, phase_map_accuracy
-from tandem.campaign.report import (
+from tandem.campaign.report import write_report
+from tandem.campaign.report_data import (
     AccuracyPoint,
     Activity,
     CampaignHistory,
@@ -21,9 +22,8 @@ from tandem.campaign.report import (
     Measurement,
     PhaseMap,
     ReportError,
-    station_seconds,
-    write_report,
 )
+from tandem.campaign.report_metrics import station_seconds
 
 # --- label matching, by hand ------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ import pytest
 from campaign_processes import campaign_file, finish, kill_group, samples_done, start_campaign
 
 from tandem.campaign.ledger import INTERRUPTED_REASON, Ledger, SampleStatus
-from tandem.catalog import Catalog, ExitStatus
+from tandem.catalog import Catalog
+from tandem.run_documents import ExitStatus
 from tandem.tiled_server import EmbeddedTiledServer
 
 BUDGET = 5

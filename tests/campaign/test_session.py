@@ -12,17 +12,13 @@ from tiled.client.container import Container
 from tandem.analysis.store import AnalysisStore
 from tandem.campaign.bundled import DEMO_CAMPAIGN
 from tandem.campaign.config import Campaign, load_campaign
-from tandem.campaign.session import (
-    EpicsPrefixes,
-    SessionConfigError,
-    SessionSettings,
-    StationSession,
-    describe,
-    open_station_session,
-)
-from tandem.catalog import Catalog, ExitStatus
+from tandem.campaign.session import StationSession, open_station_session
+from tandem.campaign.session_config import EpicsPrefixes, SessionConfigError, SessionSettings
+from tandem.campaign.session_curves import describe
+from tandem.catalog import Catalog
 from tandem.errors import TandemError
-from tandem.tiled_server import TiledEndpoint
+from tandem.run_documents import ExitStatus
+from tandem.tiled_endpoint import TiledEndpoint
 
 pytestmark = pytest.mark.slow
 

@@ -16,9 +16,9 @@ import pytest
 from tiled.client.container import Container
 from typer.testing import CliRunner
 
-from tandem.agents.daemon import Journal
+from tandem.agents.journal import Journal
 from tandem.cli import app
-from tandem.tiled_server import API_KEY_ENV, URI_ENV, TiledEndpoint
+from tandem.tiled_endpoint import API_KEY_ENV, URI_ENV, TiledEndpoint
 
 #: exits with status 7 on SIGTERM; its argv ends with "agent run", as the daemon's does
 STAND_IN = (

@@ -7,7 +7,7 @@ import io
 from rich.console import Console
 from rich.progress import Progress
 
-from tandem.campaign.runner import Progress as CampaignProgress
+from tandem.campaign.runner_accounting import Progress as CampaignProgress
 from tandem.cli.campaign import WIDE, progress_columns, status_line
 
 SNAPSHOT = CampaignProgress(

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tandem.cli import app
-from tandem.tiled_server import find_running_server
+from tandem.tiled_directory import find_running_server
 
 #: starts a server on argv[1] as its owner, says so, and waits (argv[2:] only label the process)
 OWNER = (

@@ -19,9 +19,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tandem.campaign.processes import StationProcess, start_station, stop_station
+from tandem.campaign.processes import start_station, stop_station
+from tandem.campaign.station_state import StationProcess
 from tandem.sim.ioc import RunningIOC
-from tandem.tiled_server import TiledEndpoint
+from tandem.tiled_endpoint import TiledEndpoint
 
 pytestmark = pytest.mark.slow  # Redis, an RE Manager and two IOCs
 

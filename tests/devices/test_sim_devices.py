@@ -15,7 +15,8 @@ from tandem.devices.shutter import InvalidShutterPositionError
 from tandem.devices.signals import DeviceFault
 from tandem.devices.station import OphydStationDevices, StationConfig, StationConfigError
 from tandem.sim.instruments import instrument_for
-from tandem.sim.station_devices import Exposure, SimStationDriver, TwinStationModel
+from tandem.sim.station_devices import SimStationDriver
+from tandem.sim.station_model import Exposure, TwinStationModel
 from tandem.stations import SANS, SAXS, Probe
 
 SimFactory = Callable[..., tuple[OphydStationDevices, SimStationDriver]]

@@ -25,8 +25,11 @@ from bluesky import plan_stubs as bps
 from bluesky import preprocessors as bpp
 from ophyd.sim import SynSignal
 
-from tandem.catalog import Catalog, DocumentQueue, ExitStatus, UnwrittenDocumentsError, raw_runs_node
+from tandem.catalog import Catalog
+from tandem.catalog_layout import raw_runs_node
+from tandem.document_queue import DocumentQueue, UnwrittenDocumentsError
 from tandem.replaying_writer import ReplayingTiledWriter
+from tandem.run_documents import ExitStatus
 from tandem.store_guard import Backoff, StoreGuard
 from tandem.tiled_server import EmbeddedTiledServer
 

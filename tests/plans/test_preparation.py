@@ -15,9 +15,9 @@ from bluesky import RunEngine
 from tandem import Composition
 from tandem.errors import InvalidCompositionError, TandemError, UnknownComponentError
 from tandem.plans import preparation
+from tandem.plans.device_check import WrongDeviceError
 from tandem.plans.preparation import (
     PREPARATION_STREAM,
-    WrongDeviceError,
     load_sample,
     prepare_load_rinse,
     prepare_sample,
@@ -27,7 +27,8 @@ from tandem.protocols import CellLoaderDevice, LiquidHandlerDevice
 from tandem.robots.cell_loader import CellLoader, LiquidNotDetectedError
 from tandem.robots.deck import Deck
 from tandem.robots.liquid_handler import LiquidHandler
-from tandem.robots.recipe import InfeasibleRecipeError, mix
+from tandem.robots.recipe_feasibility import InfeasibleRecipeError
+from tandem.robots.recipe_solver import mix
 from tandem.sim.clock import StationClock
 from tandem.sim.ioc import RunningIOC
 from tandem.sim.liquid_handler import SimulatedLiquidHandler

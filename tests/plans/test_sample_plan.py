@@ -14,7 +14,7 @@ from bluesky import RunEngine
 from fixtures_stations import EpicsStation
 
 from tandem.campaign.bundled import DEMO_FOLDER
-from tandem.catalog import Catalog, ExitStatus, subscribe_tiled_writer
+from tandem.catalog import Catalog
 from tandem.devices.limits import (
     ExposureOutOfRangeError,
     TemperatureOutOfRangeError,
@@ -26,6 +26,8 @@ from tandem.plans.sample import sample_plan
 from tandem.robots.cell_loader import CellLoader
 from tandem.robots.deck_file import load_deck_file
 from tandem.robots.liquid_handler import LiquidHandler
+from tandem.run_documents import ExitStatus
+from tandem.run_writer import subscribe_tiled_writer
 from tandem.sim.clock import StationClock
 from tandem.sim.instruments import instrument_for
 from tandem.sim.ioc import RunningIOC

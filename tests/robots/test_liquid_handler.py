@@ -12,17 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tandem import Amount, Basis, Components, Composition
+from tandem.protocols import StepReport
 from tandem.robots.deck import Deck, Pipette
-from tandem.robots.liquid_handler import (
-    BackendError,
-    InvalidRecipeForDeckError,
-    InventoryError,
-    LiquidHandler,
-    LiquidHandlerBusyError,
-    StepReport,
-    check_recipe,
-)
-from tandem.robots.recipe import InfeasibleRecipeError, ReasonCode, Recipe, Transfer, mix, solve_recipe
+from tandem.robots.inventory import InvalidRecipeForDeckError, InventoryError, check_recipe
+from tandem.robots.liquid_handler import BackendError, LiquidHandler, LiquidHandlerBusyError
+from tandem.robots.recipe import Recipe, solve_recipe
+from tandem.robots.recipe_feasibility import InfeasibleRecipeError, ReasonCode
+from tandem.robots.recipe_solver import mix
+from tandem.robots.recipe_steps import Transfer
 from tandem.sim.clock import StationClock
 from tandem.sim.liquid_handler import SimulatedLiquidHandler
 

@@ -24,14 +24,10 @@ from tandem.robots.deck_file import DeckFileError, load_deck_file, parse_deck_da
 from tandem.robots.inventory import InventoryError
 from tandem.robots.liquid_handler import BackendError, LiquidHandler
 from tandem.robots.pipetting_model import PipettingErrorModel, PipettingTimes
-from tandem.robots.pylabrobot_backend import (
-    BACKENDS,
-    PyLabRobotBackend,
-    RobotBackendConfigError,
-    UnknownRobotBackendError,
-)
+from tandem.robots.pylabrobot_backend import PyLabRobotBackend
 from tandem.robots.pylabrobot_deck import DeckTranslationError
 from tandem.robots.pylabrobot_quiet import LOOP_THREAD_PREFIX
+from tandem.robots.pylabrobot_registry import BACKENDS, RobotBackendConfigError, UnknownRobotBackendError
 from tandem.robots.recipe import Recipe, solve_recipe
 from tandem.sim.clock import StationClock
 from tandem.sim.liquid_handler import SimulatedLiquidHandler

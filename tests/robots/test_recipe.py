@@ -19,15 +19,10 @@ from fixtures_deck import (
 
 from tandem import Amount, Basis, Component, Components, Composition
 from tandem.robots.deck import Deck, Pipette, TipRack, UnknownDeckItemError, Well
-from tandem.robots.recipe import (
-    InfeasibleRecipeError,
-    InvalidRecipeRequestError,
-    ReasonCode,
-    Recipe,
-    Transfer,
-    mix,
-    solve_recipe,
-)
+from tandem.robots.recipe import Recipe, solve_recipe
+from tandem.robots.recipe_feasibility import InfeasibleRecipeError, InvalidRecipeRequestError, ReasonCode
+from tandem.robots.recipe_solver import mix
+from tandem.robots.recipe_steps import Transfer
 
 
 def target(amounts: dict[str, Amount], balance: str) -> Composition:

@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 
 from tandem import Components, Composition
 from tandem.robots.deck import Deck, Pipette, Well
-from tandem.robots.recipe import InfeasibleRecipeError, Recipe, mix, solve_recipe
+from tandem.robots.recipe import Recipe, solve_recipe
+from tandem.robots.recipe_feasibility import InfeasibleRecipeError
+from tandem.robots.recipe_solver import mix
 
 LIQUIDS = ("water", "d2o", "ethanol")
 SOLUTES = ("sds", "peg", "nacl")

@@ -10,7 +10,8 @@ from tandem.errors import InvalidCompositionError
 from tandem.sim.detector_image import simulate_frame, structure_only
 from tandem.sim.instruments import SANS_INSTRUMENT, SAXS_INSTRUMENT, InstrumentError
 from tandem.sim.scattering import instrument_intensity
-from tandem.sim.systems import D2O, H2O, default_system
+from tandem.sim.system_phases import D2O, H2O
+from tandem.sim.systems import default_system
 from tandem.sim.truth import TruthPoint
 from tandem.stations import Probe
 

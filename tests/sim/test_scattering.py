@@ -16,7 +16,8 @@ from tandem.sim.instruments import (
     instrument_for,
 )
 from tandem.sim.scattering import ScatteringError, instrument_intensity, intensity
-from tandem.sim.systems import NEUTRON_ONLY_BOUNDARY, default_system, phase_of
+from tandem.sim.system_phases import NEUTRON_ONLY_BOUNDARY
+from tandem.sim.systems import default_system, phase_of
 from tandem.sim.truth import TruthError, TruthPoint
 from tandem.stations import SANS, SAXS, Probe
 

@@ -13,18 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tandem.errors import InvalidCompositionError, TandemError
-from tandem.sim.systems import (
+from tandem.sim.system_phases import (
     DEFAULT_BOUNDS,
     DEFAULT_COMPONENTS,
-    DEFAULT_SYSTEM,
     NEUTRON_ONLY_BOUNDARY,
     PHASE_MODELS,
     SOLUTE_NAMES,
-    default_system,
-    phase_labels,
-    phase_of,
-    phases_of,
 )
+from tandem.sim.systems import DEFAULT_SYSTEM, default_system, phase_labels, phase_of, phases_of
 from tandem.sim.truth import TruthError, TruthPoint, load_truth
 from tandem.stations import Probe
 

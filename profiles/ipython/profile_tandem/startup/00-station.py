@@ -24,7 +24,8 @@ def _open_station() -> None:
 
     from IPython import get_ipython
 
-    from tandem.campaign.session import EpicsPrefixes, SessionSettings, open_station_session
+    from tandem.campaign.session import open_station_session
+    from tandem.campaign.session_config import EpicsPrefixes, SessionSettings
     from tandem.errors import TandemError
 
     shell = get_ipython()
