@@ -16,6 +16,10 @@ where SQLite ignores it, so the catalog stays in rollback-journal mode, where a 
 blocks a committing writer. `prepare_catalog` switches it to WAL before the server opens
 it, and the configuration gives it a busy timeout long enough to wait out a slow writer
 (Tiled creates a node's table storage while it holds the catalog's write lock).
+
+At scale the catalog and the tables live in PostgreSQL instead (`SqlDatabases`; arrays stay in the
+directory's `data/`): several hosts then meet in one store, and no file of the directory is shared
+between processes but the arrays the server itself writes.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import contextlib
 import json
 import os
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +46,7 @@ __all__ = [
     "LOG_FILE",
     "STATE_FILE",
     "TABLES_FILE",
+    "SqlDatabases",
     "find_running_server",
     "prepare_catalog",
     "prepare_directory",
@@ -61,6 +67,38 @@ LOG_FILE = "server.log"
 
 #: how long a catalog writer waits for another's write lock before the request fails (seconds)
 CATALOG_BUSY_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class SqlDatabases:
+    """A Tiled server's catalog and tables in PostgreSQL, in place of its directory's SQLite and DuckDB.
+
+    Both URIs carry their credentials (`postgresql://user:password@host:port/database`); the
+    server's configuration file that holds them is readable by its user only.
+    """
+
+    #: the catalog of nodes and metadata; Tiled talks to it with asyncpg
+    catalog_uri: str
+    #: the tables (the event rows the Bluesky `TiledWriter` appends); Tiled writes them with ADBC
+    tables_uri: str
+
+    def __post_init__(self) -> None:
+        for label, uri in (("catalog", self.catalog_uri), ("tables", self.tables_uri)):
+            scheme = uri.partition("://")[0]
+            if scheme not in ("postgresql", "postgresql+asyncpg", "postgres"):
+                raise TiledServerError(
+                    f"the {label} database must be a postgresql:// URI, got scheme {scheme!r}"
+                )
+
+    def catalog_for_tiled(self) -> str:
+        """The catalog URI with the asyncpg driver Tiled's catalog needs."""
+        rest = self.catalog_uri.partition("://")[2]
+        return f"postgresql+asyncpg://{rest}"
+
+    def tables_for_tiled(self) -> str:
+        """The tables URI as Tiled's ADBC storage takes it (no driver in the scheme)."""
+        rest = self.tables_uri.partition("://")[2]
+        return f"postgresql://{rest}"
 
 
 def prepare_directory(directory: Path) -> None:
@@ -111,11 +149,18 @@ def prepare_catalog(path: Path) -> bool:
     return initialised is not None
 
 
-def _server_config(directory: Path, host: str, port: int, *, initialised: bool) -> dict[str, Any]:
+def _server_config(
+    directory: Path, host: str, port: int, *, initialised: bool, databases: SqlDatabases | None
+) -> dict[str, Any]:
+    if databases is None:
+        catalog_uri = f"sqlite:///{directory / CATALOG_FILE}?timeout={CATALOG_BUSY_TIMEOUT_S:g}"
+        tables_uri = f"duckdb:///{directory / TABLES_FILE}"
+    else:
+        catalog_uri, tables_uri = databases.catalog_for_tiled(), databases.tables_for_tiled()
     return {
         "catalog": {
-            "uri": f"sqlite:///{directory / CATALOG_FILE}?timeout={CATALOG_BUSY_TIMEOUT_S:g}",
-            "writable_storage": [str(directory / DATA_DIR), f"duckdb:///{directory / TABLES_FILE}"],
+            "uri": catalog_uri,
+            "writable_storage": [str(directory / DATA_DIR), tables_uri],
             # Tiled checks for an existing catalog in a subprocess that imports all of Tiled
             # again: seconds on every start. Only a new catalog needs it.
             "init_if_not_exists": not initialised,
@@ -130,14 +175,20 @@ def _server_config(directory: Path, host: str, port: int, *, initialised: bool) 
     }
 
 
-def write_server_config(directory: Path, host: str, port: int) -> Path:
-    """Prepare the catalog and write the configuration of a server on `host:port`; its path."""
+def write_server_config(directory: Path, host: str, port: int, databases: SqlDatabases | None = None) -> Path:
+    """Prepare the catalog and write the configuration of a server on `host:port`; its path.
+
+    With `databases`, the catalog and tables are in PostgreSQL; Tiled is asked to initialise the
+    catalog if it is new (it checks, which costs a few seconds at each start).
+    """
     config_path = directory / CONFIG_FILE
-    initialised = prepare_catalog(directory / CATALOG_FILE)
-    config = _server_config(directory, host, port, initialised=initialised)
-    config_path.write_text(
+    initialised = False if databases is not None else prepare_catalog(directory / CATALOG_FILE)
+    config = _server_config(directory, host, port, initialised=initialised, databases=databases)
+    # private: with PostgreSQL the file holds the databases' passwords
+    _write_private(
+        config_path,
         "# Written by tandem at every start; edit tandem.tiled_directory, not this file.\n"
-        + yaml.safe_dump(config, sort_keys=False)
+        + yaml.safe_dump(config, sort_keys=False),
     )
     return config_path
 

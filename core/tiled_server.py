@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 from tandem.child_processes import LOOPBACK, free_port, log_tail, popen_dying_with_parent
 from tandem.tiled_directory import (
     LOG_FILE,
+    SqlDatabases,
     find_running_server,
     prepare_directory,
     read_api_key,
@@ -101,8 +102,11 @@ class EmbeddedTiledServer:
         startup_timeout_s: float = 60.0,
         stop_timeout_s: float = 10.0,
         die_with_parent: bool = False,
+        databases: SqlDatabases | None = None,
     ) -> None:
         self.directory = Path(directory).absolute()
+        #: PostgreSQL databases for the catalog and tables (None: SQLite and DuckDB in `directory`)
+        self.databases = databases
         if self.directory.exists() and not self.directory.is_dir():
             raise InvalidTiledSettingsError(
                 f"the Tiled directory {self.directory} exists and is not a folder"
@@ -263,7 +267,7 @@ class EmbeddedTiledServer:
         self.stop()
 
     def _launch(self, port: int, api_key: str) -> TiledEndpoint:
-        config_path = write_server_config(self.directory, self.host, port)
+        config_path = write_server_config(self.directory, self.host, port, self.databases)
         env = self._child_environment(api_key)
         log = open(self.log_path, "ab")  # noqa: SIM115 -- the child keeps its own copy open
         os.chmod(self.log_path, 0o600)  # tiled prints a login URL with the key at startup

@@ -1,0 +1,107 @@
+"""Tiled on PostgreSQL, for real: a throwaway cluster on loopback holds the catalog and the tables.
+
+The cluster (`tandem.postgres_cluster.ThrowawayPostgres`) is Debian's PostgreSQL in a folder of its
+own, started on a free 127.0.0.1 port and removed after the test, also when the test fails.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bluesky import RunEngine
+from bluesky.plans import count
+from ophyd.sim import det
+
+from tandem.catalog_layout import raw_runs_node
+from tandem.child_processes import pid_alive
+from tandem.postgres_cluster import PostgresAddress, ThrowawayPostgres
+from tandem.run_writer import subscribe_tiled_writer
+from tandem.tiled_directory import CATALOG_FILE, CONFIG_FILE, TABLES_FILE, SqlDatabases
+from tandem.tiled_endpoint import TiledServerError
+from tandem.tiled_server import EmbeddedTiledServer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[ThrowawayPostgres]:
+    with ThrowawayPostgres() as cluster:
+        yield cluster
+
+
+def _databases(cluster: ThrowawayPostgres, name: str) -> SqlDatabases:
+    """A catalog and a tables database of their own for one test, in the module's cluster."""
+    cluster.create_database(f"{name}_catalog")
+    cluster.create_database(f"{name}_tables")
+    return SqlDatabases(cluster.uri(f"{name}_catalog"), cluster.uri(f"{name}_tables"))
+
+
+def test_runs_written_to_tiled_on_postgresql_are_there_after_a_restart(
+    postgres: ThrowawayPostgres, tmp_path: Path
+) -> None:
+    databases = _databases(postgres, "restart")
+    store = tmp_path / "store"
+    with EmbeddedTiledServer(store, databases=databases, die_with_parent=True) as endpoint:
+        RE = RunEngine({}, context_managers=[])
+        subscribe_tiled_writer(RE, endpoint.connect())
+        (uid,) = RE(count([det], num=3), campaign_id="pg-1")
+    # nothing of the catalog or the tables went into the directory: they are in PostgreSQL
+    assert not (store / CATALOG_FILE).exists()
+    assert not (store / TABLES_FILE).exists()
+    assert (store / CONFIG_FILE).stat().st_mode & 0o077 == 0, "the config holds the database password"
+
+    with EmbeddedTiledServer(store, databases=databases, die_with_parent=True) as endpoint:
+        run = raw_runs_node(endpoint.connect())[uid]
+        assert run.metadata["start"]["campaign_id"] == "pg-1"
+        rows = run["primary"].read()
+        np.testing.assert_allclose(np.asarray(rows["det"]), np.ones(3), rtol=0.5)
+
+
+def test_the_cluster_is_gone_after_its_block_also_when_the_block_fails() -> None:
+    seen: list[tuple[Path, int]] = []
+
+    def fail_inside() -> None:
+        with ThrowawayPostgres() as cluster:
+            assert cluster.folder is not None
+            assert cluster.pid is not None
+            assert pid_alive(cluster.pid)
+            seen.append((cluster.folder, cluster.pid))
+            raise RuntimeError("inside")
+
+    with pytest.raises(RuntimeError, match="inside"):
+        fail_inside()
+    ((folder, pid),) = seen
+    assert not pid_alive(pid)
+    assert not folder.exists()
+
+
+def test_the_cluster_takes_no_login_without_its_password(postgres: ThrowawayPostgres) -> None:
+    import asyncio
+
+    import asyncpg
+
+    assert postgres.address is not None
+    wrong = PostgresAddress(postgres.address.host, postgres.address.port, postgres.address.user, "x")
+
+    async def login(uri: str) -> None:
+        connection = await asyncpg.connect(uri)
+        await connection.close()
+
+    asyncio.run(login(postgres.uri("postgres")))
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        asyncio.run(login(wrong.uri("postgres")))
+
+
+@pytest.mark.parametrize("uri", ["sqlite:///catalog.db", "duckdb:///t.duckdb", "mysql://a@b/c"])
+def test_only_postgresql_databases_are_taken(uri: str) -> None:
+    with pytest.raises(TiledServerError, match="postgresql://"):
+        SqlDatabases(uri, "postgresql://u:p@127.0.0.1:5432/t")
+
+
+def test_the_cluster_never_runs_postgres_as_root(postgres: ThrowawayPostgres) -> None:
+    assert postgres.pid is not None
+    assert os.stat(f"/proc/{postgres.pid}").st_uid != 0
