@@ -1,6 +1,6 @@
 """A throwaway PostgreSQL cluster on a loopback port, for tests and benches of Tiled on PostgreSQL.
 
-At scale tandem's Tiled catalog lives in a facility's PostgreSQL server (`docs/how-to/two-sites.md`).
+At scale tandem's Tiled catalog lives in a facility's PostgreSQL server (`docs/how-to/data-in-tiled.md`).
 To test and bench that for real without touching any system cluster, `ThrowawayPostgres` makes a
 new cluster in a fresh folder with Debian's `initdb`, serves it with `postgres` on 127.0.0.1 and a
 free port (no Unix socket), and on exit stops it and removes the folder it made, also on failure.

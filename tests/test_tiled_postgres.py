@@ -7,6 +7,9 @@ own, started on a free 127.0.0.1 port and removed after the test, also when the 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from tandem.child_processes import pid_alive
 from tandem.postgres_cluster import PostgresAddress, ThrowawayPostgres
 from tandem.run_writer import subscribe_tiled_writer
 from tandem.tiled_directory import CATALOG_FILE, CONFIG_FILE, TABLES_FILE, SqlDatabases
-from tandem.tiled_endpoint import TiledServerError
+from tandem.tiled_endpoint import API_KEY_ENV, URI_ENV, TiledServerError, attach
 from tandem.tiled_server import EmbeddedTiledServer
 
 pytestmark = pytest.mark.slow
@@ -105,3 +108,54 @@ def test_only_postgresql_databases_are_taken(uri: str) -> None:
 def test_the_cluster_never_runs_postgres_as_root(postgres: ThrowawayPostgres) -> None:
     assert postgres.pid is not None
     assert os.stat(f"/proc/{postgres.pid}").st_uid != 0
+
+
+def test_tandem_data_serve_keeps_its_catalog_in_postgresql(
+    postgres: ThrowawayPostgres, tmp_path: Path
+) -> None:
+    databases = _databases(postgres, "serve")
+    env = {
+        **os.environ,
+        # through the environment, as the help says: a password on the command line is public
+        "TANDEM_TILED_CATALOG_DB": databases.catalog_uri,
+        "TANDEM_TILED_TABLES_DB": databases.tables_uri,
+    }
+    tandem = Path(sys.executable).with_name("tandem")
+    command = [str(tandem), "data", "serve", "--directory", str(tmp_path / "store")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        assert process.stdout is not None
+        exports: dict[str, str] = {}
+        first = process.stdout.readline()
+        for line in process.stdout:
+            if line.strip().startswith("export "):
+                name, value = line.strip().removeprefix("export ").split("=", 1)
+                exports[name] = value
+            if "Ctrl-C" in line:
+                break
+        assert "PostgreSQL" in first
+        client = attach(exports[URI_ENV], exports[API_KEY_ENV]).connect()
+        client.create_container("served", metadata={"on": "postgresql"})
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not (tmp_path / "store" / CATALOG_FILE).exists()
+    with EmbeddedTiledServer(tmp_path / "store", databases=databases, die_with_parent=True) as endpoint:
+        assert endpoint.connect()["served"].metadata["on"] == "postgresql"
+
+
+def test_tandem_data_serve_wants_both_databases_or_neither(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tandem.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        ["data", "serve", "--directory", str(tmp_path / "store"), "--catalog-db", "postgresql://a@b/c"],
+    )
+    assert result.exit_code == 1
+    assert "both --catalog-db and --tables-db" in result.output
+    assert not (tmp_path / "store").exists()

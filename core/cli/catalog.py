@@ -59,25 +59,52 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    catalog_db: Annotated[
+        str | None,
+        typer.Option(
+            "--catalog-db",
+            envvar="TANDEM_TILED_CATALOG_DB",
+            help="PostgreSQL database for the catalog (postgresql://USER:PASSWORD@HOST:PORT/DB), with "
+            "--tables-db; default: SQLite in DIRECTORY. Give passwords through the environment "
+            "variable, not the command line, which other users can see.",
+            show_default=False,
+        ),
+    ] = None,
+    tables_db: Annotated[
+        str | None,
+        typer.Option(
+            "--tables-db",
+            envvar="TANDEM_TILED_TABLES_DB",
+            help="PostgreSQL database for the tables (the runs' event rows), with --catalog-db; "
+            "default: DuckDB in DIRECTORY.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the embedded Tiled data store in the foreground until Ctrl-C.
 
     Prints the URL and API key, and the two environment variables with which other
     tandem processes (analysis workers, the agent daemon, an IPython session) attach.
-    `tandem data stop --directory DIR` stops it from another terminal.
+    `tandem data stop --directory DIR` stops it from another terminal. At scale the catalog
+    and tables live in PostgreSQL (--catalog-db and --tables-db); arrays stay in DIRECTORY.
     """
+    from tandem.tiled_directory import SqlDatabases
     from tandem.tiled_endpoint import API_KEY_ENV, URI_ENV
     from tandem.tiled_server import EmbeddedTiledServer
 
+    if (catalog_db is None) != (tables_db is None):
+        raise _fail(ValueError("give both --catalog-db and --tables-db (PostgreSQL), or neither (SQLite)"))
     try:
-        server = EmbeddedTiledServer(directory, api_key=api_key, port=port)
+        databases = None if catalog_db is None or tables_db is None else SqlDatabases(catalog_db, tables_db)
+        server = EmbeddedTiledServer(directory, api_key=api_key, port=port, databases=databases)
         endpoint = server.start()
     except TandemError as error:
         raise _fail(error) from error
     # SIGINT too: a shell starts background jobs with SIGINT ignored, and we want both to stop us cleanly
     previous = {sig: signal.signal(sig, _raise_keyboard_interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        typer.echo(f"Tiled serving {server.directory}")
+        where = "" if databases is None else " (catalog and tables in PostgreSQL)"
+        typer.echo(f"Tiled serving {server.directory}{where}")
         typer.echo(f"  URL:      {endpoint.url}")
         typer.echo(f"  API key:  {endpoint.api_key}")
         typer.echo(f"  browser:  {endpoint.url}/?api_key={endpoint.api_key}")
