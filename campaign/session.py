@@ -52,6 +52,7 @@ from tandem.campaign.session_config import (
 )
 from tandem.campaign.session_curves import describe, show_plot, write_curve_plot
 from tandem.campaign.session_plans import StationPlans
+from tandem.campaign.session_table import describe_live_table, live_table
 from tandem.campaign.session_wiring import (
     MeasurementsOnly,
     analysis_settings,
@@ -64,6 +65,7 @@ from tandem.run_writer import subscribe_tiled_writer
 from tandem.tiled_endpoint import TiledEndpoint, TiledSettings
 
 if TYPE_CHECKING:
+    from bluesky.callbacks.best_effort import BestEffortCallback
     from tiled.client.container import Container
 
 
@@ -84,6 +86,8 @@ class StationSession:
     notes: list[str] = field(default_factory=list)
     #: analysed records of this session's runs, oldest first
     records: list[AnalysisRecord] = field(default_factory=list)
+    #: the live table of each run (interactive sessions only): `bec.disable_table()` hides it
+    bec: BestEffortCallback | None = None
 
     @property
     def station_id(self) -> str:
@@ -117,6 +121,7 @@ class StationSession:
             "analysis": self.analysis,
             "plot_curve": self.plot_curve,
             "show_curve": self.show_curve,
+            **({"bec": self.bec} if self.bec is not None else {}),
         }
 
     # -- curves ----------------------------------------------------------------------------------
@@ -170,6 +175,8 @@ class StationSession:
             f"{plans.default_volume_ul:g} µL per sample",
             "  stocks     " + ", ".join(stock.name for stock in rig.campaign_station.deck.stocks),
         ]
+        if self.bec is not None:
+            lines.append(f"  table      {describe_live_table()}")
         lines += [f"  note       {note}" for note in self.notes]
         lines.append(f"  try        RE(sample_plan({_example_target(self.campaign)}))")
         return "\n".join(lines)
@@ -207,8 +214,9 @@ def open_station_session(
     Measurements are analysed as their runs close, with `calibration` (by default
     the one of the campaign's instrument model of the station). `interactive`: a
     person at the keyboard — Ctrl-C pauses the RunEngine (bluesky's SigintHandler;
-    off otherwise, as several RunEngines may share a process) and each analysed run
-    is described in one line.
+    off otherwise, as several RunEngines may share a process), each run prints
+    bluesky's live table (`session.bec`, `tandem.campaign.session_table`) and each
+    analysed run is described in one line.
     """
     loaded = resolve_campaign(campaign)
     if station_id not in loaded.stations:
@@ -233,8 +241,12 @@ def open_station_session(
             )
             notes.append("liquid handler: the SIMULATED robot backend (no real robot backend exists yet)")
         subscribe_tiled_writer(rig.RE, client)
+        bec = None
         if interactive:
             rig.RE.context_managers = [SigintHandler]
+            # subscribed before the analysis, so a run's table is closed before its analysis is told
+            bec = live_table()
+            rig.RE.subscribe(bec)
         session = StationSession(
             campaign=loaded,
             rig=rig,
@@ -246,6 +258,7 @@ def open_station_session(
             analyzer=Analyzer(client, analysis_settings(loaded, station_id, calibration)),
             plans=StationPlans(rig, campaign_id=campaign_id),
             notes=notes,
+            bec=bec,
         )
         if analyse:
 

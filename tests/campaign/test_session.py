@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -33,29 +34,43 @@ def demo() -> Campaign:
 
 
 @pytest.fixture
-def twin_session(
+def twin_sessions(
     demo: Campaign,
     ioc_factory: object,
     tiled_endpoint: TiledEndpoint,
     tmp_path: Path,
     unique_campaign_id: str,
-) -> Iterator[StationSession]:
-    """A SAXS session on the twin; its cell loader is an IOC of the test session's CA environment."""
-    prefix = f"TST:SES{next(_prefixes)}:CL:"
-    with (
-        ioc_factory.serve(  # type: ignore[attr-defined]
-            "tandem.sim.cell_loader_ioc:CellLoaderIOC", prefix=prefix, options={"time_scale": 0}
-        ),
-        open_station_session(
-            "saxs",
-            campaign=demo,
-            tiled=tiled_endpoint,
-            data_directory=tmp_path,
-            cell_loader_prefix=prefix,
-            campaign_id=unique_campaign_id,
-        ) as session,
-    ):
-        yield session
+) -> Iterator[Callable[..., StationSession]]:
+    """Factory of SAXS sessions on the twin; each cell loader is an IOC of the test session's CA
+    environment. Everything is stopped when the test ends."""
+    with contextlib.ExitStack() as stack:
+
+        def make(*, interactive: bool = False) -> StationSession:
+            prefix = f"TST:SES{next(_prefixes)}:CL:"
+            stack.enter_context(
+                ioc_factory.serve(  # type: ignore[attr-defined]
+                    "tandem.sim.cell_loader_ioc:CellLoaderIOC", prefix=prefix, options={"time_scale": 0}
+                )
+            )
+            return stack.enter_context(
+                open_station_session(
+                    "saxs",
+                    campaign=demo,
+                    tiled=tiled_endpoint,
+                    data_directory=tmp_path,
+                    cell_loader_prefix=prefix,
+                    campaign_id=unique_campaign_id,
+                    interactive=interactive,
+                )
+            )
+
+        yield make
+
+
+@pytest.fixture
+def twin_session(twin_sessions: Callable[..., StationSession]) -> StationSession:
+    """A SAXS session on the twin, as the campaign runner and the queue server open one."""
+    return twin_sessions()
 
 
 def test_namespace_and_banner_say_what_is_loaded(twin_session: StationSession) -> None:
@@ -145,6 +160,45 @@ def test_plans_refuse_out_of_order_steps_before_any_document(twin_session: Stati
         RE(ns["sample_plan"]({"SDS": 0.03}))
     assert documents == []
     RE(ns["rinse"]())
+
+
+def test_an_interactive_session_prints_the_live_table(
+    twin_sessions: Callable[..., StationSession],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a person at the prompt sees as a run goes: bluesky's table, `bec` to switch it."""
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    session = twin_sessions(interactive=True)
+    ns = session.namespace()
+    bec = session.bec
+    assert bec is not None
+    assert ns["bec"] is bec
+    assert "bec.disable_table()" in session.banner()
+    capsys.readouterr()
+    (uid,) = ns["RE"](ns["sample_plan"]({"SDS": 0.05}))
+    out = capsys.readouterr().out
+    assert f"Persistent Unique Scan ID: '{uid}'" in out
+    assert "New stream: 'primary'" in out
+    header = next(line for line in out.splitlines() if "seq_num" in line)
+    assert "saxs_monitor_incident_counts" in header
+    assert "saxs_temperature_readback" in header
+    row = out.splitlines()[out.splitlines().index(header) + 2]
+    assert row.split("|")[1].strip() == "1"  # the first event of the primary stream
+
+    bec.disable_table()
+    ns["RE"](ns["measure_empty_cell"]())
+    assert "seq_num" not in capsys.readouterr().out
+    # plots stay off without a display: no figure was made
+    import matplotlib.pyplot as plt
+
+    assert plt.get_fignums() == []
+
+
+def test_sessions_without_a_person_print_no_table(twin_session: StationSession) -> None:
+    assert twin_session.bec is None
+    assert "bec" not in twin_session.namespace()
 
 
 def test_no_analysed_run_yet_is_explained(twin_session: StationSession) -> None:
