@@ -23,6 +23,7 @@ run's analysis in its two stages, and the backlog. Import the pipeline from here
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -32,6 +33,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import tandem
+from tandem.analysis.claims import RunClaims
 from tandem.analysis.curves import Curve
 from tandem.analysis.empty_cells import EmptyCells
 from tandem.analysis.failures import AnalysisError, FailureCode
@@ -116,8 +118,12 @@ class Analyzer:
         *,
         on_readable: Callable[[AnalysisRecord], None] | None = None,
         on_labelled: Callable[[AnalysisRecord], None] | None = None,
+        claims: RunClaims | None = None,
     ) -> None:
         self.settings = settings or AnalysisSettings()
+        #: with claims, `catch_up` analyses only the runs this worker claims, so that several
+        #: workers share the stream of runs (`tandem.analysis.claims`)
+        self.claims = claims
         self.on_readable = on_readable
         self.on_labelled = on_labelled
         self.catalog = Catalog(client)
@@ -333,7 +339,11 @@ class Analyzer:
         n = 0
         for uid in self.pending():
             try:
-                record = self.analyze(uid)
+                held = self._claimed(uid)
+                if held is None:
+                    continue  # another worker has it
+                with held:
+                    record = self.analyze(uid)
             except Exception:
                 # the data store itself failed (the run's data problems are records, not exceptions):
                 # leave the run pending, it is tried again on the next pass
@@ -343,6 +353,13 @@ class Analyzer:
             if on_done is not None:
                 on_done(record)
         return n
+
+    def _claimed(self, run_uid: str) -> contextlib.AbstractContextManager[object] | None:
+        """A context that holds this worker's claim on `run_uid`; None if another worker holds it."""
+        if self.claims is None:
+            return contextlib.nullcontext()
+        claim = self.claims.claim(run_uid)
+        return None if claim is None else self.claims.held(claim)
 
     def follow(
         self,

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ANALYSED",
+    "ANALYSIS_CLAIMS",
     "CAMPAIGNS",
     "CAMPAIGN_SPEC",
     "CONTROL",
@@ -71,6 +72,7 @@ __all__ = [
     "TiledContainer",
     "TiledNode",
     "analysed_node",
+    "analysis_claims_node",
     "campaign_container",
     "campaign_ids",
     "campaign_node",
@@ -90,6 +92,8 @@ __all__ = [
 RAW = "raw"
 #: analysed results, one node per raw run (keyed by its uid), at the root
 ANALYSED = "analysed"
+#: analysis workers' claims on raw runs (`tandem.analysis.claims`), at the root
+ANALYSIS_CLAIMS = "analysis_claims"
 #: one node per campaign, at the root
 CAMPAIGNS = "campaigns"
 #: the parts of a campaign's node
@@ -111,6 +115,7 @@ RAW_SPEC = ("CatalogOfBlueskyRuns", "3.0")
 #: the "spec" each container is made with, by its name (at the root or in a campaign's node)
 CONTAINER_SPECS: Mapping[str, str] = {
     ANALYSED: "tandem-analysed",
+    ANALYSIS_CLAIMS: "tandem-analysis-claims",
     CAMPAIGNS: "tandem-campaigns",
     SAMPLES: "tandem-samples",
     DECISIONS: "tandem-decisions",
@@ -139,6 +144,8 @@ LAYOUT: tuple[Part, ...] = (
     Part(f"{RAW}/<run uid>", None, "one Bluesky run"),
     Part(ANALYSED, CONTAINER_SPECS[ANALYSED], "analysed results, keyed by raw run uid"),
     Part(f"{ANALYSED}/<run uid>", None, "the analysed result of one raw run"),
+    Part(ANALYSIS_CLAIMS, CONTAINER_SPECS[ANALYSIS_CLAIMS], "which analysis worker takes which run"),
+    Part(f"{ANALYSIS_CLAIMS}/<run uid>.<attempt>", None, "one worker's claim on one run, with its lease"),
     Part(CAMPAIGNS, CONTAINER_SPECS[CAMPAIGNS], "one node per campaign"),
     Part(_CAMPAIGN, CAMPAIGN_SPEC, "the campaign file as it started"),
     Part(f"{_CAMPAIGN}/{SAMPLES}", CONTAINER_SPECS[SAMPLES], "the ledger"),
@@ -323,6 +330,18 @@ def analysed_node(client: TiledContainer) -> TiledContainer:
         client,
         ANALYSED,
         metadata={"spec": CONTAINER_SPECS[ANALYSED], "description": "analysed results, keyed by raw run uid"},
+    )
+
+
+def analysis_claims_node(client: TiledContainer) -> TiledContainer:
+    """The `analysis_claims` container at the root of the catalog, created if missing."""
+    return child_container(
+        client,
+        ANALYSIS_CLAIMS,
+        metadata={
+            "spec": CONTAINER_SPECS[ANALYSIS_CLAIMS],
+            "description": "analysis workers' claims on runs",
+        },
     )
 
 

@@ -7,7 +7,8 @@ run`). The daemon is killed with SIGKILL half-way and started again; the
 campaign must finish with every sample measured once: none repeated, none lost,
 and every run tied to a decision the agent recorded. The stock `qserver` client
 inspects a station while the daemon works, and `tandem campaign report` rebuilds the
-campaign's report from the catalog afterwards. `make e2e` runs this test alone.
+campaign's report from the catalog afterwards. It runs twice: on Tiled's embedded SQLite
+catalog and on PostgreSQL (a throwaway cluster on loopback). `make e2e` runs this test alone.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from tandem.campaign.bundled import DEMO_FOLDER
 from tandem.campaign.processes import start_station, stop_station
 from tandem.campaign.station_state import StationProcess
 from tandem.catalog import Catalog
+from tandem.postgres_cluster import ThrowawayPostgres
 from tandem.run_documents import ExitStatus
+from tandem.tiled_directory import SqlDatabases
 from tandem.tiled_endpoint import TiledEndpoint
 from tandem.tiled_server import EmbeddedTiledServer
 
@@ -70,13 +73,28 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
-    """Tiled, Redis and both stations' RE Managers, started in parallel; all stopped afterwards."""
-    root = tmp_path_factory.mktemp("queue-e2e")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def lab(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, object]]:
+    """Tiled, Redis and both stations' RE Managers, started in parallel; all stopped afterwards.
+
+    Once with Tiled's embedded default (SQLite and DuckDB files) and once with its catalog and
+    tables in PostgreSQL (a throwaway cluster on loopback), as a shared store at scale has them.
+    """
+    root = tmp_path_factory.mktemp(f"queue-e2e-{request.param}")
+    with contextlib.ExitStack() as stack:
+        databases = None
+        if request.param == "postgresql":
+            cluster = stack.enter_context(ThrowawayPostgres(databases=("catalog", "tables")))
+            databases = SqlDatabases(cluster.uri("catalog"), cluster.uri("tables"))
+        yield from _lab(root, databases)
+
+
+def _lab(root: Path, databases: SqlDatabases | None) -> Iterator[dict[str, object]]:
     campaign = _campaign_file(root, f"e2e-{os.getpid()}")
     state_dir = root / "state"
-    server = EmbeddedTiledServer(root / "tiled", die_with_parent=True)
+    server = EmbeddedTiledServer(root / "tiled", die_with_parent=True, databases=databases)
     endpoint = server.start()
     env = {**endpoint.environ(), "TANDEM_DATA": str(root / "data")}
     started: dict[str, StationProcess] = {}

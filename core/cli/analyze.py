@@ -94,9 +94,12 @@ def analyze(
     """Reduce, fit and label raw runs; write one analysed node per run to the data store.
 
     Catches up on every closed run without an analysed node, then (with --follow) waits for
-    new ones. Safe to kill at any point and start again: no run is analysed twice. The
-    calibrations come from --calibration FILE, or from the digital twin with --sim.
+    new ones. Safe to kill at any point and start again: no run is analysed twice. Several
+    workers (on one host or several) share the runs: each claims a run in the data store before
+    analysing it, and the run of a worker that died is taken over once its claim lapses (two
+    minutes). The calibrations come from --calibration FILE, or from the digital twin with --sim.
     """
+    from tandem.analysis.claims import RunClaims
     from tandem.analysis.pipeline import Analyzer
     from tandem.analysis.pipeline_settings import AnalysisSettings
     from tandem.tiled_directory import find_running_server
@@ -124,9 +127,11 @@ def analyze(
                     "(`tandem data serve` prints them) or pass --directory"
                 )
             endpoint = attach(settings.uri, settings.api_key.get_secret_value())
+        client = endpoint.connect()
         analyzer = Analyzer(
-            endpoint.connect(),
+            client,
             AnalysisSettings(calibrations=calibrations, fit=not no_fit),
+            claims=RunClaims(client),
         )
     except (TandemError, ValueError) as error:
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
