@@ -34,7 +34,7 @@ The parts: the journal (`tandem.agents.journal`), a station's queue
 (`tandem.agents.station_queue`), the stations as last seen (`daemon_stations`), each
 decision's samples on them (`daemon_dispatch`), the results told to the agent
 (`daemon_results`), the settings (`daemon_settings`); this module is the loop, which
-decides, and re-exports the names of those parts the daemon's users import from here.
+decides.
 """
 
 from __future__ import annotations

@@ -32,7 +32,6 @@ from tandem.catalog_layout import (
 )
 from tandem.errors import TandemError
 
-# the catalog's names are re-exported: they were read from here (`tandem.catalog_layout` owns them)
 __all__ = [
     "ENTRY_SPEC",
     "Attempt",

@@ -8,7 +8,7 @@ and a random baseline are interchangeable.
 
 `Agent` stays here, not in `tandem.protocols`: it speaks the agents' own types
 (`FeasibleRegion`, `DecisionRecord`, `Prediction`). `Relabelling` speaks only
-core types and lives there; it is re-exported here for its importers.
+core types and lives there.
 """
 
 from __future__ import annotations

@@ -41,7 +41,6 @@ from tandem.catalog_layout import TiledContainer, analysed_node, create_afresh, 
 from tandem.observations import AnalysisStatus, Observation
 from tandem.stations import Probe
 
-# ANALYSED and analysed_node are re-exported: they began here (`tandem.catalog_layout` owns them)
 __all__ = [
     "ARRAYS",
     "SCHEMA_VERSION",

@@ -11,8 +11,8 @@ so they outlive the command that started them and a Ctrl-C in that terminal does
 reach them; `stop_station` stops the whole process group (the manager and its worker;
 `tandem.campaign.process_groups`).
 
-The names of the state file, Redis and process-group modules are re-exported here,
-where they began.
+The state file, Redis and process groups have modules of their own (`station_state`,
+`redis_service`, `process_groups`).
 """
 
 from __future__ import annotations

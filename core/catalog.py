@@ -8,8 +8,8 @@ exit status, and returns `RawRun`s: metadata (`tandem.run_documents`), frames as
 geometry and scan parameters. The read layer knows nothing about any station's devices:
 the frames are the stream's 2-D array field, whatever its name.
 
-The names of the layout, the writer, the run documents and the document queue are
-re-exported here, where they began.
+The layout, the writer, the run documents and the document queue have modules of their own
+(`catalog_layout`, `run_writer`, `run_documents`, `document_queue`).
 """
 
 from __future__ import annotations

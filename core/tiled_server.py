@@ -14,8 +14,8 @@ API-key authentication is always on. The key is generated once per directory and
 there, so clients configured with it keep working across a restart.
 
 `tiled_service` is the one call a process makes for its data store: attach to the server
-the settings name, else serve their directory. The names of the endpoint, directory and
-server-process modules are re-exported here, where they began.
+the settings name, else serve their directory. The endpoint, the directory's files and the
+server process have modules of their own (`tiled_endpoint`, `tiled_directory`, `tiled_process`).
 """
 
 from __future__ import annotations

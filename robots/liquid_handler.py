@@ -6,14 +6,13 @@ Three layers, after PyLabRobot's front end / backend split:
   (an Opentrons OT-2's HTTP protocol API has the same ones: pickUpTip, aspirate,
   dispense, dropTip). Each reports how much liquid moved, as best the robot
   knows it, and how long the step took (`StepReport`). It lives with the other
-  seams in `tandem.protocols` and is re-exported here; `tandem.sim.liquid_handler`
-  implements it for the digital twin; an OT-2 backend would drop in beside it.
+  seams in `tandem.protocols`; `tandem.robots.pylabrobot_backend` implements it over
+  PyLabRobot (its chatterbox, an OT-2, ...), and `tandem.sim.liquid_handler` for the twin.
 * `Inventory` — what is on the deck now (a `Deck` value) and in each tip. Every
   operation reserves its change first, and commits it when the backend reports
   success or rolls it back when the backend fails: the inventory never holds a
   half-done operation. It lives in `tandem.robots.inventory`, with `check_recipe`,
-  what a recipe's transfers would do to it; this module holds the seam and the
-  device, and re-exports those names.
+  what a recipe's transfers would do to it; this module holds the device.
 * `LiquidHandler` — the ophyd device. `set(recipe)` first checks the whole recipe
   against the inventory (stock volumes above dead volume, tips, well capacity,
   pipette ranges) and refuses it with a typed error *before the first command*;
