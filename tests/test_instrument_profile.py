@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from text_edits import line_of, replaced_once
 
 from tandem.file_problems import Problem
 from tandem.instrument import InstrumentFacts, TimeCostFacts
@@ -29,14 +30,7 @@ SAXS_TEXT = (BUNDLED_PROFILES / "saxs.yaml").read_text()
 
 
 def edited(old: str, new: str, text: str = SAXS_TEXT) -> str:
-    assert text.count(old) == 1, f"{old!r} must occur once in the bundled SAXS profile"
-    return text.replace(old, new)
-
-
-def line_of(text: str, needle: str) -> int:
-    hits = [i + 1 for i, line in enumerate(text.splitlines()) if needle in line]
-    assert len(hits) == 1, (needle, hits)
-    return hits[0]
+    return replaced_once(text, old, new)
 
 
 def refused(folder: Path, text: str) -> tuple[Problem, ...]:

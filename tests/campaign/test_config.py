@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from text_edits import line_of, replaced_once
+from text_edits import refused_campaign as refused
 
-from tandem.campaign import CampaignConfigError, load_campaign, load_campaign_data
+from tandem.campaign import load_campaign, load_campaign_data
 from tandem.campaign.bundled import DEMO_FOLDER
 from tandem.campaign.config import AgentKind
 from tandem.errors import TandemError
@@ -34,21 +36,7 @@ def write(folder: Path, text: str, name: str = "campaign.yaml") -> Path:
 
 
 def edited(old: str, new: str, text: str = DEMO_TEXT) -> str:
-    assert text.count(old) == 1, f"{old!r} must occur once in the demo file"
-    return text.replace(old, new)
-
-
-def line_of(text: str, needle: str) -> int:
-    """1-based number of the only line holding `needle`."""
-    hits = [i + 1 for i, line in enumerate(text.splitlines()) if needle in line]
-    assert len(hits) == 1, (needle, hits)
-    return hits[0]
-
-
-def refused(path: Path) -> CampaignConfigError:
-    with pytest.raises(CampaignConfigError) as info:
-        load_campaign(path)
-    return info.value
+    return replaced_once(text, old, new)
 
 
 # --- the good campaign ------------------------------------------------------------------------

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from text_edits import line_of, replaced_once
+from text_edits import refused_campaign as refused
 
-from tandem.campaign import CampaignConfigError, load_campaign, load_campaign_data
+from tandem.campaign import load_campaign, load_campaign_data
 from tandem.campaign.bundled import DEMO_FOLDER
 from tandem.geometry import HC_KEV_A, DetectorGeometry
 from tandem.instrument_profile import ProfileFacts
@@ -86,20 +88,7 @@ def folder(tmp_path: Path) -> Path:
 
 
 def edited(old: str, new: str, text: str = DEMO_TEXT) -> str:
-    assert text.count(old) == 1, f"{old!r} must occur once"
-    return text.replace(old, new)
-
-
-def line_of(text: str, needle: str) -> int:
-    hits = [i + 1 for i, line in enumerate(text.splitlines()) if needle in line]
-    assert len(hits) == 1, (needle, hits)
-    return hits[0]
-
-
-def refused(path: Path) -> CampaignConfigError:
-    with pytest.raises(CampaignConfigError) as info:
-        load_campaign(path)
-    return info.value
+    return replaced_once(text, old, new)
 
 
 def test_the_bundled_profiles_give_exactly_the_facts_the_twin_had() -> None:
