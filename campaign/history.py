@@ -16,6 +16,7 @@ from tandem.agents.protocol import Agent
 from tandem.analysis.store import AnalysisRecord, AnalysisStore
 from tandem.campaign.agent_factory import build_agent
 from tandem.campaign.config import Campaign, load_campaign_data
+from tandem.campaign.config.profiles import on_twin
 from tandem.campaign.ledger import Ledger, LedgerEntry, SampleStatus
 from tandem.campaign.phases import CampaignPhases
 from tandem.campaign.report_data import (
@@ -178,6 +179,8 @@ def build_history(
 
 def truth_on(campaign: Campaign, grid: np.ndarray) -> list[str] | None:
     """The twin's phase at each grid point, as the probe that sees every phase (neutrons if any)."""
+    if not _on_twin(campaign):
+        return None  # real stations: there is no truth, and the twin is not imported to look for one
     try:
         truth = campaign.truth()
     except Exception:  # a campaign at a real beamline has no truth
@@ -190,6 +193,13 @@ def truth_on(campaign: Campaign, grid: np.ndarray) -> list[str] | None:
 
 def _phases(campaign: Campaign) -> tuple[str, ...]:
     """The truth's phase names, for stable colours (the default system knows its own)."""
+    if not _on_twin(campaign):
+        return ()
     from tandem.campaign.config.twin import twin_phase_names
 
     return twin_phase_names(campaign.twin.truth)
+
+
+def _on_twin(campaign: Campaign) -> bool:
+    """Whether every station ran on the twin (a campaign on real stations has no truth)."""
+    return all(on_twin(s.instrument) for s in campaign.stations.values())

@@ -1,7 +1,10 @@
-"""The closed loop of a campaign on the digital twin, both stations at once on their virtual clocks.
+"""The closed loop of a campaign, on the digital twin's virtual clocks or on real stations' wall clocks.
 
-The loop is a discrete-event simulation of two labs that run in parallel: the
-station whose clock is earliest is the one that is free next. The agent decides
+On the twin, the loop is a discrete-event simulation of two labs that run in parallel:
+the station whose clock is earliest is the one that is free next. On real stations
+(instrument profiles with `backend: epics`, `tandem.campaign.epics_lab`) samples run
+one at a time in this process and the station free next is the one whose last sample
+finished first; station time is the wall's. `runner_lab` chooses the lab. The agent decides
 for it knowing only the results that have *finished* by that station time, and
 with every sample still running on the other station passed as pending. Each
 sample then runs for real — recipe, robot, cell loader over Channel Access,
@@ -28,10 +31,10 @@ only after its run is in Tiled and its analysed node complete: a campaign killed
 at any point finds in the ledger no result that Tiled does not hold, and resumes
 as before. Stopping (the sample budget, Ctrl-C, an error) drains all of it first.
 
-The loop's parts, one job each: `runner_accounting` (stop criteria, progress, stage
-timings), `runner_completion` (results on their way to Tiled, the ledger's completion
-thread), `runner_outage` (what a store outage does to the loop), `runner_resume`
-(rebuilding a campaign from its ledger), `runner_sample` (one sample's plans on its
+The loop's parts, one job each: `runner_lab` (the twin's lab or a real one), `runner_accounting`
+(stop criteria, progress, stage timings), `runner_completion` (results on their way to Tiled,
+the ledger's completion thread), `runner_outage` (what a store outage does to the loop),
+`runner_resume` (rebuilding a campaign from its ledger), `runner_sample` (one sample's plans on its
 rig); this module decides which station runs what, and when the agent learns each result.
 """
 
@@ -59,7 +62,6 @@ from tandem.campaign.history import agent_observation, results_of, truth_on
 from tandem.campaign.kill_points import KillPoints
 from tandem.campaign.ledger import Ledger, LedgerEntry
 from tandem.campaign.phases import CampaignPhases
-from tandem.campaign.rig import StationRig, TwinLab, twin_lab
 from tandem.campaign.runner_accounting import (
     Accounting,
     MapPrediction,
@@ -69,6 +71,7 @@ from tandem.campaign.runner_accounting import (
     activities,
 )
 from tandem.campaign.runner_completion import Completion, InFlight, Results, resolved
+from tandem.campaign.runner_lab import on_real_stations, open_lab
 from tandem.campaign.runner_outage import STOPPED_IN_OUTAGE, StoreOutage
 from tandem.campaign.runner_resume import (
     CampaignRunError,
@@ -79,14 +82,14 @@ from tandem.campaign.runner_resume import (
     settle_ledger,
 )
 from tandem.campaign.runner_sample import SamplePlans, entry_suggestion
+from tandem.campaign.station_rig import Lab, StationRig
 from tandem.catalog import Catalog
-from tandem.sim.calibration import twin_calibration
 
 logger = logging.getLogger(__name__)
 
 
 class CampaignRunner:
-    """Runs `campaign` on the twin, writing everything under `directory` (Tiled catalog, report).
+    """Runs `campaign` on the twin or real stations, writing everything under `directory` (Tiled, report).
 
     The map accuracy against the truth is recorded with a sample (`LedgerEntry.accuracy`, the report's
     accuracy curve) after every `accuracy_every`-th sample, by default (None) after every sample at
@@ -118,7 +121,8 @@ class CampaignRunner:
         self.kill_points = KillPoints.from_environment()
         grid = campaign.grid()
         self.grid = grid
-        self.truth_labels = truth_on(campaign, grid)
+        # a real lab has no truth to score the map against (and a mix of labs is refused here, early)
+        self.truth_labels = None if on_real_stations(campaign) else truth_on(campaign, grid)
 
     def request_stop(self) -> None:
         """Finish the sample in progress, then stop (Ctrl-C)."""
@@ -126,10 +130,9 @@ class CampaignRunner:
 
     def run(self) -> Outcome:
         claim_folder(self.directory, self.campaign.id, resume=self.resume)
-        with twin_lab(
+        with open_lab(
             self.campaign,
             self.directory,
-            background_writer=True,
             stop_requested=self.stop_requested,
             wrap_writer=self.kill_points.wrap_writer if self.kill_points.armed else None,
         ) as lab:
@@ -140,7 +143,7 @@ class CampaignRunner:
 
 
 class _Loop:
-    def __init__(self, runner: CampaignRunner, lab: TwinLab) -> None:
+    def __init__(self, runner: CampaignRunner, lab: Lab) -> None:
         self.runner = runner
         self.timer = StageTimer()
         self.campaign = runner.campaign
@@ -150,7 +153,7 @@ class _Loop:
         if runner.resume:
             check_catalog_holds(self.client, runner.directory, self.campaign.id)
         self.ledger = Ledger.create(self.client, self.campaign.id, self.campaign.to_dict())
-        calibrations = {sid: twin_calibration(s.instrument) for sid, s in self.campaign.stations.items()}
+        calibrations = lab.calibrations()
         solvents = tuple({s.solvent.name for s in self.campaign.stations.values()})
         self.analyzer = Analyzer(
             self.client, AnalysisSettings(calibrations=calibrations, solvent_names=solvents)
@@ -175,6 +178,8 @@ class _Loop:
         self.entries: dict[str, LedgerEntry] = {}
         self.hidden: list[InFlight] = []  # finished, but after the deciding station's time
         self.plans = SamplePlans(self.campaign)
+        #: station time at which each station's last sample ended (set once the clocks are restored)
+        self.freed_at: dict[str, float] = {}
         self.outcome = Outcome(self.campaign.id, [])
         self.analyzer.on_labelled = self._labelled
         # one analysis for both stations: runs are labelled, and then fitted, in the order they closed
@@ -217,6 +222,7 @@ class _Loop:
 
     def _loop(self) -> str:
         redo = self._restore() if self.runner.resume else []
+        self.freed_at = {sid: rig.clock.now_s for sid, rig in self.lab.rigs.items()}
         for entry in redo:
             if not self.outage.store_answers():
                 return STOPPED_IN_OUTAGE
@@ -244,7 +250,12 @@ class _Loop:
         self.runner.kill_points.passed("analysed")
 
     def _next_station(self) -> StationRig | None:
-        """The station free first, by station time; a set-aside station is free once its pause is over."""
+        """The station free first, by station time; a set-aside station is free once its pause is over.
+
+        A station is free from the end of its last sample: on the twin that is its virtual clock (which
+        moves only as the station works), on real stations the wall-clock end, so the station whose
+        sample finished first is next; `idle_until` then jumps a virtual clock, or waits on the wall.
+        """
         free = [
             rig
             for sid, rig in self.lab.rigs.items()
@@ -253,10 +264,11 @@ class _Loop:
         health = self.breaker.health(0.0)
 
         def free_at(rig: StationRig) -> float:
-            if self.breaker.may_send(rig.id, rig.clock.now_s):
-                return rig.clock.now_s
+            freed = self.freed_at[rig.id]
+            if self.breaker.may_send(rig.id, freed):
+                return freed
             retry_at = health[rig.id].retry_at_s
-            return max(rig.clock.now_s, retry_at if retry_at is not None else math.inf)
+            return max(freed, retry_at if retry_at is not None else math.inf)
 
         rig = min(free, key=lambda r: (free_at(r), r.id), default=None)
         if rig is None or math.isinf(free_at(rig)):
@@ -308,6 +320,7 @@ class _Loop:
                 logger.warning("sample %s on %s failed: %s", entry.sample_uid, entry.station, exc)
                 error = f"{type(exc).__name__}: {exc}"
                 self._plan_errors[entry.sample_uid] = error
+        self.freed_at[entry.station] = rig.clock.now_s
         self.accounting.station_ran(entry.station, error, rig.clock.now_s)
         ran = replace(
             entry,

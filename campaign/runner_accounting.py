@@ -25,7 +25,7 @@ from tandem.breaker import StationBreaker
 from tandem.campaign.config import Campaign
 from tandem.campaign.ledger import LedgerEntry, SampleStatus
 from tandem.campaign.metrics import phase_map_accuracy
-from tandem.campaign.rig import StationRig
+from tandem.campaign.station_rig import StationRig
 from tandem.campaign.stop_rules import (
     CampaignProgress,
     budget_reason,

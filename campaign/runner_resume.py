@@ -22,8 +22,8 @@ from typing import Any
 from tandem.analysis.pipeline import Analyzer
 from tandem.campaign.config import Campaign
 from tandem.campaign.ledger import INTERRUPTED_REASON, Ledger, LedgerEntry, SampleStatus
-from tandem.campaign.rig import StationRig
 from tandem.campaign.runner_completion import failure, sample_runs
+from tandem.campaign.station_rig import StationRig
 from tandem.catalog import Catalog, RawRun
 from tandem.catalog_layout import CAMPAIGNS, TiledContainer
 from tandem.components import Component
@@ -134,7 +134,9 @@ def restore_stations(
                 rig.clock.record(kind, start_s, end_s)
         if finished:
             last = max(finished, key=lambda e: e.end_s or 0.0)
-            rig.clock.idle_until(last.end_s or 0.0)
+            # station time goes on from the last sample's end; an empty interval says so without
+            # waiting (a wall clock waits in `idle_until`, a virtual one jumps: either way, no time spent)
+            rig.clock.record("resumed", last.end_s or 0.0, last.end_s or 0.0)
             if last.inventory:
                 _restore_inventory(rig, last.inventory, campaign.stations[sid].solvent)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from tandem.campaign.config import Campaign
 from tandem.campaign.daemon_rules import sample_settings
 from tandem.campaign.ledger import LedgerEntry
-from tandem.campaign.rig import StationRig
+from tandem.campaign.station_rig import StationRig
 from tandem.composition import Composition
 from tandem.plans.measurement import measure_empty_cell
 from tandem.plans.sample import sample_plan

@@ -20,6 +20,9 @@ What each seam is, who keeps it and who relies on it:
   (EPICS devices, or the twin's soft ones); used by `tandem.plans`.
 * `Relabelling`: an agent that can be re-told phase names. Kept by the
   phase-mapping agents; used by the campaign's phase finding and the agent daemon.
+* `StationTime`: a station's time and timeline, as the campaign runner accounts
+  station hours with it. Kept by the twin's virtual `tandem.sim.clock.StationClock`
+  and a real station's `tandem.campaign.wall_clock.WallClock`; used by `tandem.campaign`.
 
 The three device Protocols are `runtime_checkable`: the plans check them
 (`tandem.plans.device_check`), since the queue server hands a plan whatever
@@ -55,7 +58,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from bluesky.protocols import Movable, Readable, Triggerable
 
 from tandem.composition import Composition
-from tandem.stations import Probe
+from tandem.stations import Interval, Probe
 from tandem.suggestions import ScanParameters
 
 DeckT_co = TypeVar("DeckT_co", covariant=True)
@@ -201,6 +204,38 @@ class StationDevices(Protocol):
         ...
 
 
+# -- station time ------------------------------------------------------------------------------
+
+
+class StationTime(Protocol):
+    """A station's time in seconds since its campaign began, and what the station spent it on.
+
+    The twin's clock is virtual (its devices spend time on it, nothing waits); a real station's
+    runs on the wall (time passes by itself, its work is recorded as it happens). The runner asks
+    no more of either, so its accounting of station hours is the station's own.
+    """
+
+    @property
+    def now_s(self) -> float: ...
+
+    @property
+    def timeline(self) -> tuple[Interval, ...]:
+        """What the station worked on, in order."""
+        ...
+
+    def busy_s(self, activity_prefix: str = "") -> float:
+        """Station time spent on activities whose name starts with `activity_prefix`."""
+        ...
+
+    def record(self, activity: str, start_s: float, end_s: float) -> Interval:
+        """Put an interval on the timeline (a resumed campaign's history); its time goes on from there."""
+        ...
+
+    def idle_until(self, t_s: float) -> None:
+        """The station does nothing until station time `t_s`: a virtual clock jumps, a wall clock waits."""
+        ...
+
+
 # -- agents --------------------------------------------------------------------------------------
 
 
@@ -222,6 +257,7 @@ __all__ = [
     "ScatteringDetector",
     "Signal",
     "StationDevices",
+    "StationTime",
     "StepReport",
     "Thermostat",
 ]

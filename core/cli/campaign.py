@@ -200,10 +200,13 @@ CampaignReportOption = Annotated[
 def run(
     config: CampaignFileArgument, data: CampaignDataOption = None, report_dir: CampaignReportOption = None
 ) -> None:
-    """Run a closed-loop campaign on the digital twin, then write its report.
+    """Run a closed-loop campaign on the digital twin or on real stations, then write its report.
 
-    Both stations run at once on their virtual clocks, each sample is analysed as its
-    run ends, and the agent chooses for whichever station is free.
+    On the twin, both stations run at once on their virtual clocks; on real stations (instrument
+    profiles with `backend: epics`: devices over Channel Access, the profile's robot through
+    PyLabRobot) samples run one at a time on the wall clock, after every station's PVs and robot
+    have answered. Each sample is analysed as its run ends, and the agent chooses for whichever
+    station is free. A campaign mixing twin and EPICS stations is refused.
 
     Ctrl-C stops after the sample in progress; `tandem campaign resume` continues later without
     repeating or losing a sample. Exits with 2 for a campaign file with problems, 3 when the campaign
