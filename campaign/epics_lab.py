@@ -104,9 +104,8 @@ def profile_of(station: CampaignStation) -> ProfileFacts:
 
 def station_calibration(station: CampaignStation) -> StationCalibration:
     """The calibration of the station's default configuration; unit factors (logged) if it names none."""
-    profile = profile_of(station)
-    path = profile.calibration_path(station.default_configuration)
-    if path is None:
+    calibration = configuration_calibration(station, station.default_configuration)
+    if calibration is None:
         logger.warning(
             "station %s: its profile names no calibration for configuration %r; its curves are reduced "
             "with unit efficiency, open-beam ratio and path length (not on an absolute scale)",
@@ -114,6 +113,15 @@ def station_calibration(station: CampaignStation) -> StationCalibration:
             station.default_configuration,
         )
         return StationCalibration()
+    return calibration
+
+
+def configuration_calibration(station: CampaignStation, configuration: str) -> StationCalibration | None:
+    """The calibration the station's profile names for `configuration` (None: it names none)."""
+    profile = profile_of(station)
+    path = profile.calibration_path(configuration)
+    if path is None:
+        return None
     # checked when the campaign was loaded: the file holds an entry under the profile's name
     entry = json.loads(Path(path).read_text())[profile.station]
     return StationCalibration.from_dict(entry)
@@ -231,6 +239,7 @@ __all__ = [
     "EpicsLabError",
     "StationConnectionError",
     "StationRobotError",
+    "configuration_calibration",
     "epics_lab",
     "profile_of",
     "station_calibration",

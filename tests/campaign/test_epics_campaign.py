@@ -166,6 +166,8 @@ def test_a_campaign_on_two_epics_stations_records_every_run_with_its_decision(
         # every raw run carries the decision that chose it, and that decision is recorded
         assert run.decision_uid == entry.decision_uid
         assert decisions[entry.decision_uid].station == entry.station
+        # and the calibration its station's profile names for the run's configuration
+        assert run.start["calibration"] == twin_calibration(INSTRUMENTS[entry.station]).to_dict()
         # station time is the wall's: each sample took time, after the one before it on its station
         assert entry.end_s is not None
         assert entry.start_s is not None
