@@ -1,0 +1,248 @@
+"""Scale-out (issue 16): simulated stations and analysis workers against one Tiled, SQLite or PostgreSQL.
+
+Each configuration starts a store (the embedded Tiled server on its SQLite catalog, or on a throwaway
+PostgreSQL cluster), `--workers` analysis workers as separate processes (`tandem analyze --sim
+--follow`, sharing the runs through their claims in Tiled), and `--stations` stations as threads,
+each with a client of its own, writing the twin's raw runs back to back at time scale 0
+(`tandem.sim.raw_run.write_twin_run`: frames, monitors, empty cell, the Bluesky Tiled writer). It
+waits until every run is analysed, then reports:
+
+- samples per minute sustained (runs analysed / wall time from the first write to the last node);
+- raw → analysed latency per run (the node's `analysed_at` minus the end of the raw run's write):
+  median and 99th percentile, over the whole run and over its first and last tenth, so that a
+  cost that grows with the campaign's length shows;
+- runs lost (never analysed) and analysed twice (a run whose claim needed a second attempt, or two
+  nodes);
+- CPU seconds per sample of the Tiled server and of the workers (from /proc), and the station
+  threads' write rate beside the workers' analysis rate: whichever is lower limits throughput.
+
+Usage:
+    python bench/bench_scale.py [--stores sqlite,postgresql] [--stations 2,4,8] [--workers 1,2]
+                                [--samples 200] [--no-fit] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tandem.analysis.claims import RunClaims
+from tandem.analysis.store import AnalysisStore
+from tandem.postgres_cluster import ThrowawayPostgres
+from tandem.sim.raw_run import write_twin_run
+from tandem.tiled_directory import SqlDatabases
+from tandem.tiled_endpoint import TiledEndpoint
+from tandem.tiled_server import EmbeddedTiledServer
+
+TANDEM = str(Path(sys.executable).with_name("tandem"))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Result:
+    store: str
+    stations: int
+    workers: int
+    samples: int
+    fits: bool
+    wall_s: float
+    samples_per_min: float
+    written_per_min: float
+    latency_median_s: float
+    latency_p99_s: float
+    first_tenth_median_s: float
+    last_tenth_median_s: float
+    lost: int
+    analysed_twice: int
+    server_cpu_s_per_sample: float
+    workers_cpu_s_per_sample: float
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` and its reaped children."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
+    return (utime + stime + cutime + cstime) / CLK_TCK
+
+
+@contextlib.contextmanager
+def _store(kind: str, folder: Path) -> Iterator[tuple[EmbeddedTiledServer, TiledEndpoint]]:
+    with contextlib.ExitStack() as stack:
+        databases = None
+        if kind == "postgresql":
+            cluster = stack.enter_context(ThrowawayPostgres(databases=("catalog", "tables")))
+            databases = SqlDatabases(cluster.uri("catalog"), cluster.uri("tables"))
+        server = EmbeddedTiledServer(folder / "tiled", die_with_parent=True, databases=databases)
+        endpoint = stack.enter_context(server)
+        yield server, endpoint
+
+
+def _workers(endpoint: TiledEndpoint, n: int, fit: bool, folder: Path) -> list[subprocess.Popen[bytes]]:
+    env = {**os.environ, **endpoint.environ()}
+    extra = [] if fit else ["--no-fit"]
+    processes = []
+    for i in range(n):
+        with open(folder / f"worker-{i}.log", "wb") as log:
+            processes.append(
+                subprocess.Popen(
+                    [TANDEM, "analyze", "--sim", "--follow", "--poll", "0.2", *extra],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+    return processes
+
+
+def _station(
+    endpoint: TiledEndpoint, index: int, n_runs: int, campaign_id: str, written: dict[str, float]
+) -> None:
+    client = endpoint.connect()
+    rng = np.random.default_rng(index)
+    station = ("saxs", "sans")[index % 2]
+    for i in range(n_runs):
+        sds, ppg, nacl = rng.uniform(0.0, 0.12), rng.uniform(0.0, 0.1), rng.uniform(0.0, 0.04)
+        uid = write_twin_run(
+            client,
+            station,
+            {"SDS": sds, "PPG": ppg, "NaCl": nacl},
+            campaign_id=campaign_id,
+            exposure_s=5.0 if station == "saxs" else 300.0,
+            seed=index * 100_000 + i,
+        )
+        written[uid] = time.time()
+
+
+def run_one(kind: str, *, stations: int, workers: int, samples: int, fit: bool, timeout_s: float) -> Result:
+    campaign_id = f"scale-{kind}-{stations}x{workers}"
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        folder = Path(tmp)
+        with _store(kind, folder) as (server, endpoint):
+            assert server.pid is not None
+            procs = _workers(endpoint, workers, fit, folder)
+            try:
+                server_cpu0 = _cpu_s(server.pid)
+                written: dict[str, float] = {}
+                per_station = [
+                    samples // stations + (1 if s < samples % stations else 0) for s in range(stations)
+                ]
+                t0 = time.time()
+                threads = [
+                    threading.Thread(target=_station, args=(endpoint, s, n, campaign_id, written))
+                    for s, n in enumerate(per_station)
+                ]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                t_written = time.time()
+                store = AnalysisStore(endpoint.connect())
+                deadline = time.monotonic() + timeout_s
+                records: dict[str, Any] = {}
+                while time.monotonic() < deadline:
+                    records = {r.run_uid: r for r in store.records(campaign_id=campaign_id, with_curve=False)}
+                    if len(records) >= len(written):
+                        break
+                    print(f"  {len(records)}/{len(written)} analysed", file=sys.stderr, end="\r")
+                    time.sleep(2.0)
+                t_end = max((r.analysed_at for r in records.values()), default=time.time())
+                server_cpu = _cpu_s(server.pid) - server_cpu0
+                workers_cpu = sum(_cpu_s(p.pid) for p in procs)
+            finally:
+                for p in procs:
+                    p.terminate()
+                for p in procs:
+                    try:
+                        p.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        p.wait()
+            claims = RunClaims(endpoint.connect())
+            twice = sum(1 for uid in records if (c := claims.latest(uid)) is not None and c.attempt > 0)
+    order = sorted(written, key=written.get)  # type: ignore[arg-type]
+    latency = [records[u].analysed_at - written[u] for u in order if u in records]
+    tenth = max(1, len(latency) // 10)
+    n_done = len(records)
+    wall = t_end - t0
+    return Result(
+        store=kind,
+        stations=stations,
+        workers=workers,
+        samples=samples,
+        fits=fit,
+        wall_s=round(wall, 1),
+        samples_per_min=round(60 * n_done / wall, 1),
+        written_per_min=round(60 * len(written) / (t_written - t0), 1),
+        latency_median_s=round(statistics.median(latency), 2),
+        latency_p99_s=round(float(np.percentile(latency, 99)), 2),
+        first_tenth_median_s=round(statistics.median(latency[:tenth]), 2),
+        last_tenth_median_s=round(statistics.median(latency[-tenth:]), 2),
+        lost=len(written) - n_done,
+        analysed_twice=twice,
+        server_cpu_s_per_sample=round(server_cpu / max(n_done, 1), 3),
+        workers_cpu_s_per_sample=round(workers_cpu / max(n_done, 1), 3),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--stores", default="sqlite,postgresql")
+    parser.add_argument("--stations", default="2,4")
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--no-fit", action="store_true", help="workers skip the model fits")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the analysis")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    results = []
+    for kind in args.stores.split(","):
+        for stations in (int(s) for s in args.stations.split(",")):
+            for workers in (int(w) for w in args.workers.split(",")):
+                print(
+                    f"{kind}: {stations} stations, {workers} worker(s), {args.samples} samples",
+                    file=sys.stderr,
+                )
+                result = run_one(
+                    kind,
+                    stations=stations,
+                    workers=workers,
+                    samples=args.samples,
+                    fit=not args.no_fit,
+                    timeout_s=args.timeout,
+                )
+                print(json.dumps(asdict(result)))
+                results.append(result)
+    header = (
+        "| store | stations | workers | samples/min | written/min | latency median / p99 (s) | "
+        "first / last tenth median (s) | lost | twice | server CPU s/sample | workers CPU s/sample |"
+    )
+    print("\n" + header + "\n|" + "---|" * 11)
+    for r in results:
+        print(
+            f"| {r.store} | {r.stations} | {r.workers} | {r.samples_per_min} | {r.written_per_min} | "
+            f"{r.latency_median_s} / {r.latency_p99_s} | "
+            f"{r.first_tenth_median_s} / {r.last_tenth_median_s} | "
+            f"{r.lost} | {r.analysed_twice} | {r.server_cpu_s_per_sample} | {r.workers_cpu_s_per_sample} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
+
+
+if __name__ == "__main__":
+    main()
