@@ -25,11 +25,12 @@ import yaml
 from tandem.agents.records import read_records
 from tandem.campaign.bundled import DEMO_FOLDER
 from tandem.campaign.config import load_campaign
-from tandem.campaign.epics_lab import StationConnectionError
+from tandem.campaign.epics_lab import StationConnectionError, StationRobotError
 from tandem.campaign.ledger import Ledger, SampleStatus
 from tandem.campaign.runner import CampaignRunner
 from tandem.campaign.runner_lab import MixedStationsError
 from tandem.catalog import Catalog
+from tandem.child_processes import LOOPBACK, free_port
 from tandem.instrument_profile_file import BUNDLED_PROFILES
 from tandem.run_documents import ExitStatus
 from tandem.sim.calibration import twin_calibration
@@ -59,7 +60,9 @@ def _prefixes(line: int, station: str) -> tuple[str, str]:
     return f"TST:LINE{line}:{station.upper()}:", f"TST:LINE{line}:{station.upper()}:CL:"
 
 
-def write_campaign(folder: Path, campaign_id: str, line: int, *, budget: int) -> Path:
+def write_campaign(
+    folder: Path, campaign_id: str, line: int, *, budget: int, robot: dict[str, object] | None = None
+) -> Path:
     """The demo campaign with each station a profile file of its own: `backend: epics`, its prefixes,
     the chatterbox robot, and a calibration file per configuration (the twin's, as a facility measures it)."""
     demo = yaml.safe_load((DEMO_FOLDER / "demo.yaml").read_text())
@@ -72,7 +75,7 @@ def write_campaign(folder: Path, campaign_id: str, line: int, *, budget: int) ->
             name=name,
             backend="epics",
             epics={"station_prefix": station_prefix, "cell_loader_prefix": loader_prefix},
-            robot={"backend": "chatterbox"},
+            robot=robot or {"backend": "chatterbox"},
         )
         calibration = folder / f"{name}_calibration.json"
         calibration.write_text(json.dumps({name: twin_calibration(INSTRUMENTS[station]).to_dict()}))
@@ -196,7 +199,7 @@ def test_an_unreachable_prefix_is_a_typed_error_before_any_robot_command(
     assert "'saxs'" in message
     assert _prefixes(line, "saxs")[0] in message
     assert "det:" in message  # the PVs that did not answer are named
-    assert not (tmp_path / "data" / "tiled").exists() or not any((tmp_path / "data" / "tiled").iterdir())
+    assert not (tmp_path / "data" / "tiled").exists()  # nor was the data store started
 
 
 def test_a_campaign_mixing_twin_and_epics_stations_is_refused_before_anything_starts(
@@ -209,3 +212,16 @@ def test_a_campaign_mixing_twin_and_epics_stations_is_refused_before_anything_st
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     with pytest.raises(MixedStationsError, match=r"twin \(sans\).*EPICS stations \(saxs\)"):
         CampaignRunner(load_campaign(path), tmp_path / "data")
+
+
+@pytest.mark.timeout(300)
+def test_a_robot_that_does_not_answer_is_a_typed_error_before_the_first_sample(
+    beamline: int, tmp_path: Path
+) -> None:
+    nobody = free_port(LOOPBACK)  # no OT-2 listens here
+    robot = {"backend": "opentrons_ot2", "options": {"host": LOOPBACK, "port": nobody}}
+    campaign = load_campaign(write_campaign(tmp_path, "epics-no-robot", beamline, budget=2, robot=robot))
+    with pytest.raises(StationRobotError, match=r"station 'saxs': its robot 'opentrons_ot2' did not come up"):
+        CampaignRunner(campaign, tmp_path / "data").run()
+    # refused before the data store started: no sample was decided, nothing was written
+    assert not (tmp_path / "data" / "tiled").exists()
