@@ -44,11 +44,13 @@ from tandem.analysis.pipeline_callback import AnalysisCallback
 from tandem.analysis.pipeline_settings import StationCalibration
 from tandem.analysis.store import AnalysisRecord, AnalysisStore
 from tandem.campaign.config import Campaign
-from tandem.campaign.rig import StationRig
 from tandem.campaign.session_config import (
     EpicsPrefixes,
     SessionConfigError,
+    check_backend,
+    on_real_line,
     resolve_campaign,
+    station_profile,
 )
 from tandem.campaign.session_curves import describe, show_plot, write_curve_plot
 from tandem.campaign.session_plans import StationPlans
@@ -58,8 +60,10 @@ from tandem.campaign.session_wiring import (
     analysis_settings,
     data_store,
     epics_rig,
+    real_line_rig,
     twin_rig,
 )
+from tandem.campaign.station_rig import StationRig
 from tandem.catalog import Catalog
 from tandem.run_writer import subscribe_tiled_writer
 from tandem.tiled_endpoint import TiledEndpoint, TiledSettings
@@ -196,6 +200,7 @@ def open_station_session(
     tiled: TiledEndpoint | TiledSettings | None = None,
     data_directory: str | Path = "tandem-data",
     epics: EpicsPrefixes | None = None,
+    station_prefix: str | None = None,
     cell_loader_prefix: str | None = None,
     campaign_id: str = "manual",
     calibration: StationCalibration | None = None,
@@ -209,7 +214,12 @@ def open_station_session(
     environment, by default); with neither a URI nor a directory configured, the
     store is served from ``data_directory/tiled``. On the twin, `cell_loader_prefix`
     names a cell-loader IOC that already runs (in this process's CA environment);
-    without it the session starts one. On EPICS, `epics` holds the PV prefixes.
+    without it the session starts one. On EPICS, `epics` holds the PV prefixes, or
+    else each is `station_prefix` / `cell_loader_prefix` if given, the station's
+    instrument profile's, or tandem's default (`EpicsPrefixes.for_station`); a station
+    whose profile says `backend: epics` gets the robot its profile names (PyLabRobot),
+    and every PV and the robot answer before the session opens (typed errors, from
+    `tandem.campaign.epics_lab`). Other stations pipette with the simulated robot.
     Runs are recorded under `campaign_id` ("manual": not the agent's campaign).
     Measurements are analysed as their runs close, with `calibration` (by default
     the one of the campaign's instrument model of the station). `interactive`: a
@@ -219,11 +229,7 @@ def open_station_session(
     analysed run is described in one line.
     """
     loaded = resolve_campaign(campaign)
-    if station_id not in loaded.stations:
-        raise SessionConfigError(
-            f"station {station_id!r} is not in campaign {loaded.id!r}; "
-            f"its stations are {', '.join(sorted(loaded.stations))}"
-        )
+    check_backend(loaded, station_id, sim=sim)
     data = Path(data_directory).absolute()
     with contextlib.ExitStack() as stack:
         endpoint, origin = data_store(stack, tiled, data)
@@ -233,13 +239,25 @@ def open_station_session(
             rig = twin_rig(stack, loaded, station_id, cell_loader_prefix)
             backend: Literal["sim", "epics"] = "sim"
         else:
-            prefixes = epics or EpicsPrefixes.for_station(station_id)
-            rig = epics_rig(loaded, station_id, prefixes)
-            backend = "epics"
-            notes.append(
-                f"station at {prefixes.station}, cell loader at {prefixes.cell_loader} (Channel Access)"
+            station = loaded.stations[station_id]
+            profile = station_profile(station)
+            prefixes = epics or EpicsPrefixes.for_station(
+                station_id, station=station_prefix, cell_loader=cell_loader_prefix, profile=profile
             )
-            notes.append("liquid handler: the SIMULATED robot backend (no real robot backend exists yet)")
+            backend = "epics"
+            notes.append(f"{prefixes.describe()} (Channel Access)")
+            if profile is not None and on_real_line(station):
+                rig = real_line_rig(stack, loaded, station_id, prefixes)
+                notes.append(
+                    f"liquid handler: PyLabRobot's {profile.profile.robot.backend!r} robot, "
+                    f"as profile {profile.station!r} names it"
+                )
+            else:
+                rig = epics_rig(stack, loaded, station_id, prefixes)
+                notes.append(
+                    "liquid handler: the SIMULATED robot (the station's instrument is not a profile with "
+                    "backend: epics, which would name its robot)"
+                )
         subscribe_tiled_writer(rig.RE, client)
         bec = None
         if interactive:

@@ -2,24 +2,26 @@
 
 `SessionSettings` reads the environment the IPython profile and the queue-server
 startup are given; `EpicsPrefixes` says where a station's hardware answers on
-Channel Access; `resolve_campaign` turns what was named (a campaign, a file, or
-nothing: the bundled demo) into a loaded campaign. A `SessionConfigError` says
-what is wrong before anything starts.
+Channel Access (a prefix given, else its instrument profile's, else tandem's
+default); `resolve_campaign` turns what was named (a campaign, a file, or
+nothing: the bundled demo) into a loaded campaign, and `check_backend` refuses a
+real station opened on the twin. A `SessionConfigError` says what is wrong before
+anything starts.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tandem.campaign.bundled import DEMO_CAMPAIGN
-from tandem.campaign.config import Campaign, load_campaign
-from tandem.campaign.rig import CELL_LOADER_PREFIX
+from tandem.campaign.config import Campaign, CampaignStation, load_campaign
 from tandem.errors import TandemError
+from tandem.instrument_profile import CELL_LOADER_PREFIX, EpicsSpec, ProfileFacts
 
 #: the station's PV prefix on the EPICS backend when none is configured
 STATION_PREFIX = "TANDEM:{station}:"
@@ -35,16 +37,73 @@ class EpicsPrefixes:
 
     station: str
     cell_loader: str
+    #: where each came from (`given`, `profile <name>`, `default`), for the banner
+    origins: tuple[str, str] = field(default=("given", "given"), compare=False)
 
     @classmethod
     def for_station(
-        cls, station_id: str, *, station: str | None = None, cell_loader: str | None = None
+        cls,
+        station_id: str,
+        *,
+        station: str | None = None,
+        cell_loader: str | None = None,
+        profile: ProfileFacts | None = None,
     ) -> EpicsPrefixes:
-        """The given prefixes, else the tandem defaults (`TANDEM:SAXS:`, `TANDEM:SAXS:CL:`)."""
+        """Each prefix: the one given (a flag or the environment), else the station's instrument
+        profile's (`epics:` in its file), else the tandem default (`TANDEM:SAXS:`, `TANDEM:SAXS:CL:`)."""
         upper = station_id.upper()
+        stated = profile.profile.epics if profile is not None else EpicsSpec()
+        chosen = (
+            _first(station, stated.station_prefix, profile),
+            _first(cell_loader, stated.cell_loader_prefix, profile),
+        )
+        defaults = (STATION_PREFIX.format(station=upper), CELL_LOADER_PREFIX.format(station=upper))
         return cls(
-            station=station or STATION_PREFIX.format(station=upper),
-            cell_loader=cell_loader or CELL_LOADER_PREFIX.format(station=upper),
+            station=chosen[0][0] or defaults[0],
+            cell_loader=chosen[1][0] or defaults[1],
+            origins=(chosen[0][1], chosen[1][1]),
+        )
+
+    def describe(self) -> str:
+        """Both prefixes and where each came from, in a line."""
+        return (
+            f"station at {self.station} ({self.origins[0]}), "
+            f"cell loader at {self.cell_loader} ({self.origins[1]})"
+        )
+
+
+def _first(given: str | None, in_profile: str | None, profile: ProfileFacts | None) -> tuple[str | None, str]:
+    if given:
+        return given, "given"
+    if in_profile and profile is not None:
+        return in_profile, f"profile {profile.station}"
+    return None, "default"
+
+
+def station_profile(station: CampaignStation) -> ProfileFacts | None:
+    """The instrument profile the station names (file or inline), or None for the twin's instruments."""
+    return station.instrument if isinstance(station.instrument, ProfileFacts) else None
+
+
+def on_real_line(station: CampaignStation) -> bool:
+    """Whether the station's profile says `backend: epics`: a real line, with a robot of its own."""
+    profile = station_profile(station)
+    return profile is not None and profile.backend == "epics"
+
+
+def check_backend(campaign: Campaign, station_id: str, *, sim: bool) -> None:
+    """Refuse `station_id` where it cannot be opened: absent from the campaign, or a real line on the twin."""
+    if station_id not in campaign.stations:
+        raise SessionConfigError(
+            f"station {station_id!r} is not in campaign {campaign.id!r}; "
+            f"its stations are {', '.join(sorted(campaign.stations))}"
+        )
+    profile = station_profile(campaign.stations[station_id])
+    if sim and profile is not None and profile.backend == "epics":
+        raise SessionConfigError(
+            f"station {station_id!r} is a real line: its instrument profile "
+            f"{profile.station!r} says backend: epics, which the digital twin cannot "
+            "simulate; open it with --epics (TANDEM_SIM=false), or name a profile with backend: twin"
         )
 
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import bluesky.plan_stubs as bps
 
-from tandem.campaign.rig import StationRig
 from tandem.campaign.session_config import SessionConfigError
+from tandem.campaign.station_rig import StationRig
 from tandem.plans import measurement, preparation
 from tandem.plans import sample as sample_plans
 from tandem.sample_request import SampleRequest, cell_load_volume_ul

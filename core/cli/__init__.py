@@ -5,6 +5,7 @@ from __future__ import annotations
 from tandem.cli import agent as _agent  # noqa: F401  (registers `agent run|status|approve|deny`)
 from tandem.cli import analyze as _analyze  # noqa: F401  (registers `analyze`)
 from tandem.cli import campaign as _campaign  # noqa: F401  (registers `campaign`, `demo`, `report`)
+from tandem.cli import campaign_check as _campaign_check  # noqa: F401  (registers `campaign check`)
 from tandem.cli import catalog as _catalog  # noqa: F401  (registers `serve`, `runs`)
 from tandem.cli import map as _map  # noqa: F401  (registers `map`)
 from tandem.cli import recipe as _recipe  # noqa: F401  (registers `recipe`)

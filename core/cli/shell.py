@@ -49,20 +49,16 @@ def ipython_command(profile_dir: Path, extra: list[str]) -> list[str]:
     return [sys.executable, "-P", "-m", "IPython", f"--profile-dir={profile_dir}", *extra]
 
 
-def _check_station(station: str, campaign: Path | None) -> None:
-    """Refuse a station the campaign lacks here, before IPython starts, rather than at its prompt."""
-    from tandem.campaign.session_config import resolve_campaign
+def _check_station(station: str, campaign: Path | None, *, sim: bool) -> None:
+    """Refuse, before IPython starts rather than at its prompt, a station the campaign lacks or a real
+    line (its profile says `backend: epics`) asked for on the twin."""
+    from tandem.campaign.session_config import check_backend, resolve_campaign
     from tandem.errors import TandemError
 
     try:
-        loaded = resolve_campaign(campaign)
+        check_backend(resolve_campaign(campaign), station, sim=sim)
     except TandemError as error:
         raise _fail(str(error)) from error
-    if station not in loaded.stations:
-        raise _fail(
-            f"station {station!r} is not in campaign {loaded.id!r}; "
-            f"choose one of: {', '.join(sorted(loaded.stations))}"
-        )
 
 
 @app.command(
@@ -81,7 +77,9 @@ def shell(
         typer.Option(
             "--sim/--epics",
             help="--sim: the digital twin (devices, robot, cell-loader IOC started here). "
-            "--epics: the station's hardware over Channel Access.",
+            "--epics: the station's hardware over Channel Access; a station whose instrument profile "
+            "says backend: epics also gets the robot the profile names, and the session opens only "
+            "once every PV and the robot answer.",
         ),
     ] = True,
     campaign: StationCampaignOption = None,
@@ -100,7 +98,9 @@ def shell(
         typer.Option(
             "--station-prefix",
             envvar="TANDEM_STATION_PREFIX",
-            help="EPICS: PV prefix of the station's devices. Default: TANDEM:<STATION>:",
+            help="EPICS: PV prefix of the station's devices. This option wins, then "
+            "TANDEM_STATION_PREFIX, then the station's instrument profile (epics.station_prefix), "
+            "then TANDEM:<STATION>:",
             show_default=False,
         ),
     ] = None,
@@ -109,7 +109,9 @@ def shell(
         typer.Option(
             "--cell-loader-prefix",
             envvar="TANDEM_CELL_LOADER_PREFIX",
-            help="EPICS: PV prefix of the cell loader. Default: TANDEM:<STATION>:CL:",
+            help="EPICS: PV prefix of the cell loader. This option wins, then "
+            "TANDEM_CELL_LOADER_PREFIX, then the station's instrument profile "
+            "(epics.cell_loader_prefix), then TANDEM:<STATION>:CL:",
             show_default=False,
         ),
     ] = None,
@@ -135,6 +137,8 @@ def shell(
         show_curve()
 
     or the whole sample in one run, as the agent queues it: RE(sample_plan({"SDS": 0.05})).
+    Each run prints bluesky's live table (BestEffortCallback, named bec: bec.disable_table()
+    hides it; plots are off).
     Anything after `--` goes to IPython (for example `-- -c "RE(sample_plan({'SDS': 0.05}))"`).
     Everything the session started (IOCs, a Tiled server) stops when IPython exits.
     """
@@ -145,7 +149,7 @@ def shell(
             f"no IPython profile at {profile_dir} (it has no startup/ folder); name a copy of "
             f"tandem's profile ({IPYTHON_PROFILE}) with --profile-dir"
         )
-    _check_station(station, campaign)
+    _check_station(station, campaign, sim=sim)
     from tandem.data_folder import DataFolderError, claim_data_folder
 
     try:

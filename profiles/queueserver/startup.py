@@ -16,9 +16,11 @@ into the worker's namespace what the queue server may run:
 Configuration comes from the environment (`tandem station start` sets it):
 ``TANDEM_STATION`` (required), ``TANDEM_SIM`` (true: the digital twin; false:
 EPICS), ``TANDEM_CAMPAIGN`` (the campaign file: decks, scan limits; the bundled
-demo if unset), ``TANDEM_STATION_PREFIX`` / ``TANDEM_CELL_LOADER_PREFIX`` (EPICS),
-and the data store, ``TANDEM_TILED_URI`` / ``TANDEM_TILED_API_KEY``. Analysis is
-not done here: the ``tandem analyze --follow`` worker analyses every run.
+demo if unset), ``TANDEM_STATION_PREFIX`` / ``TANDEM_CELL_LOADER_PREFIX`` (EPICS; each
+wins over the station's instrument profile's; a station whose profile says ``backend: epics``
+gets the robot its profile names), and the data store, ``TANDEM_TILED_URI`` /
+``TANDEM_TILED_API_KEY``. Analysis is not done here: the ``tandem analyze --follow`` worker
+analyses every run.
 """
 
 # No `from __future__ import annotations`: bluesky-queueserver reads the plans' annotations.
@@ -32,7 +34,7 @@ import typing
 from bluesky_queueserver import parameter_annotation_decorator
 
 from tandem.campaign.session import open_station_session
-from tandem.campaign.session_config import EpicsPrefixes, SessionSettings
+from tandem.campaign.session_config import SessionSettings
 from tandem.plans import measurement, preparation
 from tandem.plans import sample as _sample
 from tandem.stations import device_names
@@ -47,9 +49,10 @@ _session = _stack.enter_context(
         campaign=_settings.campaign,
         sim=_settings.sim,
         data_directory=_settings.data,
-        epics=EpicsPrefixes.for_station(
-            _settings.station, station=_settings.station_prefix, cell_loader=_settings.cell_loader_prefix
-        ),
+        # EPICS: each prefix given here wins over the station's profile's; on the twin a cell loader's
+        # prefix would name an IOC already running, and the session starts its own
+        station_prefix=_settings.station_prefix,
+        cell_loader_prefix=None if _settings.sim else _settings.cell_loader_prefix,
         analyse=False,
     )
 )

@@ -7,7 +7,11 @@ Environment (`tandem shell` sets it from its options):
 * ``TANDEM_CAMPAIGN`` — the campaign file (stations, decks, scan defaults); the bundled demo by default
 * ``TANDEM_DATA`` — folder of the Tiled store, the plots and the IPython history
 * ``TANDEM_TILED_URI`` and ``TANDEM_TILED_API_KEY`` — attach to a running Tiled server instead
-* ``TANDEM_STATION_PREFIX``, ``TANDEM_CELL_LOADER_PREFIX`` — PV prefixes on EPICS
+* ``TANDEM_STATION_PREFIX``, ``TANDEM_CELL_LOADER_PREFIX`` — PV prefixes on EPICS; each wins over
+  the station's instrument profile's, which wins over tandem's default (``TANDEM:SAXS:``)
+
+On EPICS, a station whose profile says ``backend: epics`` pipettes with the robot its profile
+names (PyLabRobot); the session opens only once every PV and the robot answer.
 
 What the session starts (IOCs, a Tiled server) is stopped when IPython exits.
 """
@@ -25,7 +29,7 @@ def _open_station() -> None:
     from IPython import get_ipython
 
     from tandem.campaign.session import open_station_session
-    from tandem.campaign.session_config import EpicsPrefixes, SessionSettings
+    from tandem.campaign.session_config import SessionSettings
     from tandem.errors import TandemError
 
     shell = get_ipython()
@@ -40,9 +44,10 @@ def _open_station() -> None:
                 campaign=settings.campaign,
                 sim=settings.sim,
                 data_directory=settings.data,
-                epics=EpicsPrefixes.for_station(
-                    settings.station, station=settings.station_prefix, cell_loader=settings.cell_loader_prefix
-                ),
+                # EPICS: each prefix given here wins over the station's profile's; on the twin a cell loader's
+                # prefix would name an IOC already running, and the session starts its own
+                station_prefix=settings.station_prefix,
+                cell_loader_prefix=None if settings.sim else settings.cell_loader_prefix,
                 interactive=True,
             )
         )
