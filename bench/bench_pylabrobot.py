@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_pylabrobot.py --runs 30
 
-Prints, per backend (the twin's simulated robot, PyLabRobot's chatterbox, the OT-2
+Prints, per backend (the twin's robot: the chatterbox under tandem's models; PyLabRobot's chatterbox; the OT-2
 backend's own logic over PyLabRobot's recording transport), the median wall time
 to set the robot up, to pipette one four-transfer recipe of the SAXS example deck
 (16 commands: every hop to the backend's event-loop thread and back, PyLabRobot's
@@ -65,7 +65,7 @@ def bench(name: str, make: Callable[[], Any], deck: Deck, recipe: Recipe, runs: 
             command += [s.duration_s for s in lh.steps]
     per_command = f"{statistics.median(command) * 1e3:.2f} ms" if command else "(station time)"
     print(
-        f"{name:<26} set up {statistics.median(setup) * 1e3:7.2f} ms   recipe ({len(lh.steps)} commands) "
+        f"{name:<34} set up {statistics.median(setup) * 1e3:7.2f} ms   recipe ({len(lh.steps)} commands) "
         f"{statistics.median(pipette) * 1e3:7.2f} ms   close {statistics.median(close) * 1e3:6.2f} ms   "
         f"one command {per_command}"
     )
@@ -79,8 +79,8 @@ def main() -> None:
     recipe = recipe_for(deck)
     print(f"{len(recipe.transfers)} transfers, {args.runs} runs each, medians")
     bench(
-        "twin's simulated robot",
-        lambda: SimulatedLiquidHandler(deck.pipettes, StationClock("saxs"), seed=1),
+        "twin's robot (chatterbox + models)",
+        lambda: SimulatedLiquidHandler(deck, StationClock("saxs"), seed=1),
         deck,
         recipe,
         args.runs,

@@ -1,33 +1,51 @@
-"""The simulated pipetting robot: a `LiquidHandlerBackend` for the digital twin.
+"""The digital twin's pipetting robot: a PyLabRobot robot, with station time, pipetting error and a log.
 
-It behaves like a robot rather than a calculator:
+The twin pipettes through PyLabRobot as a real deck does: each command goes to a
+`tandem.robots.pylabrobot_backend.PyLabRobotBackend` on the backend the station's
+profile names (`station_robot`; PyLabRobot's software-only chatterbox for the twin's
+bundled stations), on a PyLabRobot deck built from the station's. PyLabRobot's
+trackers hold the robot's state — which channel carries a tip, how much liquid is
+in it, what each stock, well and tip rack holds — and refuse what a robot would (a
+second tip, a dispense from an empty tip, a drop without a tip, more liquid than a
+container holds). What PyLabRobot lacks is kept here:
 
-* every command is logged (`commands`), so tests can prove that a refused recipe
-  sent none;
-* each pipette delivers with its own error — a systematic bias and a random CV
-  (`Pipette.systematic_error`, `Pipette.random_error`) drawn from a seeded RNG by
-  `tandem.robots.pipetting_model`, the model the PyLabRobot backend uses too —
-  and reports the volume it actually moved, as a robot with a gravimetric check
-  would; so the realized composition differs from the target as on a real deck;
-* every step spends station time on a `StationClock` (tip pick-up ~5 s, a transfer
-  ~10–20 s depending on volume), so a sample of a few transfers takes minutes of
-  station time and no real time unless the clock is scaled;
-* it enforces what a robot enforces (a tip before aspirating, no second tip, no
-  more liquid in a tip than the pipette holds) and can be told to fail a command
-  (`fail_on`) to exercise recovery.
+* pipetting error: each pipette delivers with its own bias and scatter
+  (`Pipette.systematic_error`, `Pipette.random_error`) drawn from a seeded
+  `tandem.robots.pipetting_model.PipettingErrorModel`; PyLabRobot is told to move
+  that volume, so its trackers follow the twin's liquid, and the command reports
+  it, as a robot with a gravimetric check would;
+* station time: every command spends its modelled duration (`PipettingTimes`: tip
+  pick-up ~5 s, a transfer ~10-20 s) on the station's `StationClock`;
+* a command log (`commands`), so tests can prove that a refused recipe sent none;
+* the pipette's own range: no more liquid in a tip than its pipette holds (a
+  PyLabRobot tip holds more than its pipette's nominal volume);
+* faults on demand (`fail_on`), to exercise recovery.
+
+It owns the robot and the thread of its event loop: whoever makes it closes it
+(`close()`, or leaving a `with` block).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
 
+from tandem.instrument import InstrumentFacts
+from tandem.instrument_profile import ProfileFacts, RobotSpec
+from tandem.instrument_profile_file import bundled_profile, bundled_profile_path
 from tandem.protocols import StepReport
-from tandem.robots.deck import Pipette
+from tandem.robots.deck import Deck, Pipette
 from tandem.robots.liquid_handler import BackendError
 from tandem.robots.pipetting_model import PipettingErrorModel, PipettingTimes
+from tandem.robots.pylabrobot_backend import PyLabRobotBackend
 from tandem.sim.clock import StationClock
+
+#: the robot a profile names `simulated` (the twin's own): the twin's robot on PyLabRobot's chatterbox
+TWIN_ROBOT_BACKEND = "chatterbox"
+_COMMANDS = ("pick_up_tip", "aspirate", "dispense", "drop_tip")
 
 
 @dataclass(frozen=True)
@@ -43,29 +61,69 @@ class Command:
     duration_s: float
 
 
+def station_robot(instrument: InstrumentFacts) -> RobotSpec:
+    """The robot a twin station's profile names: its own profile's, or its bundled profile's.
+
+    A twin instrument (`tandem.sim.instruments.Instrument`) is made from the bundled
+    profile of its name, which says the robot; one with no bundled profile gets the
+    twin's robot on the chatterbox.
+    """
+    if isinstance(instrument, ProfileFacts):
+        return instrument.profile.robot
+    if bundled_profile_path(instrument.station) is not None:
+        return bundled_profile(instrument.station).profile.robot
+    return RobotSpec(backend=TWIN_ROBOT_BACKEND)
+
+
 class SimulatedLiquidHandler:
-    """A `LiquidHandlerBackend` with pipetting error, station time and a command log."""
+    """A `LiquidHandlerBackend` over PyLabRobot with pipetting error, station time and a command log.
+
+    `backend` names the PyLabRobot backend (`tandem.robots.pylabrobot_registry.BACKENDS`;
+    `simulated` is the chatterbox), made with `backend_options`. The robot is set up here
+    and stopped by `close()`.
+    """
 
     def __init__(
         self,
-        pipettes: Iterable[Pipette],
+        deck: Deck,
         clock: StationClock,
         *,
         seed: int = 0,
         times: PipettingTimes | None = None,
+        backend: str = TWIN_ROBOT_BACKEND,
+        backend_options: Mapping[str, Any] | None = None,
     ) -> None:
-        self.pipettes = {p.name: p for p in pipettes}
+        self.pipettes = {p.name: p for p in deck.pipettes}
         self.clock = clock
+        self.seed = seed
         self.times = times or PipettingTimes()
         self.commands: list[Command] = []
-        self._error = PipettingErrorModel(seed)
-        self._tip_on: dict[str, bool] = dict.fromkeys(self.pipettes, False)
-        self._in_tip_ul: dict[str, float] = dict.fromkeys(self.pipettes, 0.0)
         self._fail_on: dict[str, int] = {}
+        self.robot = PyLabRobotBackend(
+            deck,
+            TWIN_ROBOT_BACKEND if backend == "simulated" else backend,
+            backend_options=backend_options,
+            errors=PipettingErrorModel(seed),
+            times=self.times,
+        )
+
+    # -- lifetime --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the robot and its event loop's thread. Safe to call twice."""
+        self.robot.close()
+
+    def __enter__(self) -> SimulatedLiquidHandler:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     def fail_on(self, command: str, occurrence: int = 1) -> None:
         """Make the `occurrence`-th next `command` (e.g. "aspirate") fail, as a jammed robot would."""
-        if command not in ("pick_up_tip", "aspirate", "dispense", "drop_tip") or occurrence < 1:
+        if command not in _COMMANDS or occurrence < 1:
             raise ValueError(f"cannot inject a fault on {command!r} (occurrence {occurrence})")
         self._fail_on[command] = occurrence
 
@@ -74,61 +132,35 @@ class SimulatedLiquidHandler:
     def pick_up_tip(self, pipette: str, tip_rack: str) -> StepReport:
         self._pipette(pipette)
         self._maybe_fail("pick_up_tip")
-        if self._tip_on[pipette]:
-            raise BackendError(f"pipette {pipette!r} already carries a tip")
-        self._tip_on[pipette] = True
-        return self._log(
-            "pick_up_tip", pipette=pipette, location=tip_rack, duration_s=self.times.pick_up_tip_s
-        )
+        report = self.robot.pick_up_tip(pipette, tip_rack)
+        return self._log(report, pipette=pipette, location=tip_rack)
 
     def aspirate(self, pipette: str, source: str, volume_ul: float) -> StepReport:
         spec = self._pipette(pipette)
         self._maybe_fail("aspirate")
-        if not self._tip_on[pipette]:
-            raise BackendError(f"pipette {pipette!r} has no tip: pick one up before aspirating")
-        room = (spec.max_volume_ul - self._in_tip_ul[pipette]) * (1 + 1e-9)  # rounding, not a bigger tip
+        # refused before the robot is asked: PyLabRobot draws the pipetting error before it checks,
+        # and a refused command must not spend a draw (one seed, the same samples after a refusal)
+        held = self._in_tip_ul(pipette)
+        room = (spec.max_volume_ul - held) * (1 + 1e-9)  # rounding, not a bigger tip
         if not (math.isfinite(volume_ul) and 0 < volume_ul <= room):
             raise BackendError(
                 f"pipette {pipette!r} cannot aspirate {volume_ul!r} µL (holds {spec.max_volume_ul:g} µL, "
-                f"{self._in_tip_ul[pipette]:g} µL already in the tip)"
+                f"{held:g} µL already in the tip)"
             )
-        moved = self._error.moved_ul(spec, volume_ul)
-        self._in_tip_ul[pipette] += moved
-        return self._log(
-            "aspirate",
-            pipette=pipette,
-            location=source,
-            volume_ul=volume_ul,
-            moved_ul=moved,
-            duration_s=self.times.aspirate_s(volume_ul),
-        )
+        report = self.robot.aspirate(pipette, source, volume_ul)
+        return self._log(report, pipette=pipette, location=source, volume_ul=volume_ul)
 
     def dispense(self, pipette: str, destination: str, volume_ul: float) -> StepReport:
         self._pipette(pipette)
         self._maybe_fail("dispense")
-        held = self._in_tip_ul[pipette]
-        if not self._tip_on[pipette] or held <= 0:
-            raise BackendError(f"pipette {pipette!r} holds no liquid to dispense")
-        # A dispense empties the tip (blow-out): what was aspirated is what arrives.
-        moved = min(held, volume_ul) if volume_ul < held * (1 - 1e-9) else held
-        self._in_tip_ul[pipette] = held - moved
-        return self._log(
-            "dispense",
-            pipette=pipette,
-            location=destination,
-            volume_ul=volume_ul,
-            moved_ul=moved,
-            duration_s=self.times.dispense_s(volume_ul),
-        )
+        report = self.robot.dispense(pipette, destination, volume_ul)
+        return self._log(report, pipette=pipette, location=destination, volume_ul=volume_ul)
 
     def drop_tip(self, pipette: str) -> StepReport:
         self._pipette(pipette)
         self._maybe_fail("drop_tip")
-        if not self._tip_on[pipette]:
-            raise BackendError(f"pipette {pipette!r} has no tip to drop")
-        self._tip_on[pipette] = False
-        self._in_tip_ul[pipette] = 0.0
-        return self._log("drop_tip", pipette=pipette, location="trash", duration_s=self.times.drop_tip_s)
+        report = self.robot.drop_tip(pipette)
+        return self._log(report, pipette=pipette, location="trash")
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -138,6 +170,13 @@ class SimulatedLiquidHandler:
         except KeyError:
             raise BackendError(f"no pipette {name!r} mounted; mounted: {', '.join(self.pipettes)}") from None
 
+    def _in_tip_ul(self, pipette: str) -> float:
+        """What PyLabRobot's tracker says the pipette's tip holds; no tip is a refusal."""
+        head = self.robot.lh.head[self.robot.channels[pipette]]
+        if not head.has_tip:
+            raise BackendError(f"pipette {pipette!r} has no tip: pick one up before aspirating")
+        return float(head.get_tip().tracker.get_used_volume())
+
     def _maybe_fail(self, command: str) -> None:
         if command in self._fail_on:
             self._fail_on[command] -= 1
@@ -146,20 +185,22 @@ class SimulatedLiquidHandler:
                 raise BackendError(f"simulated fault: {command} failed")
 
     def _log(
-        self,
-        name: str,
-        *,
-        pipette: str,
-        location: str | None,
-        duration_s: float,
-        volume_ul: float | None = None,
-        moved_ul: float | None = None,
+        self, report: StepReport, *, pipette: str, location: str | None, volume_ul: float | None = None
     ) -> StepReport:
-        interval = self.clock.spend(duration_s, f"liquid_handler:{name}")
+        # the robot's own durations are the times model's (`times=` above): station time, not wall time
+        interval = self.clock.spend(report.duration_s, f"liquid_handler:{report.command}")
         self.commands.append(
-            Command(name, pipette, location, volume_ul, moved_ul, interval.start_s, duration_s)
+            Command(
+                report.command,
+                pipette,
+                location,
+                volume_ul,
+                report.volume_ul,
+                interval.start_s,
+                report.duration_s,
+            )
         )
-        return StepReport(name, duration_s, moved_ul)
+        return report
 
 
-__all__ = ["Command", "SimulatedLiquidHandler"]
+__all__ = ["TWIN_ROBOT_BACKEND", "Command", "SimulatedLiquidHandler", "station_robot"]

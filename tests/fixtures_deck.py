@@ -1,12 +1,15 @@
-"""Decks for tests: the example deck files, and a small builder for hand-made decks.
+"""Decks for tests: the example deck files, a small builder for hand-made decks, the twin's robot on them.
 
 The builder's components and stocks are the surfactant/polymer/salt system of the
 example decks, so numbers worked out by hand in one test read the same in another.
+`twin_robot(deck, clock, seed=...)` makes the twin's robot (PyLabRobot's chatterbox
+underneath) and stops it, with its event loop's thread, when the test ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,8 @@ import pytest
 from tandem import Amount, Basis, Component, Components, Composition, Role
 from tandem.robots.deck import Deck, Pipette, Stock, TipRack, Well
 from tandem.robots.deck_file import load_deck_file, parse_amount
+from tandem.sim.clock import StationClock
+from tandem.sim.liquid_handler import SimulatedLiquidHandler
 
 EXAMPLE_DECKS = Path(__file__).resolve().parents[1] / "examples" / "decks"
 
@@ -84,3 +89,14 @@ def sans_deck() -> Deck:
 @pytest.fixture
 def water_deck() -> Deck:
     return make_deck(water_stocks())
+
+
+@pytest.fixture
+def twin_robot() -> Iterator[Callable[..., SimulatedLiquidHandler]]:
+    """Factory: `twin_robot(deck, clock, seed=..., **options)`; every robot made is closed after the test."""
+    with contextlib.ExitStack() as stack:
+
+        def make(deck: Deck, clock: StationClock, **options: object) -> SimulatedLiquidHandler:
+            return stack.enter_context(SimulatedLiquidHandler(deck, clock, **options))  # type: ignore[arg-type]
+
+        yield make

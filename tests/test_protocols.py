@@ -40,8 +40,8 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def twin_lh(saxs_deck: Deck) -> LiquidHandler:
-    backend = SimulatedLiquidHandler(saxs_deck.pipettes, StationClock("saxs"), seed=1)
+def twin_lh(saxs_deck: Deck, twin_robot: Callable[..., SimulatedLiquidHandler]) -> LiquidHandler:
+    backend = twin_robot(saxs_deck, StationClock("saxs"), seed=1)
     return LiquidHandler(backend, saxs_deck, name="saxs_liquid_handler")
 
 

@@ -38,10 +38,22 @@ pytestmark = pytest.mark.timeout(120)
 TARGET = {"sds": 0.02, "nacl": 0.005}
 
 
+_robots: list[SimulatedLiquidHandler] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_robots() -> Iterator[None]:
+    """Every twin robot a test made is stopped, with its event loop's thread, when the test ends."""
+    yield
+    while _robots:
+        _robots.pop().close()
+
+
 class Lab:
     def __init__(self, deck: Deck, loader: CellLoader | None = None, seed: int = 3) -> None:
         self.clock = StationClock("saxs")
-        self.backend = SimulatedLiquidHandler(deck.pipettes, self.clock, seed=seed)
+        self.backend = SimulatedLiquidHandler(deck, self.clock, seed=seed)
+        _robots.append(self.backend)
         self.lh = LiquidHandler(self.backend, deck, name="liquid_handler")
         self.loader = loader
         self.docs: list[tuple[str, dict[str, Any]]] = []

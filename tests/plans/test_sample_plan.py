@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import epics
@@ -50,10 +50,23 @@ def loader(cell_loader_ioc: RunningIOC) -> CellLoader:
     return device
 
 
+_robots: list[SimulatedLiquidHandler] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_robots() -> Iterator[None]:
+    """Every twin robot a test made is stopped, with its event loop's thread, when the test ends."""
+    yield
+    while _robots:
+        _robots.pop().close()
+
+
 def lab(name: str) -> tuple[LiquidHandler, StationClock]:
     deck = load_deck_file(DECKS / f"{name}_deck.yaml")
     clock = StationClock(name)
-    return LiquidHandler(SimulatedLiquidHandler(deck.pipettes, clock, seed=3), deck, name=f"{name}_lh"), clock
+    robot = SimulatedLiquidHandler(deck, clock, seed=3)
+    _robots.append(robot)
+    return LiquidHandler(robot, deck, name=f"{name}_lh"), clock
 
 
 def run(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import epics
@@ -24,6 +24,17 @@ from tandem.stations import SAXS
 from tandem.suggestions import ScanParameters
 
 pytestmark = pytest.mark.slow
+
+
+_robots: list[SimulatedLiquidHandler] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_robots() -> Iterator[None]:
+    """Every twin robot a test made is stopped, with its event loop's thread, when the test ends."""
+    yield
+    while _robots:
+        _robots.pop().close()
 
 
 @pytest.fixture
@@ -52,9 +63,9 @@ def test_the_requests_arguments_run_and_the_cell_is_filled_by_the_stations_rule(
 ) -> None:
     station, _ = sim_station(SAXS)
     deck = load_deck_file(DEMO_FOLDER / "saxs_deck.yaml")
-    lh = LiquidHandler(
-        SimulatedLiquidHandler(deck.pipettes, StationClock(SAXS), seed=3), deck, name="saxs_lh"
-    )
+    robot = SimulatedLiquidHandler(deck, StationClock(SAXS), seed=3)
+    _robots.append(robot)
+    lh = LiquidHandler(robot, deck, name="saxs_lh")
     request = SampleRequest(
         sample_uid="s-1",
         campaign_id="c-1",

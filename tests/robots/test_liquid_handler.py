@@ -1,10 +1,11 @@
-"""The liquid handler front end over the simulated robot: execution, errors, inventory, rollback."""
+"""The liquid handler front end over the twin's robot (PyLabRobot underneath): execution, errors, rollback."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import threading
+from collections.abc import Iterator
 
 import pytest
 from fixtures_deck import COMPONENTS, WATER, make_deck, water_stocks
@@ -38,9 +39,21 @@ def target(amounts: dict[str, Amount], balance: str = "water") -> Composition:
 SDS_NACL = {"sds": Amount(20.0, Basis.CONCENTRATION_MG_PER_ML), "nacl": Amount(0.1, Basis.MOLARITY_MOL_PER_L)}
 
 
+_robots: list[SimulatedLiquidHandler] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_robots() -> Iterator[None]:
+    """Every robot a test made is stopped, with its event loop's thread, when the test ends."""
+    yield
+    while _robots:
+        _robots.pop().close()
+
+
 def handler(deck: Deck, *, seed: int = 7) -> tuple[LiquidHandler, SimulatedLiquidHandler, StationClock]:
     clock = StationClock("saxs")
-    backend = SimulatedLiquidHandler(deck.pipettes, clock, seed=seed)
+    backend = SimulatedLiquidHandler(deck, clock, seed=seed)
+    _robots.append(backend)
     return LiquidHandler(backend, deck, name="lh"), backend, clock
 
 
@@ -279,7 +292,8 @@ class _GatedBackend(SimulatedLiquidHandler):
 
 def test_a_second_recipe_while_one_runs_is_refused() -> None:
     deck = noisy_deck()
-    backend = _GatedBackend(deck.pipettes, StationClock("saxs"))
+    backend = _GatedBackend(deck, StationClock("saxs"))
+    _robots.append(backend)
     lh = LiquidHandler(backend, deck, name="lh")
     status = lh.set(recipe_for(deck))
     try:

@@ -157,10 +157,9 @@ def test_without_an_error_model_the_commanded_volumes_are_reported(water_deck: D
 
 def test_pylabrobot_and_the_simulated_robot_share_one_error_model(noisy_deck: Deck) -> None:
     recipe = recipe_for(noisy_deck)
-    simulated = LiquidHandler(
-        SimulatedLiquidHandler(noisy_deck.pipettes, StationClock("saxs"), seed=11), noisy_deck, name="sim"
-    )
-    simulated.set(recipe).wait(30)
+    with SimulatedLiquidHandler(noisy_deck, StationClock("saxs"), seed=11) as twin:
+        simulated = LiquidHandler(twin, noisy_deck, name="sim")
+        simulated.set(recipe).wait(30)
     times = PipettingTimes()
     with PyLabRobotBackend(noisy_deck, errors=PipettingErrorModel(seed=11), times=times) as robot:
         lh = LiquidHandler(robot, noisy_deck, name="lh")
