@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from campaign_processes import finish, kill_group, start_campaign, wait_for_samples
 
 from tandem.agents.records import read_records
 from tandem.campaign.bundled import DEMO_FOLDER
@@ -225,3 +226,32 @@ def test_a_robot_that_does_not_answer_is_a_typed_error_before_the_first_sample(
         CampaignRunner(campaign, tmp_path / "data").run()
     # refused before the data store started: no sample was decided, nothing was written
     assert not (tmp_path / "data" / "tiled").exists()
+
+
+@pytest.mark.timeout(900)
+def test_a_killed_campaign_on_epics_stations_resumes_from_its_ledger(beamline: int, tmp_path: Path) -> None:
+    budget = 6
+    path = write_campaign(tmp_path, "epics-resume", beamline, budget=budget)
+    data = tmp_path / "data"
+    first = start_campaign(path, data)
+    try:
+        wait_for_samples(first, data, "epics-resume", 2)
+    finally:
+        kill_group(first)
+    second = start_campaign(path, data, resume=True)
+    output = finish(second)
+    assert second.returncode == 0, output
+
+    with EmbeddedTiledServer(data / "tiled") as endpoint:
+        client = endpoint.connect()
+        entries = Ledger.open(client, "epics-resume").entries()
+        catalog = Catalog(client)
+        runs = catalog.runs(campaign_id="epics-resume", plan_name="sample_plan", exit_status="success")
+    measured = [e for e in entries if e.status is SampleStatus.MEASURED]
+    assert len(measured) == budget, [(e.status, e.reason) for e in entries]
+    # no sample measured twice, none lost
+    assert Counter(run.sample_uid for run in runs) == Counter(e.sample_uid for e in measured)
+    # station time went on from the restored clocks: on each station, a sample starts after the last ended
+    for station in STATIONS:
+        times = [(e.start_s or 0.0, e.end_s or 0.0) for e in measured if e.station == station]
+        assert all(end <= start for (_s, end), (start, _e) in itertools.pairwise(times)), times
