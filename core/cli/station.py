@@ -126,21 +126,24 @@ def epics_device_problems(process: StationProcess, timeout_s: float) -> list[str
     """What of an EPICS station's hardware does not answer on Channel Access ("device: PV ...").
 
     The PV prefixes are the ones `tandem station start --epics` gives the station: from
-    `TANDEM_STATION_PREFIX` / `TANDEM_CELL_LOADER_PREFIX`, else the tandem defaults.
+    `TANDEM_STATION_PREFIX` / `TANDEM_CELL_LOADER_PREFIX`, else the station's instrument
+    profile's, else the tandem defaults.
     """
-    from tandem.campaign.session_config import EpicsPrefixes, resolve_campaign
+    from tandem.campaign.session_config import EpicsPrefixes, resolve_campaign, station_profile
     from tandem.devices.signals import DeviceTimeoutError
     from tandem.devices.station import StationConfig, build_epics_station
     from tandem.robots.cell_loader import CellLoader
     from tandem.stations import device_names
 
     sid = process.station
+    station = resolve_campaign(process.campaign).stations[sid]
     prefixes = EpicsPrefixes.for_station(
         sid,
         station=os.environ.get("TANDEM_STATION_PREFIX"),
         cell_loader=os.environ.get("TANDEM_CELL_LOADER_PREFIX"),
+        profile=station_profile(station),
     )
-    probe = resolve_campaign(process.campaign).stations[sid].probe
+    probe = station.probe
     problems = []
     try:
         build_epics_station(
