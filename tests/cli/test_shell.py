@@ -74,3 +74,21 @@ def test_the_shell_opens_a_real_line_from_its_profile_and_shows_the_live_table(
     assert "saxs_monitor_incident_counts" in headers[0]
     assert out.count("Persistent Unique Scan ID") == 2
     assert "analysed run" in out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_twin_session_leaves_nothing_but_tandems_output_on_the_terminal(tmp_path: Path) -> None:
+    """The session stops its cell-loader IOC after libca let go of it: no "Unexpected problem with
+    CA circuit" from libca when IPython exits, nor anything else on stderr."""
+    options = ["--station", "saxs", "--sim", "--data", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, "-m", "tandem.cli", "shell", *options, "--", "-c", "RE(measure_empty_cell())"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Persistent Unique Scan ID" in done.stdout
+    assert done.stderr == ""

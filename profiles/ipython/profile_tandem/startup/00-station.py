@@ -36,8 +36,7 @@ def _open_station() -> None:
     try:
         settings = SessionSettings.from_environment()
         stack = contextlib.ExitStack()
-        # registered before anything starts, so a half-opened session is stopped as well
-        atexit.register(stack.close)
+        # a session that fails to open stops what it started itself (its own exit stack)
         session = stack.enter_context(
             open_station_session(
                 settings.station,
@@ -55,6 +54,10 @@ def _open_station() -> None:
         # a configuration error is the user's to fix: say what, without a traceback
         print(f"tandem: the station session did not open:\n{exc}", file=sys.stderr)
         return
+    # registered once open: atexit runs last-registered first, and pyepics and ophyd registered
+    # their teardown as the session first used Channel Access; the session must stop its IOCs
+    # (after letting go of libca's circuits) before those run, or libca reports a reset circuit
+    atexit.register(stack.close)
     shell.user_ns.update(session.namespace())
     print(session.banner())
 
