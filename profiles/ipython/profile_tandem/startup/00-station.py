@@ -22,6 +22,7 @@ def _open_station() -> None:
     import contextlib
     import logging
     import sys
+    import threading
 
     # pyFAI's silx announces at import that OpenCL is missing; reduction runs on the CPU by design
     logging.getLogger("silx.opencl.common").setLevel(logging.ERROR)
@@ -54,10 +55,13 @@ def _open_station() -> None:
         # a configuration error is the user's to fix: say what, without a traceback
         print(f"tandem: the station session did not open:\n{exc}", file=sys.stderr)
         return
-    # registered once open: atexit runs last-registered first, and pyepics and ophyd registered
-    # their teardown as the session first used Channel Access; the session must stop its IOCs
-    # (after letting go of libca's circuits) before those run, or libca reports a reset circuit
-    atexit.register(stack.close)
+    # Closed as the interpreter starts to shut down, before it joins its threads and well before
+    # atexit handlers run: the IOCs the session started die with the thread that forked them
+    # (tandem.child_processes' spawner, a thread pool's, ended by that join), and must outlive
+    # libca's circuits to them, or libca prints "Unexpected problem with CA circuit" on the way out.
+    # `threading._register_atexit` is how concurrent.futures itself runs first; atexit otherwise.
+    register = getattr(threading, "_register_atexit", atexit.register)
+    register(stack.close)
     shell.user_ns.update(session.namespace())
     print(session.banner())
 
