@@ -14,18 +14,25 @@ Backends, chosen by configuration:
   the cell loader over Channel Access to its caproto IOC, which the session
   starts (or, given `cell_loader_prefix`, one that already runs);
 * EPICS (``sim=False``): the station's devices and the cell loader over
-  Channel Access at the prefixes of `EpicsPrefixes` (environment or defaults).
-  The liquid handler drives the simulated robot until a real robot backend
-  exists; the banner says so.
+  Channel Access at the prefixes of `EpicsPrefixes` (given, else the station's
+  instrument profile's, else tandem's defaults). A station whose profile says
+  `backend: epics` pipettes with the PyLabRobot robot its profile names, set up
+  once every PV answers (`tandem.campaign.epics_lab`); a station on one of the
+  twin's instruments, with the simulated robot. The banner says which.
 
 Everything the session starts it stops on exit, also on failure. A Tiled
 server is attached to when one is configured (`TANDEM_TILED_URI`), else served
 from ``DATA/tiled`` — or attached to again if an earlier session left it running.
 
+A person's session (`interactive=True`, as `tandem shell` opens it) prints bluesky's
+live table of each run (`session.bec`); the campaign runner's and the queue server's
+do not: they have no terminal.
+
 The session's parts, one job each: `session_config` (settings, EPICS prefixes, the
 campaign), `session_wiring` (data store, rig and analysis), `session_plans` (the
 plans with the station filled in), `session_curves` (a run's curve, described and
-plotted); this module puts them together as a `StationSession`.
+plotted), `session_table` (the live table); this module puts them together as a
+`StationSession`.
 """
 
 from __future__ import annotations
