@@ -23,11 +23,13 @@ from tiled.client.container import Container
 
 from tandem.agents.journal import Entry, EntryStatus, Journal
 from tandem.agents.records import DecisionRecord, write_records
+from tandem.analysis.claims import RunClaims
 from tandem.analysis.curves import Curve
 from tandem.analysis.store import AnalysisRecord, AnalysisStore
 from tandem.campaign.ledger import Ledger, LedgerEntry
 from tandem.catalog_layout import (
     ANALYSED,
+    ANALYSIS_CLAIMS,
     CAMPAIGNS,
     LAYOUT,
     RAW,
@@ -204,15 +206,17 @@ def _walk(node: Any, segments: list[str], found: dict[str, Any]) -> None:
             _walk(child, [*segments, key], found)
 
 
-def _write_a_campaign(client: Container, campaign_id: str) -> tuple[str, str]:
-    """Everything tandem writes for a campaign, by the writers themselves; the raw run's and the
-    decision's uids."""
+def _write_a_campaign(client: Container, campaign_id: str) -> tuple[str, str, str]:
+    """Everything tandem writes for a campaign, by the writers themselves; the raw run's uid, the
+    decision's uid and the key of the analysis worker's claim on the run."""
     bundle = compose_run(metadata={"campaign_id": campaign_id})
     writer = TiledWriter(raw_runs_node(client))
     writer("start", bundle.start_doc)
     writer("stop", bundle.compose_stop(exit_status="success"))
     run_uid = bundle.start_doc["uid"]
 
+    claim = RunClaims(client).claim(run_uid)
+    assert claim is not None
     q = np.linspace(0.01, 0.3, 20)
     AnalysisStore(client).put(
         AnalysisRecord(
@@ -258,17 +262,19 @@ def _write_a_campaign(client: Container, campaign_id: str) -> tuple[str, str]:
     )
     journal.heartbeat({"state": "running"})
     journal.set_paused(True, by="test")
-    return run_uid, decision_uid
+    return run_uid, decision_uid, claim.key
 
 
 def test_the_writers_put_every_node_where_the_layout_says(
     tiled_client: Container, unique_campaign_id: str
 ) -> None:
-    run_uid, _decision_uid = _write_a_campaign(tiled_client, unique_campaign_id)
+    run_uid, _decision_uid, claim_key = _write_a_campaign(tiled_client, unique_campaign_id)
 
     # the root is shared with other tests: walk down from what this campaign wrote
-    found: dict[str, Any] = {name: tiled_client[name] for name in (RAW, ANALYSED, CAMPAIGNS)}
+    roots = (RAW, ANALYSED, ANALYSIS_CLAIMS, CAMPAIGNS)
+    found: dict[str, Any] = {name: tiled_client[name] for name in roots}
     found[f"{RAW}/{run_uid}"] = tiled_client[RAW][run_uid]
+    found[f"{ANALYSIS_CLAIMS}/{claim_key}"] = tiled_client[ANALYSIS_CLAIMS][claim_key]
     found[f"{ANALYSED}/{run_uid}"] = tiled_client[ANALYSED][run_uid]
     _walk(tiled_client[CAMPAIGNS][unique_campaign_id], [CAMPAIGNS, unique_campaign_id], found)
 

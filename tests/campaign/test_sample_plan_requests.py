@@ -78,5 +78,6 @@ def test_the_runner_runs_the_sample_plan_with_its_requests_arguments(
     assert [name for name, _, _ in calls] == ["empty_cell", "sample_plan", "sample_plan"]
     for (_, args, kwargs), entry in zip(calls[1:], entries, strict=True):
         assert args == ("STATION", "LH", "CL")
-        assert kwargs == plans.request(entry).to_plan_kwargs()
+        # and what a run records of its calibration: nothing on the twin, whose analysis knows its own
+        assert kwargs == {**plans.request(entry).to_plan_kwargs(), "md": {}}
         assert kwargs["sample_uid"] == entry.sample_uid
