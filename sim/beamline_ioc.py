@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 from caproto import ChannelType
-from caproto.server import PVGroup, SubGroup, pvproperty
+from caproto.server import PVGroup, PvpropertyChar, SubGroup, pvproperty
 
 from tandem.sim.station_devices import parse_composition
 from tandem.sim.station_model import StationModel, station_model
@@ -153,13 +153,28 @@ class _Temperature(PVGroup):
         return value
 
 
+class _ClearableChar(PvpropertyChar):
+    """A char waveform that takes an empty string, as an EPICS waveform record does.
+
+    A client clears such a PV by writing NULs (pyepics sends the whole array zeroed); caproto 1.3
+    decodes them to "" and then fails converting "" to bytes, refusing the put, so the sample
+    record kept the last sample's uid and composition through the empty cell that followed it.
+    """
+
+    async def write_from_dbr(self, data: Any, data_type: ChannelType, metadata: Any, **kwargs: Any) -> Any:
+        raw = data[0] if isinstance(data, list) else data
+        if data_type == ChannelType.CHAR and not bytes(memoryview(raw)).strip(b"\0"):
+            return await self.write("", **kwargs)
+        return await super().write_from_dbr(data, data_type, metadata, **kwargs)
+
+
 class _Sample(PVGroup):
     # char waveforms, not DBR_STRING: a JSON composition is longer than 40 characters
-    uid = pvproperty(name="Uid", value="", dtype=ChannelType.CHAR, max_length=100)
+    uid = pvproperty(name="Uid", value="", dtype=_ClearableChar, max_length=100)
     composition = pvproperty(
         name="Composition",
         value="",
-        dtype=ChannelType.CHAR,
+        dtype=_ClearableChar,
         max_length=8000,
         doc="JSON mass fractions of the cell's contents; empty: the empty cell",
     )

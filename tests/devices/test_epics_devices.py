@@ -83,3 +83,14 @@ def test_a_killed_ioc_fails_the_exposure_with_a_timeout(epics_station: EpicsFact
     os.kill(running.ioc.pid, signal.SIGKILL)
     with pytest.raises(DeviceTimeoutError, match="no answer within 3 s"):
         status.wait(30)
+
+
+def test_the_empty_cell_clears_the_sample_record(epics_station: EpicsFactory) -> None:
+    """After a rinse the IOC holds no sample: the twin must not see the last sample in an empty cell."""
+    station = epics_station(SAXS, time_scale=0).station
+    station.sample.set({"uid": "s1", "mass_fractions": {"H2O": 0.95, "SDS": 0.05}})
+    assert station.sample.uid.get() == "s1"
+    station.sample.set(None)
+    # read from the IOC, not the monitor's cache: what the twin's detector will see
+    assert station.sample.uid.get(use_monitor=False) == ""
+    assert station.sample.composition.get(use_monitor=False) == ""
