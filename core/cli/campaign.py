@@ -305,8 +305,6 @@ def report(
 
 
 def _configure_logging() -> None:
-    # pyFAI's silx looks for OpenCL, which the CPU integration here does not use
-    logging.getLogger("silx.opencl.common").setLevel(logging.ERROR)
     # the runner reports every failed sample with its reason in one line; the RunEngine's own log of
     # each aborted run is a traceback per sample (a dead IOC gives dozens), so it stays quiet
     logging.getLogger("bluesky").setLevel(logging.CRITICAL)

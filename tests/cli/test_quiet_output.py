@@ -28,3 +28,16 @@ def test_importing_the_solver_prints_nothing() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == "optimal\n"
     assert done.stderr == ""
+
+
+def test_the_analysis_with_logging_on_prints_nothing_of_pyfai() -> None:
+    """pyFAI's silx warns that OpenCL is missing as it is imported; tandem never asks for OpenCL."""
+    program = (
+        "import logging; logging.basicConfig(level=logging.WARNING); "
+        "import tandem.analysis.pipeline; print('imported')"
+    )
+    command = [sys.executable, "-P", "-c", program]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "imported\n"
+    assert done.stderr == ""
