@@ -23,6 +23,7 @@ from tandem.analysis.pipeline_settings import StationCalibration
 from tandem.campaign.config import Campaign, CampaignStation
 from tandem.campaign.station_rig import StationRig, close_writer, open_store, station_run_engine
 from tandem.document_queue import DocumentCallback
+from tandem.instrument_profile import default_prefixes
 from tandem.robots.cell_loader import CellLoader
 from tandem.robots.liquid_handler import LiquidHandler
 from tandem.sim.calibration import twin_calibration
@@ -39,9 +40,6 @@ from tandem.tiled_endpoint import TiledEndpoint
 from tandem.tiled_server import EmbeddedTiledServer
 
 logger = logging.getLogger(__name__)
-
-#: PV prefix of a station's cell loader; the station id is upper-cased into it.
-CELL_LOADER_PREFIX = "TANDEM:{station}:CL:"
 
 
 class _Timekeeper:
@@ -177,7 +175,7 @@ def twin_lab(
             client = started.client()
         rigs: dict[str, StationRig] = {}
         for sid, port in zip(wanted, env.server_ports, strict=False):
-            prefix = CELL_LOADER_PREFIX.format(station=sid.upper())
+            _, prefix = default_prefixes(sid)
             stack.enter_context(
                 serve_ioc(CellLoaderIOC, prefix, env, port, options={"time_scale": campaign.twin.time_scale})
             )

@@ -21,10 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tandem.campaign.bundled import DEMO_CAMPAIGN
 from tandem.campaign.config import Campaign, CampaignStation, load_campaign
 from tandem.errors import TandemError
-from tandem.instrument_profile import CELL_LOADER_PREFIX, EpicsSpec, ProfileFacts
-
-#: the station's PV prefix on the EPICS backend when none is configured
-STATION_PREFIX = "TANDEM:{station}:"
+from tandem.instrument_profile import EpicsSpec, ProfileFacts, default_prefixes
 
 
 class SessionConfigError(TandemError, ValueError):
@@ -51,13 +48,12 @@ class EpicsPrefixes:
     ) -> EpicsPrefixes:
         """Each prefix: the one given (a flag or the environment), else the station's instrument
         profile's (`epics:` in its file), else the tandem default (`TANDEM:SAXS:`, `TANDEM:SAXS:CL:`)."""
-        upper = station_id.upper()
         stated = profile.profile.epics if profile is not None else EpicsSpec()
         chosen = (
             _first(station, stated.station_prefix, profile),
             _first(cell_loader, stated.cell_loader_prefix, profile),
         )
-        defaults = (STATION_PREFIX.format(station=upper), CELL_LOADER_PREFIX.format(station=upper))
+        defaults = default_prefixes(station_id)
         return cls(
             station=chosen[0][0] or defaults[0],
             cell_loader=chosen[1][0] or defaults[1],

@@ -39,6 +39,13 @@ STATION_PREFIX = "TANDEM:{station}:"
 #: a station's cell loader's PV prefix when its profile names none (as `tandem.campaign.rig` serves it)
 CELL_LOADER_PREFIX = "TANDEM:{station}:CL:"
 
+
+def default_prefixes(station_id: str) -> tuple[str, str]:
+    """tandem's PV prefixes of a station and its cell loader when nothing names them."""
+    upper = station_id.upper()
+    return STATION_PREFIX.format(station=upper), CELL_LOADER_PREFIX.format(station=upper)
+
+
 #: a pair read from a YAML list: strict about the numbers, not about the list being a tuple
 _Pair = Annotated[tuple[float, float], Field(strict=False)]
 
@@ -348,12 +355,9 @@ class ProfileFacts:
 
     def prefixes(self, station_id: str | None = None) -> tuple[str, str]:
         """The station's and its cell loader's PV prefixes: the profile's, else the tandem defaults."""
-        upper = (station_id or self.profile.name).upper()
+        station, cell_loader = default_prefixes(station_id or self.profile.name)
         epics = self.profile.epics
-        return (
-            epics.station_prefix or STATION_PREFIX.format(station=upper),
-            epics.cell_loader_prefix or CELL_LOADER_PREFIX.format(station=upper),
-        )
+        return epics.station_prefix or station, epics.cell_loader_prefix or cell_loader
 
 
 __all__ = [
@@ -369,4 +373,5 @@ __all__ = [
     "RobotSpec",
     "SolventSpec",
     "TimeCostsSpec",
+    "default_prefixes",
 ]

@@ -16,6 +16,7 @@ from tandem.instrument_profile import (
     STATION_PREFIX,
     InstrumentProfile,
     ProfileFacts,
+    default_prefixes,
 )
 from tandem.instrument_profile_file import (
     BUNDLED_PROFILES,
@@ -64,12 +65,9 @@ def test_the_bundled_profiles_are_the_twins_two_stations() -> None:
 
 
 def test_the_epics_prefixes_default_to_tandems() -> None:
-    from tandem.campaign.rig import CELL_LOADER_PREFIX as RIG_CELL_LOADER
-    from tandem.campaign.session_config import STATION_PREFIX as SESSION_STATION
-
-    # one spelling of each, until the rig and the session take them from the profile
-    assert CELL_LOADER_PREFIX == RIG_CELL_LOADER
-    assert STATION_PREFIX == SESSION_STATION
+    assert default_prefixes("saxs2") == ("TANDEM:SAXS2:", "TANDEM:SAXS2:CL:")
+    assert STATION_PREFIX.format(station="SAXS2") == "TANDEM:SAXS2:"
+    assert CELL_LOADER_PREFIX.format(station="SAXS2") == "TANDEM:SAXS2:CL:"
 
 
 def test_every_robot_backend_tandem_can_make_is_a_name_a_profile_may_give() -> None:

@@ -201,13 +201,13 @@ def twin_device_problems(process: StationProcess, timeout_s: float) -> list[str]
     the worker started, on Channel Access ports of the worker's own, so it is found among the
     station's processes and asked at the port it serves on.
     """
-    from tandem.campaign.rig import CELL_LOADER_PREFIX
     from tandem.child_processes import command_line
+    from tandem.instrument_profile import default_prefixes
     from tandem.sim.ioc import search
 
     if not Path("/proc/self/stat").exists():
         return []
-    prefix = CELL_LOADER_PREFIX.format(station=process.station.upper())
+    _, prefix = default_prefixes(process.station)
     for pid in _descendants(process.pid):
         argv = command_line(pid) or []
         if "tandem.sim.ioc" in argv and prefix in argv:

@@ -204,8 +204,9 @@ def run_child(body: str, *args: str) -> list[str]:
 def test_a_twin_lab_stops_its_robots_and_a_sessions_rig_stops_with_its_session() -> None:
     seen = run_child("""
         import contextlib
-        from tandem.campaign.rig import CELL_LOADER_PREFIX, twin_lab
+        from tandem.campaign.rig import twin_lab
         from tandem.campaign.session_wiring import twin_rig
+        from tandem.instrument_profile import default_prefixes
         from tandem.sim.liquid_handler import SimulatedLiquidHandler
 
         with twin_lab(demo, None) as lab:
@@ -213,7 +214,7 @@ def test_a_twin_lab_stops_its_robots_and_a_sessions_rig_stops_with_its_session()
             assert all(isinstance(r, SimulatedLiquidHandler) for r in robots)
             print(threads())
             with contextlib.ExitStack() as session:  # a session's rig on the lab's running cell loader
-                rig = twin_rig(session, demo, "saxs", CELL_LOADER_PREFIX.format(station="SAXS"))
+                rig = twin_rig(session, demo, "saxs", default_prefixes("saxs")[1])
                 print(threads())
             print(threads())
         print(threads())
