@@ -32,8 +32,19 @@ from tandem.stations import Probe
 
 #: The robot backends a profile may name, the one list of them: `tandem.robots.pylabrobot_registry` makes
 #: the PyLabRobot ones by these names (its software-only chatterbox, the OT-2 over its HTTP API, the OT-2
-#: backend with its HTTP calls recorded), `simulated` is the twin's own robot.
-ROBOT_BACKENDS: tuple[str, ...] = ("chatterbox", "opentrons_ot2", "opentrons_ot2_chatterbox", "simulated")
+#: backend with its HTTP calls recorded, Hamilton's STAR, STARlet and Vantage and Tecan's EVO over USB,
+#: PyLabRobot's software STAR), `simulated` is the twin's own robot.
+ROBOT_BACKENDS: tuple[str, ...] = (
+    "chatterbox",
+    "opentrons_ot2",
+    "opentrons_ot2_chatterbox",
+    "hamilton_star",
+    "hamilton_starlet",
+    "hamilton_star_chatterbox",
+    "hamilton_vantage",
+    "tecan_evo",
+    "simulated",
+)
 #: a station's PV prefix on EPICS when its profile names none; the station id is upper-cased into it
 STATION_PREFIX = "TANDEM:{station}:"
 #: a station's cell loader's PV prefix when its profile names none (as `tandem.campaign.rig` serves it)
@@ -166,7 +177,8 @@ class RobotSpec(_Strict):
     """The station's liquid handler: a backend by name, and that backend's own options."""
 
     #: one of `chatterbox` (PyLabRobot, software only), `opentrons_ot2`, `opentrons_ot2_chatterbox`,
-    #: `simulated` (the twin's own robot)
+    #: `hamilton_star`, `hamilton_starlet`, `hamilton_star_chatterbox` (PyLabRobot's software STAR),
+    #: `hamilton_vantage`, `tecan_evo`, `simulated` (the twin's own robot)
     backend: str
     #: passed to the backend (for the OT-2, for example, its host and port)
     options: dict[str, Any] = Field(default_factory=dict, strict=False)

@@ -1,11 +1,12 @@
 """tandem's robot seam over PyLabRobot: a `LiquidHandlerBackend` that drives a PyLabRobot `LiquidHandler`.
 
 PyLabRobot (0.2.2) is the field's hardware-agnostic front end: one `LiquidHandler`
-over swappable backends (its software-only chatterbox, the Opentrons OT-2, ...),
-with volume and tip trackers that commit or roll back per operation. tandem keeps
-what PyLabRobot lacks (the recipe solver, the whole-recipe check before the first
-command, the transactional inventory of `tandem.robots.liquid_handler.LiquidHandler`)
-and hands each of its four commands to PyLabRobot here.
+over swappable backends (its software-only chatterbox, the Opentrons OT-2, the
+Hamilton STAR and Vantage, the Tecan EVO), with volume and tip trackers that
+commit or roll back per operation. tandem keeps what PyLabRobot lacks (the recipe
+solver, the whole-recipe check before the first command, the transactional
+inventory of `tandem.robots.liquid_handler.LiquidHandler`) and hands each of its
+four commands to PyLabRobot here.
 
 * The robot is chosen by name and keyword arguments (`BACKENDS`, in
   `tandem.robots.pylabrobot_registry`), so a station profile can name it; an
@@ -41,7 +42,6 @@ from typing import Any
 
 from pylabrobot.liquid_handling import LiquidHandler as PlrLiquidHandler
 from pylabrobot.liquid_handling.backends import LiquidHandlerBackend as PlrBackend
-from pylabrobot.liquid_handling.backends import OpentronsOT2Backend
 from pylabrobot.resources import (
     does_tip_tracking,
     does_volume_tracking,
@@ -54,12 +54,14 @@ from tandem.protocols import StepReport
 from tandem.robots.deck import Deck, Pipette
 from tandem.robots.liquid_handler import BackendError
 from tandem.robots.pipetting_model import PipettingErrorModel, PipettingTimes
-from tandem.robots.pylabrobot_deck import DeckTranslationError, PlrDeck, build_plr_deck
+from tandem.robots.pylabrobot_deck import PlrDeck, build_plr_deck
+from tandem.robots.pylabrobot_deck_kinds import DeckTranslationError
 from tandem.robots.pylabrobot_ot2 import OtApiSession
 from tandem.robots.pylabrobot_quiet import LOOP_THREAD_PREFIX, quiet
 from tandem.robots.pylabrobot_registry import (
     BACKENDS,
     RobotBackendConfigError,
+    deck_kind_for,
     make_plr_backend,
 )
 
@@ -160,19 +162,20 @@ class PyLabRobotBackend:
         elif isinstance(backend, PlrBackend):
             if backend_options:
                 raise RobotBackendConfigError("backend_options go with a backend name, not a backend object")
-            robot, kind = backend, ("ot2" if isinstance(backend, OpentronsOT2Backend) else "generic")
+            robot, kind = backend, deck_kind_for(backend)
         else:
             raise RobotBackendConfigError(
                 f"backend is a name ({', '.join(BACKENDS)}) or a PyLabRobot backend, "
                 f"got {type(backend).__name__}"
             )
+        # before the deck is built: PyLabRobot's decks log warnings (labware standing high) as it is
+        quiet(type(robot))
         self.pipettes: dict[str, Pipette] = {p.name: p for p in deck.pipettes}
         self.channels = _channels(deck, channels)
         self.plr_deck: PlrDeck = build_plr_deck(deck, kind=kind, labware=labware)
         self.errors = errors
         self.times = times
         self.timeout_s = timeout_s
-        quiet(type(robot))
         self.robot = robot
         self.lh = PlrLiquidHandler(backend=robot, deck=self.plr_deck.deck)
         self._loop = _Loop(f"{LOOP_THREAD_PREFIX}-{next(_serial)}")

@@ -10,12 +10,15 @@ or `cor_cos_24_wellplate_3470uL_Fb`), PyLabRobot's own definition is used and
 checked to hold what the deck puts in it; otherwise a generic resource is built
 with the deck's capacities.
 
-Two deck kinds: `"generic"` lays the slots side by side on a plain PyLabRobot
-`Deck` with a trash (enough for backends that do not place labware themselves,
-such as the chatterbox); `"ot2"` places each slot in the OT-2's numbered slots
-(1-11; 12 is the fixed trash), with 96-tip racks of the OT-2's tip sizes, as
-`OpentronsOT2Backend` requires. A deck the chosen robot's deck cannot hold is a
-`DeckTranslationError` before anything runs.
+The deck kinds (`tandem.robots.pylabrobot_deck_kinds`): `"generic"` lays the
+slots side by side on a plain PyLabRobot `Deck` with a trash (enough for backends
+that do not place labware themselves, such as the chatterbox); `"ot2"` places each
+slot in the OT-2's numbered slots (1-11; 12 is the fixed trash), with 96-tip racks
+of the OT-2's tip sizes, as `OpentronsOT2Backend` requires; the Hamilton decks
+(`tandem.robots.pylabrobot_deck_hamilton`) and the Tecan EVO 150
+(`tandem.robots.pylabrobot_deck_tecan`) stand the slots' labware on carriers on
+rails, and `PlrDeck.placements` says where each slot went. A deck the chosen
+robot's deck cannot hold is a `DeckTranslationError` before anything runs.
 
 The containers' volume trackers start with the deck's volumes and the tip racks'
 tip trackers with the deck's unused tips, so PyLabRobot refuses what the robot would.
@@ -26,18 +29,18 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
 from pylabrobot import resources as plr
 from pylabrobot.resources import Container, Coordinate, Plate, TipRack, TipSpot, Trash, Tube, Well
 from pylabrobot.resources.opentrons import OTDeck
 from pylabrobot.resources.tip import Tip
 
-from tandem.errors import TandemError
 from tandem.robots.deck import Deck
-
-DeckKind = Literal["generic", "ot2"]
+from tandem.robots.pylabrobot_deck_hamilton import HAMILTON_DECK_KINDS, hamilton_deck, hamilton_tip_rack
+from tandem.robots.pylabrobot_deck_kinds import DeckKind, DeckTranslationError, Placement
+from tandem.robots.pylabrobot_deck_tecan import evo150_deck, tecan_tip_rack
 
 #: headroom of a generic tip above its pipette's largest volume: real tips hold more than the
 #: pipette's nominal range (a 300 µL Hamilton tip holds 400 µL), and a pipetting-error model
@@ -55,23 +58,21 @@ _WALL_MM = 1.0
 _WELL_NAME = re.compile(r"^([A-Z]{1,2})([1-9][0-9]*)$")
 
 
-class DeckTranslationError(TandemError, ValueError):
-    """The deck cannot be set up as PyLabRobot resources on the chosen robot's deck."""
-
-
 @dataclass(frozen=True)
 class PlrDeck:
     """The PyLabRobot deck built from a tandem deck, and where each tandem name landed.
 
     `containers` maps every transfer location (stock names and well slots) to its
-    PyLabRobot container; `tip_racks` maps each tip rack's slot to its rack. The
-    PyLabRobot objects are live: their trackers change as the robot works.
+    PyLabRobot container; `tip_racks` maps each tip rack's slot to its rack;
+    `placements`, on a deck of rails, each slot to its carrier site. The PyLabRobot
+    objects are live: their trackers change as the robot works.
     """
 
     deck: plr.Deck
     kind: DeckKind
     containers: Mapping[str, Container]
     tip_racks: Mapping[str, TipRack]
+    placements: Mapping[str, Placement] = field(default_factory=dict)
 
     def volume_ul(self, location: str) -> float:
         """What PyLabRobot's volume tracker holds at a stock or well (committed operations only)."""
@@ -113,17 +114,27 @@ def build_plr_deck(
         )
         if tip_racks[slot].num_items < rack.n_tips:
             raise DeckTranslationError(
-                f"tip rack {slot!r}: the deck gives it {rack.n_tips} tips but {labware[slot]!r} holds "
-                f"{tip_racks[slot].num_items}"
+                f"tip rack {slot!r}: the deck gives it {rack.n_tips} tips but "
+                f"{tip_racks[slot].model or 'its rack'!r} holds {tip_racks[slot].num_items}"
             )
         for spot in tip_racks[slot].get_all_items()[: rack.n_used]:
             spot.tracker.remove_tip(commit=True)
         for spot in tip_racks[slot].get_all_items()[rack.n_tips :]:
             spot.tracker.remove_tip(commit=True)
         placed[slot] = tip_racks[slot]
-    plr_deck = _ot2_deck(placed) if kind == "ot2" else _generic_deck(placed)
+    placements: dict[str, Placement] = {}
+    plr_deck: plr.Deck
+    if kind == "ot2":
+        plr_deck = _ot2_deck(placed)
+    elif kind in HAMILTON_DECK_KINDS:
+        plr_deck, placements = hamilton_deck(kind, placed)
+    elif kind == "tecan_evo150":
+        largest = {slot: max(m.capacity_ul for m in members) for slot, members in groups.items()}
+        plr_deck, placements = evo150_deck(placed, largest)
+    else:
+        plr_deck = _generic_deck(placed)
     _fill(deck, containers)
-    return PlrDeck(plr_deck, kind, containers, tip_racks)
+    return PlrDeck(plr_deck, kind, containers, tip_racks, placements)
 
 
 # -- slots and their vessels ---------------------------------------------------------------------
@@ -281,6 +292,10 @@ def _tip_rack(
                 f"OT-2 tips hold {', '.join(f'{v:g}' for v in OT2_TIP_VOLUMES_UL)} µL"
             )
         tip_volume = fits[0]
+    elif kind in HAMILTON_DECK_KINDS:
+        return hamilton_tip_rack(slot, tip_type, n_tips, capacity_ul)
+    elif kind == "tecan_evo150":
+        return tecan_tip_rack(slot, tip_type, n_tips, capacity_ul)
     else:
         tip_volume = capacity_ul * (1 + GENERIC_TIP_HEADROOM)
     return _generic_tip_rack(f"slot {slot}", tip_type, max(n_tips, 1), tip_volume)
@@ -351,8 +366,6 @@ def _fill(deck: Deck, containers: Mapping[str, Container]) -> None:
 __all__ = [
     "GENERIC_TIP_HEADROOM",
     "OT2_TIP_VOLUMES_UL",
-    "DeckKind",
-    "DeckTranslationError",
     "PlrDeck",
     "build_plr_deck",
 ]

@@ -1,7 +1,7 @@
 """PyLabRobot's robots by name: what a station profile names, made with its keyword arguments.
 
 `BACKENDS` lists the PyLabRobot backends tandem can drive, each with the kind of
-deck it needs (`tandem.robots.pylabrobot_deck`). `make_plr_backend` makes one from
+deck it needs (`tandem.robots.pylabrobot_deck_kinds`). `make_plr_backend` makes one from
 a name and options, checking both before anything connects: an unknown name, an
 option the backend's constructor does not take, or a package the backend needs
 that is missing is a typed error naming what would be valid.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tandem.errors import TandemError
-from tandem.robots.pylabrobot_deck import DeckKind
+from tandem.robots.pylabrobot_deck_kinds import DeckKind
 
 
 class UnknownRobotBackendError(TandemError, ValueError):
@@ -37,6 +37,9 @@ class BackendEntry:
     description: str
     install: str = ""  # what to install when its import or construction fails for a missing package
 
+
+# what a robot on USB needs besides the robot; PyLabRobot says so itself when `setup` cannot find it
+_USB = "install pylabrobot's usb extra: pyusb and libusb-package"
 
 #: robot backends by the name a station profile gives
 BACKENDS: Mapping[str, BackendEntry] = {
@@ -60,6 +63,44 @@ BACKENDS: Mapping[str, BackendEntry] = {
         "the OT-2 backend's own logic with its HTTP calls recorded, not sent "
         "(left_pipette_name=..., right_pipette_name=...)",
     ),
+    "hamilton_star": BackendEntry(
+        "pylabrobot.liquid_handling.backends.hamilton.STAR_backend",
+        "STARBackend",
+        "hamilton_star",
+        "a Hamilton STAR over USB, labware on Hamilton carriers (device_address=..., serial_number=...); "
+        "runs only with the robot connected",
+        install=_USB,
+    ),
+    "hamilton_starlet": BackendEntry(
+        "pylabrobot.liquid_handling.backends.hamilton.STAR_backend",
+        "STARBackend",
+        "hamilton_starlet",
+        "a Hamilton STARlet (the STAR backend on the 32-rail deck); runs only with the robot connected",
+        install=_USB,
+    ),
+    "hamilton_star_chatterbox": BackendEntry(
+        "pylabrobot.liquid_handling.backends.hamilton.STAR_chatterbox",
+        "STARChatterboxBackend",
+        "hamilton_star",
+        "PyLabRobot's software STAR: the STAR backend's firmware logic on a STAR deck, its commands "
+        "logged, not sent (num_channels=8)",
+    ),
+    "hamilton_vantage": BackendEntry(
+        "pylabrobot.liquid_handling.backends.hamilton.vantage_backend",
+        "VantageBackend",
+        "hamilton_vantage",
+        "a Hamilton Vantage 1.3 m over USB (device_address=..., serial_number=...); PyLabRobot has no "
+        "software Vantage, so it runs only with the robot connected",
+        install=_USB,
+    ),
+    "tecan_evo": BackendEntry(
+        "pylabrobot.liquid_handling.backends.tecan.EVO_backend",
+        "EVOBackend",
+        "tecan_evo150",
+        "a Tecan EVO 150 over USB (diti_count=...), Tecan plates and tips only; PyLabRobot has no "
+        "software EVO, so it runs only with the robot connected",
+        install=_USB,
+    ),
 }
 
 
@@ -77,7 +118,7 @@ def make_plr_backend(name: str, options: Mapping[str, Any] | None = None) -> tup
     options = dict(options or {})
     try:
         cls = getattr(importlib.import_module(entry.module), entry.class_name)
-    except ImportError as exc:  # pragma: no cover - the three entries ship with pylabrobot itself
+    except ImportError as exc:  # pragma: no cover - every entry ships with pylabrobot itself
         raise RobotBackendConfigError(f"robot backend {name!r} cannot be loaded: {exc}") from None
     signature = inspect.signature(cls)
     try:
@@ -94,10 +135,26 @@ def make_plr_backend(name: str, options: Mapping[str, Any] | None = None) -> tup
         raise RobotBackendConfigError(f"robot backend {name!r} cannot be made: {exc}{hint}") from None
 
 
+def deck_kind_for(robot: Any) -> DeckKind:
+    """The deck a PyLabRobot backend object needs: that of the first entry whose class it is, else generic.
+
+    A STAR backend object gets the STAR's deck; a STARlet is chosen by name (`hamilton_starlet`).
+    """
+    for entry in BACKENDS.values():
+        try:
+            cls = getattr(importlib.import_module(entry.module), entry.class_name)
+        except ImportError:  # pragma: no cover - every entry ships with pylabrobot itself
+            continue
+        if isinstance(robot, cls):
+            return entry.deck_kind
+    return "generic"
+
+
 __all__ = [
     "BACKENDS",
     "BackendEntry",
     "RobotBackendConfigError",
     "UnknownRobotBackendError",
+    "deck_kind_for",
     "make_plr_backend",
 ]

@@ -25,7 +25,7 @@ from tandem.robots.inventory import InventoryError
 from tandem.robots.liquid_handler import BackendError, LiquidHandler
 from tandem.robots.pipetting_model import PipettingErrorModel, PipettingTimes
 from tandem.robots.pylabrobot_backend import PyLabRobotBackend
-from tandem.robots.pylabrobot_deck import DeckTranslationError
+from tandem.robots.pylabrobot_deck_kinds import DeckTranslationError
 from tandem.robots.pylabrobot_quiet import LOOP_THREAD_PREFIX
 from tandem.robots.pylabrobot_registry import BACKENDS, RobotBackendConfigError, UnknownRobotBackendError
 from tandem.robots.recipe import Recipe, solve_recipe
