@@ -15,13 +15,12 @@ runner's station hours on EPICS stations are real elapsed time at the station.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tandem.stations import Interval
+from tandem.stations import Interval, Timeline
 
 #: a stop request is looked at this often while a station waits out a pause, in s
 _WAIT_STEP_S = 0.5
@@ -59,7 +58,7 @@ class WallClock:
         self._epoch = time.time() if started_at is None else started_at
         self._offset_s = start_s
         self._stop_requested = stop_requested
-        self._timeline: list[Interval] = []
+        self._timeline = Timeline(station)
         self._lock = threading.Lock()
 
     def at(self, epoch_s: float) -> float:
@@ -73,21 +72,16 @@ class WallClock:
 
     @property
     def timeline(self) -> tuple[Interval, ...]:
-        with self._lock:
-            return tuple(self._timeline)
+        return self._timeline.intervals
 
     def busy_s(self, activity_prefix: str = "") -> float:
-        with self._lock:
-            return math.fsum(i.duration_s for i in self._timeline if i.activity.startswith(activity_prefix))
+        return self._timeline.busy_s(activity_prefix)
 
     def record(self, activity: str, start_s: float, end_s: float) -> Interval:
         """Put an interval on the timeline; one that ends after now (a resumed campaign's history)
         moves the clock on, so station time goes on from where the campaign left off."""
-        if not (math.isfinite(start_s) and math.isfinite(end_s) and end_s >= start_s):
-            raise ValueError(f"an interval runs forwards in finite time, got {start_s!r} to {end_s!r}")
+        interval = self._timeline.add(activity, start_s, end_s)
         with self._lock:
-            interval = Interval(self.station, activity, start_s, end_s)
-            self._timeline.append(interval)
             behind = end_s - (self._offset_s + (time.time() - self._epoch))
             if behind > 0:
                 self._offset_s += behind

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -66,3 +68,32 @@ class Interval:
     @property
     def duration_s(self) -> float:
         return self.end_s - self.start_s
+
+
+class Timeline:
+    """A station's intervals in the order they were put on it: what its clock, virtual (the twin's
+    `StationClock`) or the wall (a real station's `WallClock`), records. Thread-safe."""
+
+    def __init__(self, station: str) -> None:
+        self.station = station
+        self._intervals: list[Interval] = []
+        self._lock = threading.Lock()
+
+    def add(self, activity: str, start_s: float, end_s: float) -> Interval:
+        """Put `activity` from `start_s` to `end_s` on the timeline; refuses time running backwards."""
+        if not (math.isfinite(start_s) and math.isfinite(end_s) and end_s >= start_s):
+            raise ValueError(f"an interval runs forwards in finite time, got {start_s!r} to {end_s!r}")
+        interval = Interval(self.station, activity, start_s, end_s)
+        with self._lock:
+            self._intervals.append(interval)
+        return interval
+
+    @property
+    def intervals(self) -> tuple[Interval, ...]:
+        with self._lock:
+            return tuple(self._intervals)
+
+    def busy_s(self, activity_prefix: str = "") -> float:
+        """Station time spent on activities whose name starts with `activity_prefix`."""
+        with self._lock:
+            return math.fsum(i.duration_s for i in self._intervals if i.activity.startswith(activity_prefix))

@@ -12,7 +12,7 @@ import math
 import threading
 import time
 
-from tandem.stations import Interval
+from tandem.stations import Interval, Timeline
 
 
 class StationClock:
@@ -24,7 +24,7 @@ class StationClock:
         self.station = station
         self.time_scale = time_scale
         self._now_s = start_s
-        self._timeline: list[Interval] = []
+        self._timeline = Timeline(station)
         self._lock = threading.Lock()
 
     @property
@@ -34,22 +34,20 @@ class StationClock:
 
     @property
     def timeline(self) -> tuple[Interval, ...]:
-        with self._lock:
-            return tuple(self._timeline)
+        return self._timeline.intervals
 
     def busy_s(self, activity_prefix: str = "") -> float:
         """Station time spent on activities whose name starts with `activity_prefix`."""
-        with self._lock:
-            return math.fsum(i.duration_s for i in self._timeline if i.activity.startswith(activity_prefix))
+        return self._timeline.busy_s(activity_prefix)
 
     def spend(self, duration_s: float, activity: str) -> Interval:
         """Spend `duration_s` of station time on `activity`; waits `duration_s * time_scale` real s."""
         if not (math.isfinite(duration_s) and duration_s >= 0):
             raise ValueError(f"a duration must be >= 0 s, got {duration_s!r}")
         with self._lock:
-            interval = Interval(self.station, activity, self._now_s, self._now_s + duration_s)
-            self._now_s = interval.end_s
-            self._timeline.append(interval)
+            start_s = self._now_s
+            self._now_s = start_s + duration_s
+        interval = self._timeline.add(activity, start_s, start_s + duration_s)
         if self.time_scale > 0 and duration_s > 0:
             time.sleep(duration_s * self.time_scale)
         return interval
@@ -57,11 +55,8 @@ class StationClock:
     def record(self, activity: str, start_s: float, end_s: float) -> Interval:
         """Put an interval the station spent before this clock existed on its timeline (a resumed
         campaign's history), so busy time and utilisation go on from it; never waits."""
-        if not (math.isfinite(start_s) and math.isfinite(end_s) and end_s >= start_s):
-            raise ValueError(f"an interval runs forwards in finite time, got {start_s!r} to {end_s!r}")
+        interval = self._timeline.add(activity, start_s, end_s)
         with self._lock:
-            interval = Interval(self.station, activity, start_s, end_s)
-            self._timeline.append(interval)
             self._now_s = max(self._now_s, end_s)
         return interval
 

@@ -18,16 +18,20 @@ def test_a_recipe_prints_no_highs_banner() -> None:
     assert "HiGHS" not in done.stdout + done.stderr
 
 
+def _output_of(program: str) -> tuple[str, str]:
+    """What a fresh interpreter running `program` prints on stdout and on stderr."""
+    command = [sys.executable, "-P", "-c", program]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout, done.stderr
+
+
 def test_importing_the_solver_prints_nothing() -> None:
     program = (
         "import tandem.robots.milp as m; "
         "print(m.solve_program([1.0], [[1.0]], [1.0], [2.0], lower=[0.0], upper=[5.0]).status)"
     )
-    command = [sys.executable, "-P", "-c", program]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == "optimal\n"
-    assert done.stderr == ""
+    assert _output_of(program) == ("optimal\n", "")
 
 
 def test_the_analysis_with_logging_on_prints_nothing_of_pyfai() -> None:
@@ -36,8 +40,4 @@ def test_the_analysis_with_logging_on_prints_nothing_of_pyfai() -> None:
         "import logging; logging.basicConfig(level=logging.WARNING); "
         "import tandem.analysis.pipeline; print('imported')"
     )
-    command = [sys.executable, "-P", "-c", program]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == "imported\n"
-    assert done.stderr == ""
+    assert _output_of(program) == ("imported\n", "")
