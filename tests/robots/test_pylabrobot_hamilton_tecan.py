@@ -16,7 +16,10 @@ from typing import Any
 
 import pytest
 from fixtures_deck import make_deck, water_stocks
-from pylabrobot.liquid_handling.backends.hamilton.STAR_backend import STARBackend
+from pylabrobot.liquid_handling.backends.hamilton.STAR_backend import (
+    STARBackend,
+    star_firmware_string_to_error,
+)
 from pylabrobot.liquid_handling.backends.hamilton.STAR_chatterbox import STARChatterboxBackend
 from pylabrobot.liquid_handling.backends.hamilton.vantage_backend import VantageBackend
 from pylabrobot.liquid_handling.backends.tecan.EVO_backend import EVOBackend
@@ -75,6 +78,16 @@ class RecordingSTAR(STARChatterboxBackend):  # type: ignore[misc]
         return await super()._write_and_read_command(id_, cmd, *args, **kwargs)
 
 
+class ClottingSTAR(RecordingSTAR):
+    """The software STAR answering its second aspiration as a STAR does a clot: firmware error 04."""
+
+    async def _write_and_read_command(self, id_: Any, cmd: str, *args: Any, **kwargs: Any) -> Any:
+        if cmd.startswith("C0AS") and self.sent.count("C0AS") == 1:
+            self.sent.append("C0AS (clot)")
+            raise star_firmware_string_to_error({"C0": "04/00"}, raw_response=f"{cmd[:10]}er04/00")
+        return await super()._write_and_read_command(id_, cmd, *args, **kwargs)
+
+
 @pytest.fixture
 def plate_stocks_deck() -> Deck:
     """The SAXS stocks in the wells of one plate (slot 3, row A), mixing wells in its row B."""
@@ -119,6 +132,24 @@ def test_the_star_gets_a_firmware_command_for_each_step(saxs_deck: Deck) -> None
     # C0TT defines a tip type the first time one is used; then pick up, aspirate, dispense, discard
     steps = [c for c in star.sent if c != "C0TT"]
     assert steps == ["C0TP", "C0AS", "C0DS", "C0TR"] * len(recipe.transfers)
+
+
+def test_a_firmware_error_mid_recipe_leaves_the_inventory_and_the_trackers_agreeing(
+    saxs_deck: Deck, nothing_left_running: None
+) -> None:
+    star = ClottingSTAR()
+    recipe = recipe_for(saxs_deck)
+    with PyLabRobotBackend(saxs_deck, star, errors=PipettingErrorModel(seed=3)) as robot:
+        lh = LiquidHandler(robot, saxs_deck, name="lh")
+        with pytest.raises(BackendError, match="ClotDetectedError") as info:
+            lh.set(recipe).wait(30)
+        assert "aspirate" in str(info.value)
+        steps = [c for c in star.sent if c != "C0TT"]
+        assert steps == ["C0TP", "C0AS", "C0DS", "C0TR", "C0TP", "C0AS (clot)"]
+        # the first transfer happened; the second drew nothing, and both records say so
+        moved = next(s.volume_ul for s in lh.steps if s.command == "aspirate")
+        assert lh.deck.well(recipe.destination).volume_ul == pytest.approx(moved)
+        assert_trackers_agree(robot, lh.deck)
 
 
 def test_an_infeasible_recipe_sends_the_star_no_command(saxs_deck: Deck) -> None:
