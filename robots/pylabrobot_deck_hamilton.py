@@ -96,8 +96,9 @@ def hamilton_deck(kind: DeckKind, placed: Mapping[str, Any]) -> tuple[HamiltonDe
         else:
             tubes.append((slot, labware, _tube_carrier(slot, labware)))
     deck = make_deck()
+    # the deck kinds are named as the robots a profile names (`hamilton_star`, ...)
     larger = ", ".join(
-        f"{name} (rails {free[0]}-{free[1]})"
+        f"{name} ({other}, rails {free[0]}-{free[1]})"
         for other, (name, _, free) in _DECKS.items()
         if free[1] - free[0] > rails[1] - rails[0]
     )

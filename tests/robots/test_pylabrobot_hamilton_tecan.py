@@ -192,7 +192,7 @@ def test_a_deck_file_with_more_slots_than_a_starlet_has_rails_is_refused_naming_
     deck = make_deck(water_stocks(), wells=wells)
     with pytest.raises(DeckTranslationError, match=r"rails 1-30 \(30\) are free") as info:
         build_plr_deck(deck, kind="hamilton_starlet")
-    assert "Hamilton STAR (rails 1-54)" in str(info.value)
+    assert "Hamilton STAR (hamilton_star, rails 1-54)" in str(info.value)
     assert len(build_plr_deck(deck, kind="hamilton_star").placements) == 21 + 4 + 2  # plates, vials, racks
 
 
