@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -19,6 +20,8 @@ from tandem.robots.deck import Deck, Pipette, Stock, TipRack, Well
 from tandem.robots.deck_file import load_deck_file, parse_amount
 from tandem.sim.clock import StationClock
 from tandem.sim.liquid_handler import SimulatedLiquidHandler
+
+R = TypeVar("R", bound=SimulatedLiquidHandler)
 
 EXAMPLE_DECKS = Path(__file__).resolve().parents[1] / "examples" / "decks"
 
@@ -100,3 +103,20 @@ def twin_robot() -> Iterator[Callable[..., SimulatedLiquidHandler]]:
             return stack.enter_context(SimulatedLiquidHandler(deck, clock, **options))  # type: ignore[arg-type]
 
         yield make
+
+
+_made_in_the_test: list[SimulatedLiquidHandler] = []
+
+
+def closed_after_the_test(robot: R) -> R:
+    """`robot`, to be stopped with its event loop's thread when the test that made it ends (for
+    helpers that make robots outside a fixture; a fixture uses `twin_robot`)."""
+    _made_in_the_test.append(robot)
+    return robot
+
+
+@pytest.fixture(autouse=True)
+def _close_the_robots_made_in_the_test() -> Iterator[None]:
+    yield
+    while _made_in_the_test:
+        _made_in_the_test.pop().close()

@@ -11,6 +11,7 @@ from typing import Any
 import epics
 import pytest
 from bluesky import RunEngine
+from fixtures_deck import closed_after_the_test
 
 from tandem import Composition
 from tandem.errors import InvalidCompositionError, TandemError, UnknownComponentError
@@ -38,22 +39,11 @@ pytestmark = pytest.mark.timeout(120)
 TARGET = {"sds": 0.02, "nacl": 0.005}
 
 
-_robots: list[SimulatedLiquidHandler] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_robots() -> Iterator[None]:
-    """Every twin robot a test made is stopped, with its event loop's thread, when the test ends."""
-    yield
-    while _robots:
-        _robots.pop().close()
-
-
 class Lab:
     def __init__(self, deck: Deck, loader: CellLoader | None = None, seed: int = 3) -> None:
         self.clock = StationClock("saxs")
         self.backend = SimulatedLiquidHandler(deck, self.clock, seed=seed)
-        _robots.append(self.backend)
+        closed_after_the_test(self.backend)
         self.lh = LiquidHandler(self.backend, deck, name="liquid_handler")
         self.loader = loader
         self.docs: list[tuple[str, dict[str, Any]]] = []

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import epics
 import numpy as np
 import pytest
 from bluesky import RunEngine
+from fixtures_deck import closed_after_the_test
 from fixtures_stations import EpicsStation
 
 from tandem.campaign.bundled import DEMO_FOLDER
@@ -50,22 +51,11 @@ def loader(cell_loader_ioc: RunningIOC) -> CellLoader:
     return device
 
 
-_robots: list[SimulatedLiquidHandler] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_robots() -> Iterator[None]:
-    """Every twin robot a test made is stopped, with its event loop's thread, when the test ends."""
-    yield
-    while _robots:
-        _robots.pop().close()
-
-
 def lab(name: str) -> tuple[LiquidHandler, StationClock]:
     deck = load_deck_file(DECKS / f"{name}_deck.yaml")
     clock = StationClock(name)
     robot = SimulatedLiquidHandler(deck, clock, seed=3)
-    _robots.append(robot)
+    closed_after_the_test(robot)
     return LiquidHandler(robot, deck, name=f"{name}_lh"), clock
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import epics
 import pytest
 from bluesky import RunEngine
+from fixtures_deck import closed_after_the_test
 
 from tandem.campaign.bundled import DEMO_FOLDER
 from tandem.devices.station import OphydStationDevices
@@ -24,17 +25,6 @@ from tandem.stations import SAXS
 from tandem.suggestions import ScanParameters
 
 pytestmark = pytest.mark.slow
-
-
-_robots: list[SimulatedLiquidHandler] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_robots() -> Iterator[None]:
-    """Every twin robot a test made is stopped, with its event loop's thread, when the test ends."""
-    yield
-    while _robots:
-        _robots.pop().close()
 
 
 @pytest.fixture
@@ -64,7 +54,7 @@ def test_the_requests_arguments_run_and_the_cell_is_filled_by_the_stations_rule(
     station, _ = sim_station(SAXS)
     deck = load_deck_file(DEMO_FOLDER / "saxs_deck.yaml")
     robot = SimulatedLiquidHandler(deck, StationClock(SAXS), seed=3)
-    _robots.append(robot)
+    closed_after_the_test(robot)
     lh = LiquidHandler(robot, deck, name="saxs_lh")
     request = SampleRequest(
         sample_uid="s-1",

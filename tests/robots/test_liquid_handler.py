@@ -5,10 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Iterator
 
 import pytest
-from fixtures_deck import COMPONENTS, WATER, make_deck, water_stocks
+from fixtures_deck import COMPONENTS, WATER, closed_after_the_test, make_deck, water_stocks
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,21 +38,10 @@ def target(amounts: dict[str, Amount], balance: str = "water") -> Composition:
 SDS_NACL = {"sds": Amount(20.0, Basis.CONCENTRATION_MG_PER_ML), "nacl": Amount(0.1, Basis.MOLARITY_MOL_PER_L)}
 
 
-_robots: list[SimulatedLiquidHandler] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_robots() -> Iterator[None]:
-    """Every robot a test made is stopped, with its event loop's thread, when the test ends."""
-    yield
-    while _robots:
-        _robots.pop().close()
-
-
 def handler(deck: Deck, *, seed: int = 7) -> tuple[LiquidHandler, SimulatedLiquidHandler, StationClock]:
     clock = StationClock("saxs")
     backend = SimulatedLiquidHandler(deck, clock, seed=seed)
-    _robots.append(backend)
+    closed_after_the_test(backend)
     return LiquidHandler(backend, deck, name="lh"), backend, clock
 
 
@@ -293,7 +281,7 @@ class _GatedBackend(SimulatedLiquidHandler):
 def test_a_second_recipe_while_one_runs_is_refused() -> None:
     deck = noisy_deck()
     backend = _GatedBackend(deck, StationClock("saxs"))
-    _robots.append(backend)
+    closed_after_the_test(backend)
     lh = LiquidHandler(backend, deck, name="lh")
     status = lh.set(recipe_for(deck))
     try:
