@@ -6,6 +6,10 @@ its attempts (one sample, one queue item each) and how they ended. A restarted d
 reads the journal to find what is still open. The journal also holds the daemon's
 heartbeat (what `tandem agent status` shows), a scientist's pause of its decisions and
 verdicts on suggestions awaiting approval.
+
+On a store served with roles (`tandem.tiled_roles`) a verdict and a pause are a scientist's: the
+journal asks the server whose key it writes with, refuses any other role's
+(`ApprovalRefusedError`), and records the principal and role with the verdict.
 """
 
 from __future__ import annotations
@@ -31,9 +35,12 @@ from tandem.catalog_layout import (
     find_campaign,
 )
 from tandem.errors import TandemError
+from tandem.tiled_keys import key_identity
+from tandem.tiled_roles import TandemRole
 
 __all__ = [
     "ENTRY_SPEC",
+    "ApprovalRefusedError",
     "Attempt",
     "Entry",
     "EntryStatus",
@@ -47,6 +54,10 @@ ENTRY_SPEC = QUEUED_DECISION_SPEC
 
 class InvalidVerdictError(TandemError, ValueError):
     """An approve/deny for a decision that is not waiting for one."""
+
+
+class ApprovalRefusedError(TandemError, PermissionError):
+    """A verdict or pause given with a key that is not a scientist's (a store served with roles)."""
 
 
 # --- one decision, from suggestion to result ---------------------------------------------------
@@ -149,6 +160,9 @@ class Journal:
         self.campaign_id = campaign_id
         self.entries_node = campaign_container(self.node, JOURNAL)
         self.decisions = campaign_container(self.node, DECISIONS)
+        # made here, by the daemon: under roles a scientist writes the control but cannot make it
+        # (the campaign's node is the agent's)
+        campaign_container(self.node, CONTROL)
 
     @classmethod
     def find(cls, client: TiledContainer, campaign_id: str) -> Journal | None:
@@ -180,8 +194,29 @@ class Journal:
     def decision_records(self) -> list[DecisionRecord]:
         return read_records(self.decisions)
 
+    def _scientist(self, action: str) -> dict[str, Any]:
+        """Who gives a verdict or pause, from the key the journal writes with; refuses a non-scientist.
+
+        On a store served without roles there is one key and no principal: recorded as such.
+        """
+        identity = key_identity(self.node)
+        if identity is None:
+            return {"principal": None, "role": "single-user key"}
+        if identity.role is not TandemRole.SCIENTIST:
+            raise ApprovalRefusedError(
+                f"only a scientist's key may {action}; this key is the {identity.describe()}. "
+                "Issue one with `tandem data keys issue scientist --directory DIR` and set "
+                "TANDEM_TILED_API_KEY to it"
+            )
+        return {"principal": identity.principal, "role": identity.role.value}
+
     def set_verdict(self, decision_uid: str, approved: bool, *, by: str, note: str = "") -> Entry:
-        """Record a scientist's verdict on a suggestion waiting for approval."""
+        """Record a scientist's verdict on a suggestion waiting for approval.
+
+        `by` is the name the scientist gives; the principal and role behind the key are recorded
+        beside it (a store served with roles refuses any key but a scientist's).
+        """
+        who = self._scientist("approve or deny a suggestion")
         entry = self.entry(decision_uid)
         if entry is None:
             raise InvalidVerdictError(f"campaign {self.campaign_id!r} has no decision {decision_uid!r}")
@@ -195,7 +230,13 @@ class Journal:
                 )
                 + "; only a suggestion awaiting approval takes a verdict"
             )
-        verdict = {"verdict": "approved" if approved else "denied", "by": by, "at": time.time(), "note": note}
+        verdict = {
+            "verdict": "approved" if approved else "denied",
+            "by": by,
+            **who,
+            "at": time.time(),
+            "note": note,
+        }
         updated = replace(entry, approval={**entry.approval, **verdict})
         self.put(updated)
         return updated
@@ -206,10 +247,12 @@ class Journal:
 
     def set_paused(self, paused: bool, *, by: str, note: str = "") -> dict[str, Any]:
         """Pause (or resume) the daemon's new decisions; it reads this every round."""
+        who = self._scientist("pause or resume the agent daemon")
         control = {
             "spec": CONTAINER_SPECS[CONTROL],
             "paused": paused,
             "by": by,
+            **who,
             "at": time.time(),
             "note": note,
         }

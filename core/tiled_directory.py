@@ -7,7 +7,10 @@ One directory holds a whole data store, so a campaign resumes from it::
     <directory>/tables.duckdb     tables: the event rows the Bluesky `TiledWriter` appends
     <directory>/data/             arrays, in local files
     <directory>/tiled-config.yml  the server's configuration, written at every start
-    <directory>/api_key           the single-user API key (mode 0600), kept across restarts
+    <directory>/api_key           the single-user API key (mode 0600), kept across restarts; served
+                                  with roles, the owner's (administrator's) key
+    <directory>/authn.db          served with roles only: Tiled's principals, roles and hashed keys
+    <directory>/keys/<role>       served with roles only: the key issued to each role (mode 0600)
     <directory>/server.json       the server running now: its URL, pid and owner's pid (mode 0600)
     <directory>/server.log        the server's output
 
@@ -39,10 +42,12 @@ from tandem.tiled_endpoint import TiledEndpoint, TiledServerError, validate_api_
 
 __all__ = [
     "API_KEY_FILE",
+    "AUTHN_FILE",
     "CATALOG_BUSY_TIMEOUT_S",
     "CATALOG_FILE",
     "CONFIG_FILE",
     "DATA_DIR",
+    "KEYS_DIR",
     "LOG_FILE",
     "STATE_FILE",
     "TABLES_FILE",
@@ -52,6 +57,7 @@ __all__ = [
     "prepare_directory",
     "read_api_key",
     "remove_state",
+    "serves_with_roles",
     "write_api_key",
     "write_server_config",
     "write_state",
@@ -64,6 +70,8 @@ CONFIG_FILE = "tiled-config.yml"
 API_KEY_FILE = "api_key"
 STATE_FILE = "server.json"
 LOG_FILE = "server.log"
+AUTHN_FILE = "authn.db"
+KEYS_DIR = "keys"
 
 #: how long a catalog writer waits for another's write lock before the request fails (seconds)
 CATALOG_BUSY_TIMEOUT_S = 60.0
@@ -149,15 +157,47 @@ def prepare_catalog(path: Path) -> bool:
     return initialised is not None
 
 
+def serves_with_roles(directory: Path) -> bool:
+    """Whether `directory` was served with roles (it has an authentication database)."""
+    return (directory / AUTHN_FILE).exists()
+
+
+def _roles_config(directory: Path) -> dict[str, Any]:
+    """The parts of a server's configuration that give each role a key of its own (`tandem.tiled_roles`)."""
+    return {
+        "authentication": {
+            "allow_anonymous_access": False,
+            # Tiled keeps principals, roles and scoped keys only when a provider is configured;
+            # this one takes no passwords: keys are the only way in.
+            "providers": [
+                {
+                    "provider": "tandem",
+                    "authenticator": "tandem.tiled_role_policy:KeysOnlyAuthenticator",
+                    "args": {},
+                }
+            ],
+        },
+        # made before the server starts, with tandem's roles and the owner's key in it
+        "database": {"uri": f"sqlite:///{directory / AUTHN_FILE}", "init_if_not_exists": False},
+        "access_control": {"access_policy": "tandem.tiled_role_policy:RolePolicy", "args": {}},
+    }
+
+
 def _server_config(
-    directory: Path, host: str, port: int, *, initialised: bool, databases: SqlDatabases | None
+    directory: Path,
+    host: str,
+    port: int,
+    *,
+    initialised: bool,
+    databases: SqlDatabases | None,
+    roles: bool = False,
 ) -> dict[str, Any]:
     if databases is None:
         catalog_uri = f"sqlite:///{directory / CATALOG_FILE}?timeout={CATALOG_BUSY_TIMEOUT_S:g}"
         tables_uri = f"duckdb:///{directory / TABLES_FILE}"
     else:
         catalog_uri, tables_uri = databases.catalog_for_tiled(), databases.tables_for_tiled()
-    return {
+    config: dict[str, Any] = {
         "catalog": {
             "uri": catalog_uri,
             "writable_storage": [str(directory / DATA_DIR), tables_uri],
@@ -173,17 +213,23 @@ def _server_config(
         # A campaign makes millions of requests; one log line each would fill the disk.
         "uvicorn": {"host": host, "port": port, "access_log": False},
     }
+    if roles:
+        config.update(_roles_config(directory))
+    return config
 
 
-def write_server_config(directory: Path, host: str, port: int, databases: SqlDatabases | None = None) -> Path:
+def write_server_config(
+    directory: Path, host: str, port: int, databases: SqlDatabases | None = None, *, roles: bool = False
+) -> Path:
     """Prepare the catalog and write the configuration of a server on `host:port`; its path.
 
     With `databases`, the catalog and tables are in PostgreSQL; Tiled is asked to initialise the
-    catalog if it is new (it checks, which costs a few seconds at each start).
+    catalog if it is new (it checks, which costs a few seconds at each start). With `roles`, each
+    role's key writes only its own part of the catalog (`tandem.tiled_roles`).
     """
     config_path = directory / CONFIG_FILE
     initialised = False if databases is not None else prepare_catalog(directory / CATALOG_FILE)
-    config = _server_config(directory, host, port, initialised=initialised, databases=databases)
+    config = _server_config(directory, host, port, initialised=initialised, databases=databases, roles=roles)
     # private: with PostgreSQL the file holds the databases' passwords
     _write_private(
         config_path,

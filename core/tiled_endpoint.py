@@ -137,10 +137,16 @@ class TiledEndpoint:
         return f"{self.url}{API_PATH}"
 
     def connect(self) -> Container:
-        """A Tiled client on the root of the catalog."""
+        """A Tiled client on the root of the catalog.
+
+        A write the server refuses to this key (a store served with roles: `tandem.tiled_roles`)
+        raises `WriteRefusedError`, which says which role writes there, not Tiled's HTTP error.
+        """
         from tiled.client import from_uri
 
-        return from_uri(self.api_uri, api_key=self.api_key)
+        client = from_uri(self.api_uri, api_key=self.api_key)
+        client.context.http_client.event_hooks["response"].append(_raise_refused_write)
+        return client
 
     def environ(self) -> dict[str, str]:
         """The environment variables with which another process attaches to this server."""
@@ -176,6 +182,43 @@ class TiledEndpoint:
             raise TiledServerError(
                 f"Tiled server at {self.url} answered HTTP {response.status_code} to a metadata request"
             )
+
+
+def _raise_refused_write(response: httpx.Response) -> None:
+    """An httpx response hook: Tiled's refusal of a key's write, as the typed error of tandem's roles.
+
+    403 is the access policy refusing this node; 401 with "Not enough permissions" is the key
+    lacking the scope everywhere (making principals or keys). A 401 for an unknown key is left
+    to Tiled's client, as are all other statuses.
+    """
+    status = response.status_code
+    if status not in (401, 403):
+        return
+    response.read()
+    try:
+        detail = str(response.json().get("detail", ""))
+    except ValueError:
+        detail = response.text
+    if status == 401 and "Not enough permissions" not in detail:
+        return
+    from tandem.tiled_roles import TandemRole, WriteRefusedError, writable_by
+
+    path = response.request.url.path
+    route = path[len(API_PATH) :] if path.startswith(API_PATH) else path
+    kind, _, node = route.strip("/").partition("/")
+    if kind == "auth":
+        what = "only the store owner's key (the served directory's api_key) makes principals and keys"
+    elif kind in ("metadata", "register"):
+        roles = ", ".join(role.value for role in writable_by([k for k in node.split("/") if k]))
+        what = f"there, only the key of {roles} writes"
+    else:
+        what = "each key writes only its role's part of the catalog: " + "; ".join(
+            f"{role.value} {role.writes}" for role in TandemRole
+        )
+    raise WriteRefusedError(
+        f"the data store refused {response.request.method} {route} to this key (HTTP {status}); "
+        f"{what}. Nothing was written. Tiled says: {detail.splitlines()[0] if detail else '(nothing)'}"
+    )
 
 
 def attach(uri: str, api_key: str, *, timeout_s: float = 10.0) -> TiledEndpoint:

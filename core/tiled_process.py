@@ -7,17 +7,25 @@ reads (two RunEngines, the analysis worker, the agent daemon) the server fails
 transactions ("No active transaction, cannot commit") and then dies of a segmentation
 fault. The server process is started as `python -m tandem.tiled_server CONFIG`, which calls
 `serve` here: it lends that connection to one thread at a time (`serialise_duckdb_storage`)
-and then runs `tiled serve config`.
+and then runs `tiled serve config`. A store served with roles gets its authentication database
+ready first (`tandem.tiled_role_policy`), with the owner's key handed over in `OWNER_KEY_ENV`.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import sys
+from pathlib import Path
+
+import yaml
 
 from tandem.tiled_endpoint import TiledServerError
 
-__all__ = ["TABLE_STORE_WAIT_S", "serialise_duckdb_storage", "serve"]
+__all__ = ["OWNER_KEY_ENV", "TABLE_STORE_WAIT_S", "serialise_duckdb_storage", "serve"]
+
+#: the store owner's key, for a server with roles to register before it starts (never in its config)
+OWNER_KEY_ENV = "TANDEM_TILED_OWNER_KEY"
 
 #: how long a request waits for its turn on the table store before it fails (seconds)
 TABLE_STORE_WAIT_S = 120.0
@@ -61,6 +69,12 @@ def serialise_duckdb_storage() -> None:
 
 def serve(config_path: str) -> None:
     """Run `tiled serve config CONFIG_PATH` in this process, with DuckDB access serialised."""
+    owner_key = os.environ.pop(OWNER_KEY_ENV, None)
+    if owner_key is not None:
+        from tandem.tiled_role_policy import prepare_authentication_database
+
+        config = yaml.safe_load(Path(config_path).read_text())
+        prepare_authentication_database(config["database"]["uri"], owner_key)
     serialise_duckdb_storage()
     from tiled.commandline.main import main
 

@@ -11,7 +11,9 @@ down before its owner has written its last documents and stops it. The process r
 serialised (`tandem.tiled_process`).
 
 API-key authentication is always on. The key is generated once per directory and kept
-there, so clients configured with it keep working across a restart.
+there, so clients configured with it keep working across a restart. Served with `roles`, that key
+is the owner's (Tiled's administrator) and every other process gets a key of its role, which
+writes only the role's part of the catalog (`tandem.tiled_roles`, `tandem.tiled_keys`).
 
 `tiled_service` is the one call a process makes for its data store: attach to the server
 the settings name, else serve their directory. The endpoint, the directory's files and the
@@ -41,6 +43,7 @@ from tandem.tiled_directory import (
     prepare_directory,
     read_api_key,
     remove_state,
+    serves_with_roles,
     write_api_key,
     write_server_config,
     write_state,
@@ -56,7 +59,7 @@ from tandem.tiled_endpoint import (
     generate_api_key,
     validate_api_key,
 )
-from tandem.tiled_process import serve
+from tandem.tiled_process import OWNER_KEY_ENV, serve
 
 __all__ = [
     "EmbeddedTiledServer",
@@ -103,8 +106,11 @@ class EmbeddedTiledServer:
         stop_timeout_s: float = 10.0,
         die_with_parent: bool = False,
         databases: SqlDatabases | None = None,
+        roles: bool | None = None,
     ) -> None:
         self.directory = Path(directory).absolute()
+        #: each role its own key (`tandem.tiled_roles`); None: as the directory was served before
+        self.roles = roles
         #: PostgreSQL databases for the catalog and tables (None: SQLite and DuckDB in `directory`)
         self.databases = databases
         if self.directory.exists() and not self.directory.is_dir():
@@ -187,6 +193,7 @@ class EmbeddedTiledServer:
             raise TiledServerError(
                 f"port {self.port} on {self.host} is taken; choose another port or 0 for any free one"
             )
+        roles = self._served_with_roles()
         api_key = self._api_key or read_api_key(self.directory) or generate_api_key()
         write_api_key(self.directory, api_key)
         attempts = 1 if self.port else _BIND_ATTEMPTS
@@ -194,6 +201,10 @@ class EmbeddedTiledServer:
             port = self.port or free_port(self.host)
             try:
                 endpoint = self._launch(port, api_key)
+                if roles:
+                    from tandem.tiled_keys import prepare_layout
+
+                    prepare_layout(endpoint.connect())
             except _PortTakenError:
                 if attempt == attempts:
                     raise TiledServerError(
@@ -206,6 +217,18 @@ class EmbeddedTiledServer:
                 self._endpoint = endpoint
                 return endpoint
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _served_with_roles(self) -> bool:
+        """Whether this start serves with roles; a directory once served so is never served without."""
+        before = serves_with_roles(self.directory)
+        if self.roles is False and before:
+            raise TiledServerError(
+                f"{self.directory} was served with roles (it has an authentication database); serve "
+                "it with roles again (`tandem data serve --roles`), or its single key would write "
+                "every role's part"
+            )
+        self.roles = bool(self.roles) or before
+        return self.roles
 
     def restart(self) -> TiledEndpoint:
         """Start the server again on the same port, directory and API key, after it died or hung.
@@ -267,7 +290,9 @@ class EmbeddedTiledServer:
         self.stop()
 
     def _launch(self, port: int, api_key: str) -> TiledEndpoint:
-        config_path = write_server_config(self.directory, self.host, port, self.databases)
+        config_path = write_server_config(
+            self.directory, self.host, port, self.databases, roles=bool(self.roles)
+        )
         env = self._child_environment(api_key)
         log = open(self.log_path, "ab")  # noqa: SIM115 -- the child keeps its own copy open
         os.chmod(self.log_path, 0o600)  # tiled prints a login URL with the key at startup
@@ -299,8 +324,12 @@ class EmbeddedTiledServer:
     def _child_environment(self, api_key: str) -> dict[str, str]:
         # Tiled reads its whole configuration from TILED_* variables too; stray ones
         # from the caller's shell must not change what this server serves.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TILED_")}
-        env["TILED_SINGLE_USER_API_KEY"] = api_key
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TILED_") and k != OWNER_KEY_ENV}
+        if self.roles:
+            # registered as the administrator's key before the server starts (tandem.tiled_process)
+            env[OWNER_KEY_ENV] = api_key
+        else:
+            env["TILED_SINGLE_USER_API_KEY"] = api_key
         env["PYTHONUNBUFFERED"] = "1"
         return env
 

@@ -80,6 +80,16 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    roles: Annotated[
+        bool,
+        typer.Option(
+            "--roles",
+            help="Give each role its own key (`tandem data keys issue`): a station's key writes raw "
+            "runs only, analysis analysed results, the agent its campaigns, a scientist verdicts. "
+            "DIRECTORY's key becomes the owner's, which issues them. A directory once served so "
+            "is always served so.",
+        ),
+    ] = False,
 ) -> None:
     """Run the embedded Tiled data store in the foreground until Ctrl-C.
 
@@ -87,6 +97,7 @@ def serve(
     tandem processes (analysis workers, the agent daemon, an IPython session) attach.
     `tandem data stop --directory DIR` stops it from another terminal. At scale the catalog
     and tables live in PostgreSQL (--catalog-db and --tables-db); arrays stay in DIRECTORY.
+    With --roles the printed key is the owner's: give each process its role's key instead.
     """
     from tandem.tiled_directory import SqlDatabases
     from tandem.tiled_endpoint import API_KEY_ENV, URI_ENV
@@ -96,7 +107,9 @@ def serve(
         raise _fail(ValueError("give both --catalog-db and --tables-db (PostgreSQL), or neither (SQLite)"))
     try:
         databases = None if catalog_db is None or tables_db is None else SqlDatabases(catalog_db, tables_db)
-        server = EmbeddedTiledServer(directory, api_key=api_key, port=port, databases=databases)
+        server = EmbeddedTiledServer(
+            directory, api_key=api_key, port=port, databases=databases, roles=True if roles else None
+        )
         endpoint = server.start()
     except TandemError as error:
         raise _fail(error) from error
@@ -108,9 +121,16 @@ def serve(
         typer.echo(f"  URL:      {endpoint.url}")
         typer.echo(f"  API key:  {endpoint.api_key}")
         typer.echo(f"  browser:  {endpoint.url}/?api_key={endpoint.api_key}")
-        typer.echo("Attach other processes with:")
-        typer.echo(f"  export {URI_ENV}={endpoint.url}")
-        typer.echo(f"  export {API_KEY_ENV}={endpoint.api_key}")
+        if server.roles:
+            typer.echo("Served with roles: this is the owner's key. Give each process its role's key:")
+            every_role = "station analysis agent scientist"
+            typer.echo(f"  tandem data keys issue {every_role} --directory {server.directory}")
+            typer.echo(f"  export {URI_ENV}={endpoint.url}")
+            typer.echo(f"  export {API_KEY_ENV}=$(cat {server.directory}/keys/ROLE)")
+        else:
+            typer.echo("Attach other processes with:")
+            typer.echo(f"  export {URI_ENV}={endpoint.url}")
+            typer.echo(f"  export {API_KEY_ENV}={endpoint.api_key}")
         typer.echo("Press Ctrl-C to stop.")
         status = server.wait()
         typer.secho(f"the Tiled server exited on its own (status {status}); see {server.log_path}", err=True)

@@ -1,0 +1,102 @@
+"""`tandem data keys issue|list`: a key of its own for each process of a store served with roles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tandem.cli.catalog import DEFAULT_DIRECTORY, data_app
+from tandem.errors import TandemError
+
+keys_app = typer.Typer(
+    name="keys",
+    help="Keys of a data store served with roles (`tandem data serve --roles`): one per role, each "
+    "writing only its role's part of the catalog.",
+    no_args_is_help=True,
+)
+data_app.add_typer(keys_app)
+
+_ROLES_HELP = (
+    "station (writes raw/), analysis (analysed/, analysis_claims/), agent (campaigns/ but a "
+    "campaign's control), scientist (a campaign's control and queue: pauses and verdicts)"
+)
+
+DirectoryOption = Annotated[
+    Path,
+    typer.Option(
+        "--directory",
+        "-d",
+        envvar="TANDEM_TILED_DIRECTORY",
+        help="The folder a `tandem data serve --roles` serves; its api_key is the owner's key, "
+        "which issues the others.",
+    ),
+]
+
+
+def _fail(error: Exception) -> typer.Exit:
+    typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=1)
+
+
+def _owner_client(directory: Path) -> Any:  # a Tiled client (Tiled ships no types)
+    from tandem.tiled_directory import find_running_server, serves_with_roles
+
+    if not serves_with_roles(directory):
+        raise TandemError(
+            f"{directory} is not served with roles: every process shares its one key. Serve it "
+            "with `tandem data serve --roles --directory DIR` (from then on it is always served so)"
+        )
+    endpoint = find_running_server(directory)
+    if endpoint is None:
+        raise TandemError(
+            f"no Tiled server is running on {directory}; start it with `tandem data serve --roles`"
+        )
+    return endpoint.connect()
+
+
+@keys_app.command("issue")
+def issue(
+    roles: Annotated[list[str], typer.Argument(help=f"The roles to issue a key to: {_ROLES_HELP}.")],
+    *,
+    directory: DirectoryOption = DEFAULT_DIRECTORY,
+) -> None:
+    """Issue a new key to each ROLE and keep it in DIRECTORY/keys/ROLE (readable by you only).
+
+    Each role has one Tiled service principal (made with its first key); a key holds the role's
+    scopes and no scope on keys, so it cannot issue another. Hand each process its role's key:
+    `export TANDEM_TILED_API_KEY=$(cat DIRECTORY/keys/station)` in the station's shell. Issuing
+    again replaces the file; the old key stays valid until revoked (`tiled admin api_key revoke`).
+    """
+    from tandem.tiled_keys import issue_key, write_role_key
+    from tandem.tiled_roles import parse_role
+
+    try:
+        wanted = [parse_role(name) for name in roles]
+        owner = _owner_client(directory)
+        for role in wanted:
+            key = issue_key(owner, role)
+            path = write_role_key(directory, key)
+            typer.echo(f"{role.value:<10} key {key.first_eight}… of principal {key.principal} in {path}")
+    except TandemError as error:
+        raise _fail(error) from error
+    typer.echo("Give each process its role's key: export TANDEM_TILED_API_KEY=$(cat KEY_FILE)")
+
+
+@keys_app.command("list")
+def list_keys(*, directory: DirectoryOption = DEFAULT_DIRECTORY) -> None:
+    """List the principals of each role and their keys (the first eight digits and note; never a secret)."""
+    from tandem.tiled_roles import role_of_tiled_roles
+
+    try:
+        owner = _owner_client(directory)
+        principals = owner.context.admin.list_principals(limit=300)
+    except TandemError as error:
+        raise _fail(error) from error
+    for principal in principals:
+        role = role_of_tiled_roles([str(r["name"]) for r in principal.get("roles") or ()])
+        keys = ", ".join(
+            f"{k['first_eight']} ({k.get('note') or 'no note'})" for k in principal.get("api_keys") or ()
+        )
+        typer.echo(f"{role.value if role else 'no role':<10} {principal['uuid']}  keys: {keys or 'none'}")
