@@ -37,6 +37,7 @@ from tandem.robots.pylabrobot_deck_kinds import (
     DeckTranslationError,
     Placement,
     place_on_rails,
+    vendor_tip_rack,
 )
 
 #: Hamilton's standard 96-tip racks by their tips' nominal volume (µL), smallest first
@@ -68,18 +69,16 @@ _DECKS: Mapping[str, tuple[str, Any, tuple[int, int]]] = {
 
 def hamilton_tip_rack(slot: str, tip_type: str, n_tips: int, capacity_ul: float) -> TipRack:
     """Hamilton's 96-tip rack whose tips hold `capacity_ul` (a pipette's largest volume)."""
-    if n_tips > 96:
-        raise DeckTranslationError(
-            f"tip rack {slot!r}: a Hamilton tip rack holds 96 tips, the deck says {n_tips}"
-        )
-    fits = [name for volume, name in HAMILTON_TIP_RACKS if volume >= capacity_ul * (1 - 1e-9)]
-    if not fits:
-        sizes = ", ".join(f"{v:g}" for v, _ in HAMILTON_TIP_RACKS)
-        raise DeckTranslationError(
-            f"tip rack {slot!r}: no Hamilton 96-rack tip holds {capacity_ul:g} µL ({tip_type!r} tips); "
-            f"they hold {sizes} µL (name a 24-rack of 4 or 5 mL tips as the slot's labware)"
-        )
-    rack: TipRack = getattr(plr_hamilton, fits[0])(f"slot {slot}")
+    rack: TipRack = vendor_tip_rack(
+        slot,
+        tip_type,
+        n_tips,
+        capacity_ul,
+        vendor="Hamilton 96-rack",
+        racks=HAMILTON_TIP_RACKS,
+        definitions=plr_hamilton,
+        hint=" (name a 24-rack of 4 or 5 mL tips as the slot's labware)",
+    )
     return rack
 
 

@@ -143,4 +143,39 @@ def _what(labware: Any) -> str:
     return f"{labware.model!r}" if labware.model else f"its {type(labware).__name__.lower()}"
 
 
-__all__ = ["SITE_PLAY_MM", "CarrierKind", "DeckKind", "DeckTranslationError", "Placement", "place_on_rails"]
+def vendor_tip_rack(
+    slot: str,
+    tip_type: str,
+    n_tips: int,
+    capacity_ul: float,
+    *,
+    vendor: str,
+    racks: Sequence[tuple[float, str]],
+    definitions: Any,
+    hint: str = "",
+) -> Any:
+    """`vendor`'s 96-tip rack (from `racks`: tip volume in µL and definition name, smallest first,
+    made from the module `definitions`) whose tips hold `capacity_ul`, a pipette's largest volume."""
+    if n_tips > 96:
+        raise DeckTranslationError(
+            f"tip rack {slot!r}: a {vendor} tip rack holds 96 tips, the deck says {n_tips}"
+        )
+    fits = [name for volume, name in racks if volume >= capacity_ul * (1 - 1e-9)]
+    if not fits:
+        sizes = ", ".join(f"{v:g}" for v, _ in racks)
+        raise DeckTranslationError(
+            f"tip rack {slot!r}: no {vendor} tip holds {capacity_ul:g} µL ({tip_type!r} tips); "
+            f"they hold {sizes} µL{hint}"
+        )
+    return getattr(definitions, fits[0])(f"slot {slot}")
+
+
+__all__ = [
+    "SITE_PLAY_MM",
+    "CarrierKind",
+    "DeckKind",
+    "DeckTranslationError",
+    "Placement",
+    "place_on_rails",
+    "vendor_tip_rack",
+]

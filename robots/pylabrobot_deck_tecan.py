@@ -48,7 +48,13 @@ from pylabrobot.resources.tecan.tecan_decks import (
     EVO150_SIZE_Z,
 )
 
-from tandem.robots.pylabrobot_deck_kinds import CarrierKind, DeckTranslationError, Placement, place_on_rails
+from tandem.robots.pylabrobot_deck_kinds import (
+    CarrierKind,
+    DeckTranslationError,
+    Placement,
+    place_on_rails,
+    vendor_tip_rack,
+)
 
 #: Tecan's LiHa disposable-tip racks by their tips' nominal volume (µL), smallest first
 TECAN_TIP_RACKS: tuple[tuple[float, str], ...] = (
@@ -68,18 +74,15 @@ _PLATES = CarrierKind("MP_3Pos", MP_3Pos, "plates", _TECAN_PLAY_MM)
 
 def tecan_tip_rack(slot: str, tip_type: str, n_tips: int, capacity_ul: float) -> TipRack:
     """Tecan's 96-tip LiHa rack whose tips hold `capacity_ul` (a pipette's largest volume)."""
-    if n_tips > 96:
-        raise DeckTranslationError(
-            f"tip rack {slot!r}: a Tecan tip rack holds 96 tips, the deck says {n_tips}"
-        )
-    fits = [name for volume, name in TECAN_TIP_RACKS if volume >= capacity_ul * (1 - 1e-9)]
-    if not fits:
-        sizes = ", ".join(f"{v:g}" for v, _ in TECAN_TIP_RACKS)
-        raise DeckTranslationError(
-            f"tip rack {slot!r}: no Tecan LiHa tip holds {capacity_ul:g} µL ({tip_type!r} tips); "
-            f"they hold {sizes} µL"
-        )
-    rack: TipRack = getattr(tecan_tip_racks, fits[0])(f"slot {slot}")
+    rack: TipRack = vendor_tip_rack(
+        slot,
+        tip_type,
+        n_tips,
+        capacity_ul,
+        vendor="Tecan LiHa",
+        racks=TECAN_TIP_RACKS,
+        definitions=tecan_tip_racks,
+    )
     return rack
 
 

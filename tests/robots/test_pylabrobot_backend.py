@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 from fixtures_deck import EXAMPLE_DECKS, make_deck, water_stocks
+from plr_checks import assert_trackers_agree, loop_threads, recipe_for
 from pylabrobot.liquid_handling.backends import LiquidHandlerChatterboxBackend
 from pylabrobot.resources import does_tip_tracking, does_volume_tracking
 
-from tandem import Amount, Basis, Components, Composition
 from tandem.robots.deck import Deck, DeckError, Pipette, Well
 from tandem.robots.deck_file import DeckFileError, load_deck_file, parse_deck_data
 from tandem.robots.inventory import InventoryError
@@ -26,9 +26,7 @@ from tandem.robots.liquid_handler import BackendError, LiquidHandler
 from tandem.robots.pipetting_model import PipettingErrorModel, PipettingTimes
 from tandem.robots.pylabrobot_backend import PyLabRobotBackend
 from tandem.robots.pylabrobot_deck_kinds import DeckTranslationError
-from tandem.robots.pylabrobot_quiet import LOOP_THREAD_PREFIX
 from tandem.robots.pylabrobot_registry import BACKENDS, RobotBackendConfigError, UnknownRobotBackendError
-from tandem.robots.recipe import Recipe, solve_recipe
 from tandem.sim.clock import StationClock
 from tandem.sim.liquid_handler import SimulatedLiquidHandler
 from tandem.sim.ot2_http import OT2Simulator
@@ -38,16 +36,6 @@ pytestmark = pytest.mark.timeout(60)
 NOISY_P300 = Pipette("p300", 20.0, 200.0, "tip_300ul", systematic_error=-0.01, random_error=0.02)
 NOISY_P1000 = Pipette("p1000", 100.0, 1000.0, "tip_1000ul", systematic_error=0.005, random_error=0.01)
 OT2_PIPETTES = {"left_pipette_name": "p300_single_gen2", "right_pipette_name": "p1000_single_gen2"}
-
-
-def recipe_for(deck: Deck, volume_ul: float = 1000.0) -> Recipe:
-    names = ("sds", "nacl", "water")
-    target = Composition.from_amounts(
-        Components(deck.components[n] for n in names),
-        {"sds": Amount(20.0, Basis.CONCENTRATION_MG_PER_ML), "nacl": Amount(0.1, Basis.MOLARITY_MOL_PER_L)},
-        balance="water",
-    )
-    return solve_recipe(deck, target, total_volume_ul=volume_ul)
 
 
 class RecordingChatterbox(LiquidHandlerChatterboxBackend):  # type: ignore[misc]
@@ -93,10 +81,6 @@ class FailingSetupChatterbox(LiquidHandlerChatterboxBackend):  # type: ignore[mi
         raise ConnectionError("robot at 10.0.0.7 does not answer")
 
 
-def loop_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith(LOOP_THREAD_PREFIX)]
-
-
 @pytest.fixture
 def noisy_deck() -> Deck:
     return make_deck(water_stocks(), pipettes=(NOISY_P300, NOISY_P1000))
@@ -107,16 +91,6 @@ def no_threads_left() -> Iterator[None]:
     before = set(loop_threads())
     yield
     assert set(loop_threads()) <= before
-
-
-def assert_trackers_agree(robot: PyLabRobotBackend, deck: Deck) -> None:
-    """PyLabRobot's volume and tip trackers hold what tandem's inventory holds."""
-    for stock in deck.stocks:
-        assert robot.plr_deck.volume_ul(stock.name) == pytest.approx(stock.volume_ul, abs=1e-9)
-    for well in deck.wells:
-        assert robot.plr_deck.volume_ul(well.slot) == pytest.approx(well.volume_ul, abs=1e-9)
-    for rack in deck.tip_racks:
-        assert robot.plr_deck.tips_left(rack.slot) == rack.tips_left
 
 
 # -- a whole recipe -------------------------------------------------------------------------------

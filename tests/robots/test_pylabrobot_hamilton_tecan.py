@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from fixtures_deck import make_deck, water_stocks
+from plr_checks import assert_trackers_agree, loop_threads, recipe_for
 from pylabrobot.liquid_handling.backends.hamilton.STAR_backend import (
     STARBackend,
     star_firmware_string_to_error,
@@ -26,44 +27,17 @@ from pylabrobot.liquid_handling.backends.tecan.EVO_backend import EVOBackend
 from pylabrobot.resources.hamilton import HamiltonTip
 from pylabrobot.resources.tecan import TecanTip
 
-from tandem import Amount, Basis, Components, Composition
 from tandem.robots.deck import Deck, Well
 from tandem.robots.liquid_handler import BackendError, LiquidHandler
 from tandem.robots.pipetting_model import PipettingErrorModel
 from tandem.robots.pylabrobot_backend import PyLabRobotBackend
 from tandem.robots.pylabrobot_deck import build_plr_deck
 from tandem.robots.pylabrobot_deck_kinds import DeckTranslationError
-from tandem.robots.pylabrobot_quiet import LOOP_THREAD_PREFIX
 from tandem.robots.pylabrobot_registry import BACKENDS, deck_kind_for, make_plr_backend
-from tandem.robots.recipe import Recipe, solve_recipe
 
 pytestmark = pytest.mark.timeout(60)
 
 TECAN_PLATE = {"3": "Microplate_24_Well"}  # Tecan's 24-well plate: 24 wells of 5.3 mL
-
-
-def recipe_for(deck: Deck, volume_ul: float = 1000.0) -> Recipe:
-    """SDS 20 mg/mL and NaCl 0.1 M in water: three stocks, two pipettes."""
-    target = Composition.from_amounts(
-        Components(deck.components[n] for n in ("sds", "nacl", "water")),
-        {"sds": Amount(20.0, Basis.CONCENTRATION_MG_PER_ML), "nacl": Amount(0.1, Basis.MOLARITY_MOL_PER_L)},
-        balance="water",
-    )
-    return solve_recipe(deck, target, total_volume_ul=volume_ul)
-
-
-def assert_trackers_agree(robot: PyLabRobotBackend, deck: Deck) -> None:
-    """PyLabRobot's volume and tip trackers hold what tandem's inventory holds."""
-    for stock in deck.stocks:
-        assert robot.plr_deck.volume_ul(stock.name) == pytest.approx(stock.volume_ul, abs=1e-9)
-    for well in deck.wells:
-        assert robot.plr_deck.volume_ul(well.slot) == pytest.approx(well.volume_ul, abs=1e-9)
-    for rack in deck.tip_racks:
-        assert robot.plr_deck.tips_left(rack.slot) == rack.tips_left
-
-
-def loop_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith(LOOP_THREAD_PREFIX)]
 
 
 class RecordingSTAR(STARChatterboxBackend):  # type: ignore[misc]
