@@ -114,19 +114,26 @@ def test_an_unreachable_prefix_names_its_pvs_before_the_robot_is_made(
     assert f"{nowhere.station}det:Acquire" in message  # the PVs that did not answer are named
 
 
-def test_an_unreachable_robot_is_a_typed_error(
-    line: EpicsPrefixes, tiled_endpoint: TiledEndpoint, tmp_path: Path
+def _assert_the_ot2_session_refused(
+    line: EpicsPrefixes, tiled_endpoint: TiledEndpoint, tmp_path: Path, match: str
 ) -> None:
-    # an OT-2 at a loopback port where nothing listens
+    """A session on the line whose profile names an OT-2 where nothing listens fails with `match`."""
     robot = {"backend": "opentrons_ot2", "options": {"host": "127.0.0.1", "port": _free_port()}}
     campaign = load_campaign(write_line(tmp_path, line, robot))
     with (
-        pytest.raises(StationRobotError, match=r"'opentrons_ot2' did not come up"),
+        pytest.raises(StationRobotError, match=match),
         open_station_session(
             "saxs", campaign=campaign, sim=False, tiled=tiled_endpoint, data_directory=tmp_path / "data"
         ),
     ):
         pass  # pragma: no cover
+
+
+def test_an_unreachable_robot_is_a_typed_error(
+    line: EpicsPrefixes, tiled_endpoint: TiledEndpoint, tmp_path: Path
+) -> None:
+    # an OT-2 at a loopback port where nothing listens
+    _assert_the_ot2_session_refused(line, tiled_endpoint, tmp_path, r"'opentrons_ot2' did not come up")
 
 
 def test_a_robot_backend_not_installed_says_what_to_install(
@@ -139,15 +146,7 @@ def test_a_robot_backend_not_installed_says_what_to_install(
         ImportError("No module named 'ot_api'"),
         raising=False,
     )
-    robot = {"backend": "opentrons_ot2", "options": {"host": "127.0.0.1", "port": _free_port()}}
-    campaign = load_campaign(write_line(tmp_path, line, robot))
-    with (
-        pytest.raises(StationRobotError, match=r"install tandem\[ot2\]"),
-        open_station_session(
-            "saxs", campaign=campaign, sim=False, tiled=tiled_endpoint, data_directory=tmp_path / "data"
-        ),
-    ):
-        pass  # pragma: no cover
+    _assert_the_ot2_session_refused(line, tiled_endpoint, tmp_path, r"install tandem\[ot2\]")
 
 
 def test_a_real_line_is_refused_on_the_twin(tmp_path: Path) -> None:
