@@ -45,6 +45,7 @@ __all__ = [
     "key_identity",
     "prepare_layout",
     "read_role_key",
+    "revoke_keys",
     "role_key_path",
     "write_role_key",
 ]
@@ -127,6 +128,32 @@ def issue_key(owner: TiledContainer, role: TandemRole, *, note: str = "") -> Iss
     scopes = sorted(tiled_role_scopes(role))
     made = admin.create_api_key(principal, scopes=scopes, note=note or f"tandem {role.value} key")
     return IssuedKey(role=role, principal=principal, secret=str(made["secret"]), scopes=tuple(scopes))
+
+
+def revoke_keys(owner: TiledContainer, role: TandemRole, first_eight: str | None = None) -> list[str]:
+    """Revoke `role`'s key that begins `first_eight` (all its keys if None); the revoked keys' first eight.
+
+    A revoked key is refused from its next request on. `RoleError` if the role has no such key.
+    """
+    if role is TandemRole.ADMIN:
+        raise RoleError("the owner's key is not revoked here: it is the served directory's api_key")
+    admin = getattr(owner, "context").admin  # noqa: B009 -- TiledContainer types only what the layout uses
+    principal = _role_principal(admin, role)
+    held = (
+        []
+        if principal is None
+        else [str(k["first_eight"]) for k in admin.show_principal(principal)["api_keys"]]
+    )
+    wanted = held if first_eight is None else [k for k in held if k == first_eight[:8]]
+    if not wanted:
+        raise RoleError(
+            f"the {role.value} role has no key"
+            + ("" if first_eight is None else f" beginning {first_eight[:8]}")
+            + (f"; its keys begin {', '.join(held)}" if held else "")
+        )
+    for key in wanted:
+        admin.revoke_api_key(principal, key)
+    return wanted
 
 
 def role_key_path(directory: str | os.PathLike[str], role: TandemRole) -> Path:

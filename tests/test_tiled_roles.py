@@ -25,8 +25,16 @@ from tandem.catalog_layout import (
 )
 from tandem.cli import app
 from tandem.tiled_directory import AUTHN_FILE
-from tandem.tiled_endpoint import TiledEndpoint, TiledServerError
-from tandem.tiled_keys import IssuedKey, issue_key, key_identity, read_role_key, role_key_path, write_role_key
+from tandem.tiled_endpoint import TiledAuthenticationError, TiledEndpoint, TiledServerError
+from tandem.tiled_keys import (
+    IssuedKey,
+    issue_key,
+    key_identity,
+    read_role_key,
+    revoke_keys,
+    role_key_path,
+    write_role_key,
+)
 from tandem.tiled_roles import RoleError, TandemRole, WriteRefusedError, may_write
 from tandem.tiled_server import EmbeddedTiledServer
 
@@ -259,10 +267,37 @@ def test_the_keys_command_issues_keys_into_the_directory(roles_server: EmbeddedT
     listed = CliRunner().invoke(app, ["data", "keys", "list", "--directory", str(directory)])
     assert listed.exit_code == 0
     assert "station" in listed.output
-    assert "scientist" in listed.output
+    assert "agent" in listed.output
     wrong = CliRunner().invoke(app, ["data", "keys", "issue", "janitor", "--directory", str(directory)])
     assert wrong.exit_code == 1
     assert "the roles are station, analysis, agent, scientist, admin" in wrong.output
+
+
+def test_a_revoked_key_is_refused_and_its_file_removed(roles_server: EmbeddedTiledServer) -> None:
+    directory = roles_server.directory
+    runner = CliRunner()
+    assert (
+        runner.invoke(app, ["data", "keys", "issue", "analysis", "--directory", str(directory)]).exit_code
+        == 0
+    )
+    secret = read_role_key(directory, TandemRole.ANALYSIS)
+    assert secret is not None
+    TiledEndpoint(roles_server.endpoint.url, secret).check_api_key()
+    revoked = runner.invoke(
+        app, ["data", "keys", "revoke", "analysis", "--key", secret[:8], "--directory", str(directory)]
+    )
+    assert revoked.exit_code == 0, revoked.output
+    assert secret[:8] in revoked.output
+    with pytest.raises(TiledAuthenticationError):
+        TiledEndpoint(roles_server.endpoint.url, secret).check_api_key()
+    assert read_role_key(directory, TandemRole.ANALYSIS) is None
+    again = runner.invoke(
+        app, ["data", "keys", "revoke", "analysis", "--key", secret[:8], "--directory", str(directory)]
+    )
+    assert again.exit_code == 1
+    assert "no key beginning" in again.output
+    with pytest.raises(RoleError, match="owner's key"):
+        revoke_keys(roles_server.endpoint.connect(), TandemRole.ADMIN)
 
 
 def test_a_store_served_without_roles_refuses_to_issue_keys(tiled_server: EmbeddedTiledServer) -> None:

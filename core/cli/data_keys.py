@@ -1,4 +1,4 @@
-"""`tandem data keys issue|list`: a key of its own for each process of a store served with roles."""
+"""`tandem data keys issue|list|revoke`: a key of its own for each process of a store served with roles."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def issue(
     Each role has one Tiled service principal (made with its first key); a key holds the role's
     scopes and no scope on keys, so it cannot issue another. Hand each process its role's key:
     `export TANDEM_TILED_API_KEY=$(cat DIRECTORY/keys/station)` in the station's shell. Issuing
-    again replaces the file; the old key stays valid until revoked (`tiled admin api_key revoke`).
+    again replaces the file; the old key stays valid until revoked (`tandem data keys revoke`).
     """
     from tandem.tiled_keys import issue_key, write_role_key
     from tandem.tiled_roles import parse_role
@@ -100,3 +100,32 @@ def list_keys(*, directory: DirectoryOption = DEFAULT_DIRECTORY) -> None:
             f"{k['first_eight']} ({k.get('note') or 'no note'})" for k in principal.get("api_keys") or ()
         )
         typer.echo(f"{role.value if role else 'no role':<10} {principal['uuid']}  keys: {keys or 'none'}")
+
+
+@keys_app.command("revoke")
+def revoke(
+    role: Annotated[str, typer.Argument(help=f"The role whose keys to revoke: {_ROLES_HELP}.")],
+    *,
+    key: Annotated[
+        str | None,
+        typer.Option("--key", help="Only the key beginning so (its first eight digits, as `list` shows)."),
+    ] = None,
+    directory: DirectoryOption = DEFAULT_DIRECTORY,
+) -> None:
+    """Revoke ROLE's keys (or the one --key names): the server refuses them from their next request on.
+
+    The key file in DIRECTORY/keys is removed when the key it holds is revoked; issue a new one
+    with `tandem data keys issue ROLE`.
+    """
+    from tandem.tiled_keys import read_role_key, revoke_keys, role_key_path
+    from tandem.tiled_roles import parse_role
+
+    try:
+        parsed = parse_role(role)
+        revoked = revoke_keys(_owner_client(directory), parsed, key)
+        kept = read_role_key(directory, parsed)
+    except TandemError as error:
+        raise _fail(error) from error
+    if kept is not None and kept[:8] in revoked:
+        role_key_path(directory, parsed).unlink()
+    typer.echo(f"revoked {parsed.value} key(s) {', '.join(revoked)}")
