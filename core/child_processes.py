@@ -67,6 +67,22 @@ def command_line(pid: int) -> list[str] | None:
     return [word.decode(errors="replace") for word in raw.split(b"\0") if word]
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes under `pid` (children, theirs, ...), from /proc; empty where there is none."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # the command name in parentheses may hold spaces: the fields after it are split
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        found = children.get(todo.pop(), [])
+        out += found
+        todo += found
+    return out
+
+
 def log_tail(path: Path, n_lines: int = 25) -> str:
     """The last `n_lines` of a child's log, for an error message that says why it died."""
     try:

@@ -1,14 +1,17 @@
-"""A campaign run as a facility runs it: every part its own process, meeting in Tiled.
+"""A campaign run as a facility runs it: every part its own process on a host of its own, meeting in Tiled.
 
-Real processes: a Tiled server, Redis, two RE Managers (SAXS and SANS on the
-twin, each building its station from profiles/queueserver/startup.py), the
-analysis worker (`tandem analyze --follow`) and the agent daemon (`tandem agent
-run`). The daemon is killed with SIGKILL half-way and started again; the
-campaign must finish with every sample measured once: none repeated, none lost,
-and every run tied to a decision the agent recorded. The stock `qserver` client
-inspects a station while the daemon works, and `tandem campaign report` rebuilds the
-campaign's report from the catalog afterwards. It runs twice: on Tiled's embedded SQLite
-catalog and on PostgreSQL (a throwaway cluster on loopback). `make e2e` runs this test alone.
+Real processes: a Tiled server, two stations each with its Redis and RE Manager (SAXS and SANS
+on the twin, each building its station from profiles/queueserver/startup.py), the analysis
+worker (`tandem analyze --follow`) and the agent daemon (`tandem agent run`). Each part runs
+as on a host of its own (`hosts_apart`): its own folder as home, temporary and data folder and
+working directory, its own copy of the campaign file, nothing shared with the others but
+loopback addresses; a watch of every process's open files checks that none strays into another
+host's folder. The daemon is killed with SIGKILL half-way and started again; the campaign must
+finish with every sample measured once: none repeated, none lost, and every run tied to a
+decision the agent recorded. The stock `qserver` client inspects a station while the daemon
+works, and `tandem campaign report` rebuilds the campaign's report over the network afterwards.
+It runs twice: on Tiled's embedded SQLite catalog and on PostgreSQL (a throwaway cluster on
+loopback). `make e2e` runs this test alone.
 """
 
 from __future__ import annotations
@@ -27,13 +30,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hosts_apart import FileWatch, Host
 
 from tandem.agents.journal import EntryStatus, Journal
 from tandem.agents.records import read_records
 from tandem.analysis.store import AnalysisStore
-from tandem.campaign.bundled import DEMO_FOLDER
 from tandem.campaign.processes import start_station, stop_station
-from tandem.campaign.station_state import StationProcess
+from tandem.campaign.station_state import StationProcess, read_state
 from tandem.catalog import Catalog
 from tandem.postgres_cluster import ThrowawayPostgres
 from tandem.run_documents import ExitStatus
@@ -43,24 +46,22 @@ from tandem.tiled_server import EmbeddedTiledServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO = DEMO_FOLDER
 PER_STATION = 10
+STATIONS = ("saxs", "sans")
 BIN = Path(sys.executable).parent
 
 
-def _campaign_file(directory: Path, campaign_id: str) -> Path:
-    """The demo campaign with a quick agent and 2 × 10 samples (time scale 0: no simulated waiting)."""
-    data = yaml.safe_load((DEMO / "demo.yaml").read_text())
-    data["id"] = campaign_id
-    data["agent"] = {"kind": "space_filling", "seed": 3}
-    data["stop"] = {"max_samples": 2 * PER_STATION}
-    data["twin"]["time_scale"] = 0
-    for station in data["stations"].values():
-        station["deck"] = str(DEMO / station["deck"])
-    path = directory / "campaign.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+def _campaign_file(host: Host, campaign_id: str) -> Path:
+    """The host's copy of the demo campaign with a quick agent and 2 × 10 samples (time scale 0: no
+    simulated waiting)."""
+
+    def quick(data: dict[str, object]) -> None:
+        data["id"] = campaign_id
+        data["agent"] = {"kind": "space_filling", "seed": 3}
+        data["stop"] = {"max_samples": 2 * PER_STATION}
+        data["twin"]["time_scale"] = 0  # type: ignore[index]
+
+    return host.demo_campaign(quick)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -92,40 +93,63 @@ def lab(
 
 
 def _lab(root: Path, databases: SqlDatabases | None) -> Iterator[dict[str, object]]:
-    campaign = _campaign_file(root, f"e2e-{os.getpid()}")
-    state_dir = root / "state"
-    server = EmbeddedTiledServer(root / "tiled", die_with_parent=True, databases=databases)
+    campaign_id = f"e2e-{os.getpid()}"
+    hosts = {name: Host.make(root, name) for name in ("store", *STATIONS, "analysis", "agent", "scientist")}
+    watch = FileWatch(root)
+    server = EmbeddedTiledServer(hosts["store"].folder / "tiled", die_with_parent=True, databases=databases)
     endpoint = server.start()
-    env = {**endpoint.environ(), "TANDEM_DATA": str(root / "data")}
+    watch.watch(hosts["store"], lambda: [] if server.pid is None else [server.pid])
     started: dict[str, StationProcess] = {}
     errors: list[BaseException] = []
 
     def start(sid: str) -> None:
+        host = hosts[sid]
         try:
+            # each station host starts its own Redis beside its RE Manager, in its own state folder
             started[sid] = start_station(
-                sid, state_dir=state_dir, sim=True, campaign=campaign, env=env, timeout_s=240
+                sid,
+                state_dir=host.folder / "state",
+                sim=True,
+                campaign=_campaign_file(host, campaign_id),
+                env={**endpoint.environ(), **host.environ()},
+                timeout_s=240,
             )
+            watch.watch(host, lambda: _station_pids(host, sid))
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=start, args=(sid,)) for sid in ("saxs", "sans")]
+    threads = [threading.Thread(target=start, args=(sid,)) for sid in STATIONS]
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
-        yield {"endpoint": endpoint, "env": env, "campaign": campaign, "stations": started, "root": root}
+        with watch.running():
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            if errors:
+                raise errors[0]
+            yield {
+                "endpoint": endpoint,
+                "campaign_id": campaign_id,
+                "stations": started,
+                "hosts": hosts,
+                "watch": watch,
+            }
     finally:
-        for sid in ("saxs", "sans"):
+        for sid in STATIONS:
             with contextlib.suppress(Exception):
-                stop_station(sid, state_dir=state_dir)
+                stop_station(sid, state_dir=hosts[sid].folder / "state")
         server.stop()
 
 
-def _daemon_file(root: Path, campaign: Path, stations: dict[str, StationProcess]) -> Path:
-    path = root / "daemon.yaml"
+def _station_pids(host: Host, station: str) -> list[int]:
+    """The station host's RE Manager and Redis (started apart, neither a child of the other)."""
+    state = read_state(host.folder / "state")
+    process = state.stations.get(station)
+    return [p for p in (process and process.pid, state.redis and state.redis.pid) if p]
+
+
+def _daemon_file(host: Host, campaign: Path, stations: dict[str, StationProcess]) -> Path:
+    path = host.folder / "daemon.yaml"
     path.write_text(
         yaml.safe_dump(
             {
@@ -143,9 +167,16 @@ def _daemon_file(root: Path, campaign: Path, stations: dict[str, StationProcess]
     return path
 
 
-def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def _spawn(host: Host, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`argv` as a process of `host`: in its folder, with its environment, logging to `log` there."""
     with open(log, "ab") as out:
-        return subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            argv,
+            env={**os.environ, **env, **host.environ()},
+            cwd=host.folder,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _wait(predicate: object, timeout_s: float, what: str, logs: list[Path]) -> None:
@@ -160,17 +191,24 @@ def _wait(predicate: object, timeout_s: float, what: str, logs: list[Path]) -> N
 def test_campaign_across_queue_servers_survives_a_killed_daemon(lab: dict[str, object]) -> None:
     endpoint = lab["endpoint"]
     assert isinstance(endpoint, TiledEndpoint)
-    env: dict[str, str] = lab["env"]  # type: ignore[assignment]
-    root: Path = lab["root"]  # type: ignore[assignment]
+    env = endpoint.environ()  # what every host is told: the store's address and key
+    hosts: dict[str, Host] = lab["hosts"]  # type: ignore[assignment]
+    watch: FileWatch = lab["watch"]  # type: ignore[assignment]
     stations: dict[str, StationProcess] = lab["stations"]  # type: ignore[assignment]
-    config = _daemon_file(root, lab["campaign"], stations)  # type: ignore[arg-type]
+    campaign_id: str = lab["campaign_id"]  # type: ignore[assignment]
+    agent, worker = hosts["agent"], hosts["analysis"]
+    config = _daemon_file(agent, _campaign_file(agent, campaign_id), stations)
     client = endpoint.connect()
-    campaign_id = yaml.safe_load(Path(lab["campaign"]).read_text())["id"]  # type: ignore[arg-type]
-    logs = [root / "analysis.log", root / "daemon-1.log", root / "daemon-2.log"]
+    logs = [worker.folder / "analysis.log", agent.folder / "daemon-1.log", agent.folder / "daemon-2.log"]
     analysis = _spawn(
-        [str(BIN / "tandem"), "analyze", "--sim", "--follow", "--no-fit", "--poll", "0.2"], env, logs[0]
+        worker,
+        [str(BIN / "tandem"), "analyze", "--sim", "--follow", "--no-fit", "--poll", "0.2"],
+        env,
+        logs[0],
     )
-    daemon = _spawn([str(BIN / "tandem"), "agent", "run", str(config)], env, logs[1])
+    watch.watch(worker, lambda: [analysis.pid])
+    daemon = _spawn(agent, [str(BIN / "tandem"), "agent", "run", str(config)], env, logs[1])
+    watch.watch(agent, lambda: [daemon.pid])
     try:
 
         def measured() -> int:
@@ -196,7 +234,7 @@ def test_campaign_across_queue_servers_survives_a_killed_daemon(lab: dict[str, o
         daemon.wait()
         assert measured() < 2 * PER_STATION, "the campaign ended before the daemon could be killed mid-way"
 
-        daemon = _spawn([str(BIN / "tandem"), "agent", "run", str(config)], env, logs[2])
+        daemon = _spawn(agent, [str(BIN / "tandem"), "agent", "run", str(config)], env, logs[2])
         assert daemon.wait(timeout=600) == 0, logs[2].read_text()[-3000:]
         assert "finished" in logs[2].read_text()
     except BaseException:
@@ -235,11 +273,14 @@ def test_campaign_across_queue_servers_survives_a_killed_daemon(lab: dict[str, o
     finally:
         _stop(analysis)
 
-    # the daemon wrote every sample into the campaign ledger: `tandem campaign report` rebuilds the campaign
-    report = root / "report"
+    # the daemon wrote every sample into the campaign ledger: `tandem campaign report` on a host of
+    # its own rebuilds the campaign from the store over the network
+    scientist = hosts["scientist"]
+    report = scientist.folder / "report"
     done = subprocess.run(
-        [str(BIN / "tandem"), "campaign", "report", campaign_id, "--data", str(root), "--out", str(report)],
-        env={**os.environ, **env},
+        [str(BIN / "tandem"), "campaign", "report", campaign_id, "--out", str(report)],
+        env={**os.environ, **env, **scientist.environ()},
+        cwd=scientist.folder,
         capture_output=True,
         text=True,
         timeout=300,
@@ -255,3 +296,9 @@ def test_campaign_across_queue_servers_survives_a_killed_daemon(lab: dict[str, o
     }
     assert metrics["station_hours"] > 0  # the runs' own start and stop times
     assert len((report / "phase_map.csv").read_text().splitlines()) > 1
+
+    # every part kept to its own host's folder, and the watch saw each of them at work there
+    assert watch.strays() == []
+    assert all(watch.seen[name] for name in ("store", *STATIONS, "analysis", "agent")), {
+        name: len(paths) for name, paths in watch.seen.items()
+    }

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tandem.cli.app import TiledDirectoryOption, app
+from tandem.cli.app import TiledDirectoryOption, app, attached_store
 from tandem.errors import TandemError
 from tandem.files import read_text
 
@@ -102,8 +102,6 @@ def analyze(
     from tandem.analysis.claims import RunClaims
     from tandem.analysis.pipeline import Analyzer
     from tandem.analysis.pipeline_settings import AnalysisSettings
-    from tandem.tiled_directory import find_running_server
-    from tandem.tiled_endpoint import TiledSettings, attach
 
     try:
         calibrations = choose_calibrations(calibration, sim=sim)
@@ -113,21 +111,7 @@ def analyze(
     logging.basicConfig(level=logging.WARNING)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        if directory is not None:
-            endpoint = find_running_server(directory)
-            if endpoint is None:
-                raise TandemError(
-                    f"no Tiled server is running on {directory}; start one with `tandem data serve`"
-                )
-        else:
-            settings = TiledSettings()
-            if settings.uri is None or settings.api_key is None:
-                raise TandemError(
-                    "no data store: set TANDEM_TILED_URI and TANDEM_TILED_API_KEY "
-                    "(`tandem data serve` prints them) or pass --directory"
-                )
-            endpoint = attach(settings.uri, settings.api_key.get_secret_value())
-        client = endpoint.connect()
+        client = attached_store(directory).connect()
         analyzer = Analyzer(
             client,
             AnalysisSettings(calibrations=calibrations, fit=not no_fit),

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 import tandem
+from tandem.errors import TandemError
+from tandem.tiled_endpoint import TiledEndpoint
 
 #: `--directory`: the data folder of a running `tandem data serve`, for commands that attach to Tiled
 TiledDirectoryOption = Annotated[
@@ -56,3 +58,26 @@ def _root(
     ),
 ) -> None:
     """Self-driving formulation labs at linked SAXS and SANS stations."""
+
+
+def attached_store(directory: Path | None) -> TiledEndpoint:
+    """The data store a command reads or writes: the `tandem data serve` running on `directory`, else
+    the server TANDEM_TILED_URI and TANDEM_TILED_API_KEY name (on this host or another); a
+    `TandemError` says which is missing."""
+    from tandem.tiled_directory import find_running_server
+    from tandem.tiled_endpoint import TiledSettings, attach
+
+    if directory is not None:
+        endpoint = find_running_server(directory)
+        if endpoint is None:
+            raise TandemError(
+                f"no Tiled server is running on {directory}; start one with `tandem data serve`"
+            )
+        return endpoint
+    settings = TiledSettings()
+    if settings.uri is None or settings.api_key is None:
+        raise TandemError(
+            "no data store: set TANDEM_TILED_URI and TANDEM_TILED_API_KEY "
+            "(`tandem data serve` prints them) or pass --directory"
+        )
+    return attach(settings.uri, settings.api_key.get_secret_value())

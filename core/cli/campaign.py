@@ -21,7 +21,7 @@ from rich.progress import (
 )
 
 from tandem.campaign.bundled import DEMO_CAMPAIGN
-from tandem.cli.app import app
+from tandem.cli.app import app, attached_store
 from tandem.cli.output import console as make_console
 from tandem.cli.output import esc
 from tandem.errors import TandemError
@@ -29,6 +29,7 @@ from tandem.errors import TandemError
 if TYPE_CHECKING:
     from tandem.campaign.report import Report
     from tandem.campaign.runner_accounting import Progress as CampaignProgress
+    from tandem.tiled_endpoint import TiledEndpoint
 
 console = make_console(stderr=True)
 
@@ -151,16 +152,22 @@ def _run(config: Path, data: Path | None, report_dir: Path | None, resume: bool)
 
 def _write(data: Path, campaign_id: str, report_dir: Path) -> Report:
     """Build the report of `campaign_id` from the catalog in `data` (starting its server if needed)."""
-    from tandem.campaign.history import build_history
-    from tandem.campaign.report import write_report
     from tandem.tiled_directory import find_running_server
     from tandem.tiled_server import EmbeddedTiledServer
 
     endpoint = find_running_server(data / "tiled")
     if endpoint is not None:
-        return write_report(build_history(endpoint.connect(), campaign_id), report_dir)
+        return _write_from(endpoint, campaign_id, report_dir)
     with EmbeddedTiledServer(data / "tiled") as started:
-        return write_report(build_history(started.connect(), campaign_id), report_dir)
+        return _write_from(started, campaign_id, report_dir)
+
+
+def _write_from(store: TiledEndpoint, campaign_id: str, report_dir: Path) -> Report:
+    """Build the report of `campaign_id` from the running data store `store`."""
+    from tandem.campaign.history import build_history
+    from tandem.campaign.report import write_report
+
+    return write_report(build_history(store.connect(), campaign_id), report_dir)
 
 
 def _summarise(metrics: Mapping[str, Any], folder: Path) -> None:
@@ -278,18 +285,38 @@ def report(
     campaign_id: Annotated[str, typer.Argument(help="The campaign's id (the `id:` of its file).")],
     data: Annotated[
         Path | None,
-        typer.Option("--data", "-d", help="The campaign's data folder [default: runs/<campaign id>]."),
+        typer.Option(
+            "--data",
+            "-d",
+            help="The campaign's data folder [default: the server TANDEM_TILED_URI names, if set; "
+            "else runs/<campaign id>].",
+            show_default=False,
+        ),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Report folder [default: <data>/report].")
+        Path | None,
+        typer.Option("--out", "-o", help="Report folder [default: <data>/report].", show_default=False),
     ] = None,
 ) -> None:
     """Rebuild a campaign's report from its Tiled catalog.
 
     Phase map beside the truth, accuracy against samples and beamtime, station
-    timelines, measured curves, report.json and phase_map.csv.
+    timelines, measured curves, report.json and phase_map.csv. The catalog is the
+    campaign's data folder's, or, with TANDEM_TILED_URI and TANDEM_TILED_API_KEY set and
+    no --data, the shared data store's wherever it runs (a facility's, another site's).
     """
+    from tandem.tiled_endpoint import TiledSettings
+
     _configure_logging()
+    if data is None and TiledSettings().uri is not None:
+        try:
+            report_dir = out or Path("runs") / campaign_id / "report"
+            result = _write_from(attached_store(None), campaign_id, report_dir)
+        except TandemError as exc:
+            console.print(f"[red]{esc(exc)}[/red]")
+            raise typer.Exit(1) from None
+        _summarise(result.metrics, result.folder)
+        return
     data = data or Path("runs") / campaign_id
     if not (data / "tiled").exists():
         console.print(

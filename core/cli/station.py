@@ -166,22 +166,6 @@ def epics_device_problems(process: StationProcess, timeout_s: float) -> list[str
     return problems
 
 
-def _descendants(pid: int) -> list[int]:
-    """The processes under `pid`, from /proc (empty where there is none)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            # the command name in parentheses may hold spaces: the fields after it are split
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            children.setdefault(parent, []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        found = children.get(todo.pop(), [])
-        out += found
-        todo += found
-    return out
-
-
 def _ioc_address(pid: int) -> tuple[str, int] | None:
     """Where the caproto IOC `pid` serves, from the environment it was started with."""
     try:
@@ -201,14 +185,14 @@ def twin_device_problems(process: StationProcess, timeout_s: float) -> list[str]
     the worker started, on Channel Access ports of the worker's own, so it is found among the
     station's processes and asked at the port it serves on.
     """
-    from tandem.child_processes import command_line
+    from tandem.child_processes import command_line, descendants
     from tandem.instrument_profile import default_prefixes
     from tandem.sim.ioc import search
 
     if not Path("/proc/self/stat").exists():
         return []
     _, prefix = default_prefixes(process.station)
-    for pid in _descendants(process.pid):
+    for pid in descendants(process.pid):
         argv = command_line(pid) or []
         if "tandem.sim.ioc" in argv and prefix in argv:
             address = _ioc_address(pid)
