@@ -7,9 +7,10 @@ reads the journal to find what is still open. The journal also holds the daemon'
 heartbeat (what `tandem agent status` shows), a scientist's pause of its decisions and
 verdicts on suggestions awaiting approval.
 
-On a store served with roles (`tandem.tiled_roles`) a verdict and a pause are a scientist's: the
-journal asks the server whose key it writes with, refuses any other role's
-(`ApprovalRefusedError`), and records the principal and role with the verdict.
+Verdicts and the pause live in the campaign's control node, which on a store served with roles
+(`tandem.tiled_roles`) only a scientist's key writes; the daemon's entries (the agent's) take
+their verdict from there. The journal also asks the server whose key it writes with, refuses any
+but a scientist's (`ApprovalRefusedError`), and records the principal and role with the verdict.
 """
 
 from __future__ import annotations
@@ -145,6 +146,25 @@ class Entry:
 
 # --- the journal in Tiled ---------------------------------------------------------------------
 
+#: the key of the control node's metadata that holds the verdicts, by decision uid
+VERDICTS = "verdicts"
+#: what a verdict puts in an entry's approval
+VERDICT_KEYS = ("verdict", "by", "principal", "role", "at", "note")
+
+
+def _with_verdict(entry: Entry, verdict: Mapping[str, Any] | None) -> Entry:
+    """`entry` with the verdict the control node holds for it.
+
+    A suggestion awaiting approval takes its verdict from the control node only, never from its
+    own entry: under roles the agent writes the entries but not the control node, so a verdict it
+    wrote into an entry does not count. An entry past approval keeps the verdict it was acted on.
+    """
+    approval = dict(entry.approval)
+    if entry.status is EntryStatus.AWAITING_APPROVAL:
+        approval = {k: v for k, v in approval.items() if k not in VERDICT_KEYS}
+    approval.update(verdict or {})
+    return entry if approval == entry.approval else replace(entry, approval=approval)
+
 
 class Journal:
     """The daemon's records of one campaign in Tiled: decisions, their queue entries, its heartbeat.
@@ -172,20 +192,23 @@ class Journal:
         return cls(client, campaign_id)
 
     def entries(self) -> list[Entry]:
+        verdicts = self._verdicts()
         out = []
         for _key, node in self.entries_node.items():
             if node.metadata.get("spec") == ENTRY_SPEC:
-                out.append(Entry.from_dict(node.metadata))
+                entry = Entry.from_dict(node.metadata)
+                out.append(_with_verdict(entry, verdicts.get(entry.decision_uid)))
         return sorted(out, key=lambda e: e.decided_at)
 
     def entry(self, decision_uid: str) -> Entry | None:
         try:
-            return Entry.from_dict(self.entries_node[decision_uid].metadata)
+            entry = Entry.from_dict(self.entries_node[decision_uid].metadata)
         except KeyError:
             return None
+        return _with_verdict(entry, self._verdicts().get(decision_uid))
 
     def put(self, entry: Entry) -> None:
-        # race-safe: the daemon and a scientist's verdict (another process) may write the same entry
+        # race-safe: a restarted daemon may write an entry its predecessor was writing
         create_or_replace_metadata(self.entries_node, entry.decision_uid, entry.to_dict())
 
     def write_decisions(self, records: Iterable[DecisionRecord]) -> None:
@@ -237,9 +260,9 @@ class Journal:
             "at": time.time(),
             "note": note,
         }
-        updated = replace(entry, approval={**entry.approval, **verdict})
-        self.put(updated)
-        return updated
+        # into the control node (a scientist's only), read fresh so the patch adds just this verdict
+        campaign_container(self.node, CONTROL).update_metadata(metadata={VERDICTS: {decision_uid: verdict}})
+        return _with_verdict(entry, verdict)
 
     def heartbeat(self, state: Mapping[str, Any]) -> None:
         node = campaign_container(self.node, HEARTBEAT)
@@ -256,14 +279,23 @@ class Journal:
             "at": time.time(),
             "note": note,
         }
-        campaign_container(self.node, CONTROL).replace_metadata(metadata=control)
+        # updated, not replaced: the control node also holds the verdicts
+        campaign_container(self.node, CONTROL).update_metadata(metadata=control)
         return control
+
+    def _control(self) -> dict[str, Any]:
+        try:
+            return dict(self.node[CONTROL].metadata)
+        except KeyError:
+            return {}
+
+    def _verdicts(self) -> dict[str, Mapping[str, Any]]:
+        return dict(self._control().get(VERDICTS) or {})
 
     def pause(self) -> dict[str, Any] | None:
         """Who paused the daemon, when and why (None while it is not paused)."""
-        if CONTROL not in self.node:
-            return None
-        control = dict(self.node[CONTROL].metadata)
+        control = self._control()
+        control.pop(VERDICTS, None)
         return control if control.get("paused") else None
 
     def last_heartbeat(self) -> dict[str, Any] | None:

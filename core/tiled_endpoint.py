@@ -209,8 +209,8 @@ def _raise_refused_write(response: httpx.Response) -> None:
     if kind == "auth":
         what = "only the store owner's key (the served directory's api_key) makes principals and keys"
     elif kind in ("metadata", "register"):
-        roles = ", ".join(role.value for role in writable_by([k for k in node.split("/") if k]))
-        what = f"there, only the key of {roles} writes"
+        roles = " or ".join(role.value for role in writable_by([k for k in node.split("/") if k]))
+        what = f"there, only the key of the {roles} role writes"
     else:
         what = "each key writes only its role's part of the catalog: " + "; ".join(
             f"{role.value} {role.writes}" for role in TandemRole

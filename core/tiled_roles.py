@@ -9,7 +9,7 @@ role sets what the key can do at all (its Tiled scopes); the access policy then 
     station     raw/                                              everything
     analysis    analysed/, analysis_claims/                       everything
     agent       campaigns/ but a campaign's control               everything
-    scientist   a campaign's control and queue (pause, verdicts)  everything
+    scientist   a campaign's control (pause, verdicts)            everything
     admin       everything; issues and revokes keys               everything
 
 Only the admin (the store's owner: the key `tandem data serve` keeps in its directory) makes the
@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 
-from tandem.catalog_layout import ANALYSED, ANALYSIS_CLAIMS, CAMPAIGNS, CONTROL, JOURNAL, RAW
+from tandem.catalog_layout import ANALYSED, ANALYSIS_CLAIMS, CAMPAIGNS, CONTROL, RAW
 from tandem.errors import TandemError
 
 __all__ = [
@@ -75,7 +75,7 @@ _WRITES: dict[TandemRole, str] = {
     TandemRole.STATION: f"{RAW}/",
     TandemRole.ANALYSIS: f"{ANALYSED}/ and {ANALYSIS_CLAIMS}/",
     TandemRole.AGENT: f"{CAMPAIGNS}/ (but a campaign's {CONTROL})",
-    TandemRole.SCIENTIST: f"a campaign's {CONTROL} and {JOURNAL} (pauses and verdicts)",
+    TandemRole.SCIENTIST: f"a campaign's {CONTROL} (pauses and verdicts)",
     TandemRole.ADMIN: "everything",
 }
 
@@ -148,7 +148,7 @@ def may_write(role: TandemRole | None, path: Sequence[str]) -> bool:
         TandemRole.STATION: top == RAW,
         TandemRole.ANALYSIS: top in (ANALYSED, ANALYSIS_CLAIMS),
         TandemRole.AGENT: top == CAMPAIGNS and part != CONTROL,
-        TandemRole.SCIENTIST: top == CAMPAIGNS and part in (CONTROL, JOURNAL),
+        TandemRole.SCIENTIST: top == CAMPAIGNS and part == CONTROL,
     }
     return rules[role]
 

@@ -146,6 +146,7 @@ FORBIDDEN_CREATES = [
     (TandemRole.SCIENTIST, (RAW,)),
     (TandemRole.SCIENTIST, (ANALYSED,)),
     (TandemRole.SCIENTIST, (CAMPAIGNS, "<c>", DECISIONS)),
+    (TandemRole.SCIENTIST, (CAMPAIGNS, "<c>", JOURNAL)),
     (TandemRole.SCIENTIST, (CAMPAIGNS,)),
 ]
 
@@ -179,7 +180,7 @@ def test_a_role_cannot_delete_or_rewrite_anothers_nodes(client_of: Callable[[Tan
     run_uid = uuid.uuid4().hex
     client_of(TandemRole.ANALYSIS)[ANALYSED].create_container(run_uid, metadata={"fit": "sphere"})
     station_view = client_of(TandemRole.STATION)[ANALYSED]
-    with pytest.raises(WriteRefusedError, match="only the key of analysis"):
+    with pytest.raises(WriteRefusedError, match="only the key of the analysis or admin role writes"):
         station_view[run_uid].replace_metadata(metadata={"fit": "forged"})
     with pytest.raises(WriteRefusedError):
         station_view.delete_contents(run_uid, recursive=True, external_only=False)
@@ -234,6 +235,21 @@ def test_a_station_cannot_forge_a_verdict_past_the_gate(
     with pytest.raises(WriteRefusedError):
         create_or_replace_metadata(queue, entry.decision_uid, forged)
     assert Journal(client_of(TandemRole.ADMIN), campaign).entry(entry.decision_uid) == entry
+
+
+def test_a_verdict_the_agent_writes_into_its_journal_does_not_count(
+    client_of: Callable[[TandemRole], Any], campaign: str
+) -> None:
+    entry = _awaiting(campaign)
+    agent = Journal(client_of(TandemRole.AGENT), campaign)
+    forged = {**entry.to_dict(), "approval": {"verdict": "approved", "by": "agent", "role": "scientist"}}
+    create_or_replace_metadata(agent.entries_node, entry.decision_uid, forged)  # its own node: allowed
+    assert agent.entry(entry.decision_uid) == entry  # ...but the verdict is the control node's
+    with pytest.raises(WriteRefusedError, match="only the key of the scientist or admin role writes"):
+        agent.node[CONTROL].update_metadata(
+            metadata={"verdicts": {entry.decision_uid: {"verdict": "approved"}}}
+        )
+    assert [e.approval for e in agent.entries() if e.decision_uid == entry.decision_uid] == [{}]
 
 
 def test_keys_are_kept_private_and_the_admin_key_is_not_issued(

@@ -20,7 +20,7 @@ data_app.add_typer(keys_app)
 
 _ROLES_HELP = (
     "station (writes raw/), analysis (analysed/, analysis_claims/), agent (campaigns/ but a "
-    "campaign's control), scientist (a campaign's control and queue: pauses and verdicts)"
+    "campaign's control), scientist (a campaign's control: pauses and verdicts)"
 )
 
 DirectoryOption = Annotated[
