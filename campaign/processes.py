@@ -18,8 +18,10 @@ The state file, Redis and process groups have modules of their own (`station_sta
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import shutil
+import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,6 +44,60 @@ from tandem.child_processes import LOOPBACK, free_port, log_tail, pid_alive
 from tandem.errors import TandemError
 
 PROFILE_ENV = "TANDEM_QUEUESERVER_PROFILE"
+#: binding every interface: the station's address for other hosts is then its host name
+ALL_INTERFACES = "0.0.0.0"
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where a station's RE Manager takes requests (0MQ): on loopback, for one host, or on an interface
+    other hosts reach (`0.0.0.0`: all of them), at given ports or free ones (0).
+
+    Off loopback, anyone who reaches the port can drive the station: encrypt the control channel
+    with a 0MQ key pair (`qserver-zmq-keys`; the station host sets
+    QSERVER_ZMQ_PRIVATE_KEY_FOR_SERVER, its clients QSERVER_ZMQ_PUBLIC_KEY).
+    """
+
+    host: str = LOOPBACK
+    control_port: int = 0
+    info_port: int = 0
+
+    def __post_init__(self) -> None:
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            raise InvalidStationRequestError(
+                f"a station listens on an IP address of this host ({LOOPBACK} for this host only, "
+                f"{ALL_INTERFACES} for every interface), got {self.host!r}"
+            ) from None
+        for name, port in (("control", self.control_port), ("info", self.info_port)):
+            if not 0 <= port <= 65535:
+                raise InvalidStationRequestError(
+                    f"the {name} port must be 0 (any free one) to 65535, got {port}"
+                )
+        if self.control_port and self.control_port == self.info_port:
+            raise InvalidStationRequestError(
+                f"the control and info ports must differ, both are {self.control_port}"
+            )
+
+    def addresses(self) -> tuple[str, str, str, str]:
+        """The control and info addresses to bind, then the ones clients connect to."""
+        ports = [port or free_port(self.host) for port in (self.control_port, self.info_port)]
+        for port, asked in zip(ports, (self.control_port, self.info_port), strict=True):
+            if asked and not _port_free(self.host, port):
+                raise InvalidStationRequestError(f"port {port} on {self.host} is in use; choose another or 0")
+        reach = socket.gethostname() if self.host == ALL_INTERFACES else self.host
+        bind = [f"tcp://{self.host}:{p}" for p in ports]
+        return bind[0], bind[1], f"tcp://{reach}:{ports[0]}", f"tcp://{reach}:{ports[1]}"
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def profile_directory() -> Path:
@@ -75,6 +131,7 @@ def start_station(
     campaign: Path | None = None,
     redis: str | None = None,
     env: Mapping[str, str] | None = None,
+    listen: Listen | None = None,
     open_environment: bool = True,
     autostart: bool = True,
     timeout_s: float = 120.0,
@@ -85,8 +142,10 @@ def start_station(
     builds the station, simulated or EPICS) and `timeout_s` covers that too; with
     `autostart` the queue runs whatever is added to it. `env` adds variables for the
     startup script (Tiled: `TANDEM_TILED_URI`, `TANDEM_TILED_API_KEY`; EPICS prefixes).
+    `listen` says where the RE Manager takes requests (default: free loopback ports).
     """
     check_station_id(station)
+    addresses = (listen or Listen()).addresses()  # a port in use is refused before anything starts
     state_dir = state_dir or default_state_dir()
     with locked_state(state_dir) as state:
         running = state.stations.get(station)
@@ -97,7 +156,13 @@ def start_station(
             )
         redis_service = ensure_redis(state, state_dir, redis)
         process = _launch_manager(
-            station, state_dir / station, redis_service, sim=sim, campaign=campaign, env=env or {}
+            station,
+            state_dir / station,
+            redis_service,
+            sim=sim,
+            campaign=campaign,
+            env=env or {},
+            addresses=addresses,
         )
         state.stations[station] = process
     try:
@@ -119,11 +184,11 @@ def _launch_manager(
     sim: bool,
     campaign: Path | None,
     env: Mapping[str, str],
+    addresses: tuple[str, str, str, str],
 ) -> StationProcess:
     profile = profile_directory()
     directory.mkdir(parents=True, exist_ok=True)
-    control = f"tcp://{LOOPBACK}:{free_port()}"
-    info = f"tcp://{LOOPBACK}:{free_port()}"
+    bind_control, bind_info, control, info = addresses
     prefix = f"tandem_{station}"
     argv = [
         _manager_executable(),
@@ -131,8 +196,8 @@ def _launch_manager(
         "--user-group-permissions", str(profile / "user_group_permissions.yaml"),
         "--existing-plans-devices", str(directory / "existing_plans_and_devices.yaml"),
         "--update-existing-plans-devices", "ENVIRONMENT_OPEN",
-        "--zmq-control-addr", control,
-        "--zmq-info-addr", info,
+        "--zmq-control-addr", bind_control,
+        "--zmq-info-addr", bind_info,
         "--zmq-publish-console", "ON",
         "--redis-addr", redis.address,
         "--redis-name-prefix", prefix,
@@ -295,6 +360,8 @@ def station_status(state_dir: Path | None = None, *, timeout_s: float = 2.0) -> 
 
 
 __all__ = [
+    "ALL_INTERFACES",
+    "Listen",
     "StationProcessStatus",
     "configure_queue",
     "open_station_environment",

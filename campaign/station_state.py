@@ -109,6 +109,19 @@ class StationProcess:
         return f"qserver -a {self.control_addr}"
 
 
+def _manager_public_key() -> str | None:
+    """The public 0MQ key to talk to an encrypted RE Manager: QSERVER_ZMQ_PUBLIC_KEY, else the one
+    of the private key this host's stations run with (QSERVER_ZMQ_PRIVATE_KEY_FOR_SERVER: on the
+    station's own host, `tandem station start`, `status` and `stop` hold only that); None: plain."""
+    public = os.environ.get("QSERVER_ZMQ_PUBLIC_KEY")
+    private = os.environ.get("QSERVER_ZMQ_PRIVATE_KEY_FOR_SERVER")
+    if public or not private:
+        return public or None
+    from bluesky_queueserver.manager.comms import generate_zmq_public_key
+
+    return str(generate_zmq_public_key(private))
+
+
 def manager_api(
     control_addr: str,
     info_addr: str | None = None,
@@ -120,7 +133,12 @@ def manager_api(
     """A REManagerAPI client that raises on failed requests, identified as `user` of `user_group`."""
     from bluesky_queueserver_api.zmq import REManagerAPI
 
-    api = REManagerAPI(zmq_control_addr=control_addr, zmq_info_addr=info_addr, timeout_recv=timeout_s)
+    api = REManagerAPI(
+        zmq_control_addr=control_addr,
+        zmq_info_addr=info_addr,
+        timeout_recv=timeout_s,
+        zmq_public_key=_manager_public_key(),
+    )
     api.user = user
     api.user_group = user_group
     return api

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 station_app = typer.Typer(
     name="station",
-    help="Run a station's RunEngine in a bluesky-queueserver RE Manager (with Redis), on loopback ports.",
+    help="Run a station's RunEngine in a bluesky-queueserver RE Manager (with Redis): on loopback ports, "
+    "or (--listen) where agents on other hosts reach it.",
     no_args_is_help=True,
 )
 app.add_typer(station_app)
@@ -59,6 +60,22 @@ def start(
             "loopback port (or reuses the one it started for another station).",
         ),
     ] = None,
+    listen: Annotated[
+        str,
+        typer.Option(
+            "--listen",
+            help="IP address the station takes requests on: 127.0.0.1 for this host only, 0.0.0.0 (or "
+            "one interface's address) for an agent on another host. Off loopback, encrypt with a 0MQ "
+            "key pair from qserver-zmq-keys: QSERVER_ZMQ_PRIVATE_KEY_FOR_SERVER here, "
+            "QSERVER_ZMQ_PUBLIC_KEY for the clients.",
+        ),
+    ] = "127.0.0.1",
+    control_port: Annotated[
+        int, typer.Option("--control-port", help="Control port (0MQ); 0: any free one.", min=0, max=65535)
+    ] = 0,
+    info_port: Annotated[
+        int, typer.Option("--info-port", help="Console-output port (0MQ); 0: any free one.", min=0, max=65535)
+    ] = 0,
     autostart: Annotated[
         bool, typer.Option("--autostart/--no-autostart", help="Run items as soon as they are queued.")
     ] = True,
@@ -74,7 +91,7 @@ def start(
     TANDEM_TILED_API_KEY (`tandem data serve` prints them). The processes outlive this command; stop them
     with `tandem station stop`. Prints the ports, and the `qserver` command that talks to the station.
     """
-    from tandem.campaign.processes import start_station
+    from tandem.campaign.processes import Listen, start_station
 
     try:
         process = start_station(
@@ -83,6 +100,7 @@ def start(
             sim=sim,
             campaign=campaign,
             redis=redis,
+            listen=Listen(listen, control_port, info_port),
             autostart=autostart,
             timeout_s=timeout_s,
         )

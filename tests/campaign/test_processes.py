@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from bluesky_queueserver_api import BPlan
-from bluesky_queueserver_api.comm_base import RequestFailedError
+from bluesky_queueserver_api.comm_base import RequestFailedError, RequestTimeoutError
 from typer.testing import CliRunner
 
 from tandem.campaign.process_groups import ProcessError
-from tandem.campaign.processes import start_station, stop_station
+from tandem.campaign.processes import Listen, start_station, stop_station
 from tandem.campaign.redis_service import ensure_redis, parse_address, redis_ping, start_redis, stop_redis
 from tandem.campaign.station_state import (
     AGENT_GROUP,
@@ -21,6 +22,7 @@ from tandem.campaign.station_state import (
     StationRegistry,
     check_station_id,
     locked_state,
+    manager_api,
     read_state,
 )
 from tandem.child_processes import free_port, pid_alive
@@ -150,3 +152,75 @@ def test_the_cli_reports_the_running_station(saxs: StationProcess) -> None:
     assert saxs.control_addr in result.output
     assert f"pid {saxs.pid}" in result.output
     assert os.path.exists(saxs.log_path)
+
+
+@pytest.mark.parametrize(
+    ("listen", "message"),
+    [
+        ({"host": "saxs.example.org"}, "an IP address of this host"),
+        ({"control_port": 70000}, "control port must be 0"),
+        ({"control_port": 60615, "info_port": 60615}, "must differ"),
+    ],
+)
+def test_bad_listen_addresses_are_refused(listen: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidStationRequestError, match=message):
+        Listen(**listen)  # type: ignore[arg-type]
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(InvalidStationRequestError, match=f"port {port} on 127.0.0.1 is in use"):
+            start_station("saxs", state_dir=tmp_path, listen=Listen(control_port=port))
+    state = read_state(tmp_path)
+    assert state.stations == {}
+    assert state.redis is None  # no Redis was started for it
+
+
+@pytest.mark.slow
+def test_a_station_at_given_ports_with_an_encrypted_control_channel(
+    tmp_path: Path, tiled_endpoint: TiledEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As at two sites: the station on ports its agent is told, answering only clients with its public key."""
+    from bluesky_queueserver.manager.comms import generate_zmq_keys
+
+    public, private = generate_zmq_keys()
+    # the station's host holds the private key: start, status and stop there derive the public one
+    monkeypatch.setenv("QSERVER_ZMQ_PRIVATE_KEY_FOR_SERVER", private)
+    monkeypatch.delenv("QSERVER_ZMQ_PUBLIC_KEY", raising=False)
+    control, info = free_port(), free_port()
+    process = start_station(
+        "saxs",
+        state_dir=tmp_path,
+        env=tiled_endpoint.environ(),
+        listen=Listen("127.0.0.1", control, info),
+        open_environment=False,
+        timeout_s=120,
+    )
+    try:
+        assert (process.control_addr, process.info_addr) == (
+            f"tcp://127.0.0.1:{control}",
+            f"tcp://127.0.0.1:{info}",
+        )
+        # an agent on another host is given the public key
+        monkeypatch.delenv("QSERVER_ZMQ_PRIVATE_KEY_FOR_SERVER")
+        monkeypatch.setenv("QSERVER_ZMQ_PUBLIC_KEY", public)
+        api = manager_api(process.control_addr, timeout_s=5.0)
+        try:
+            assert api.status()["manager_state"] == "idle"
+        finally:
+            api.close()
+        # a client without it gets no answer
+        monkeypatch.delenv("QSERVER_ZMQ_PUBLIC_KEY")
+        api = manager_api(process.control_addr, timeout_s=1.0)
+        try:
+            with pytest.raises(RequestTimeoutError):
+                api.status()
+        finally:
+            api.close()
+    finally:
+        monkeypatch.setenv("QSERVER_ZMQ_PRIVATE_KEY_FOR_SERVER", private)
+        stop_station("saxs", state_dir=tmp_path)
+    assert not pid_alive(process.pid)
