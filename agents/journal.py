@@ -290,7 +290,26 @@ class Journal:
             return {}
 
     def _verdicts(self) -> dict[str, Mapping[str, Any]]:
-        return dict(self._control().get(VERDICTS) or {})
+        """The verdicts a scientist gave, by decision uid.
+
+        Only verdicts added to the control node after it was made count. The node is made by the
+        daemon (the agent's key may make nodes in its campaign, with any metadata), and from then
+        on only a scientist's key may change it; Tiled keeps the metadata it was made with as its
+        first revision, so a verdict the agent put there at its making is told apart and ignored.
+        """
+        try:
+            control = self.node[CONTROL]
+        except KeyError:
+            return {}
+        verdicts = dict(control.metadata.get(VERDICTS) or {})
+        if not verdicts:
+            return {}
+        try:
+            made_with = control.metadata_revisions[0]["attributes"]["metadata"]  # type: ignore[attr-defined]
+        except ValueError:  # never changed since it was made: all it holds is its maker's
+            return {}
+        forged = dict(made_with.get(VERDICTS) or {})
+        return {uid: verdict for uid, verdict in verdicts.items() if forged.get(uid) != verdict}
 
     def pause(self) -> dict[str, Any] | None:
         """Who paused the daemon, when and why (None while it is not paused)."""

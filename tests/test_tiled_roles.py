@@ -252,6 +252,29 @@ def test_a_verdict_the_agent_writes_into_its_journal_does_not_count(
     assert [e.approval for e in agent.entries() if e.decision_uid == entry.decision_uid] == [{}]
 
 
+def test_a_verdict_the_agent_puts_in_a_control_node_it_makes_does_not_count(
+    client_of: Callable[[TandemRole], Any],
+) -> None:
+    """The agent's key makes its campaign's nodes, control included, with any metadata it likes:
+    a verdict there from the start is the agent's, not a scientist's, and is ignored."""
+    campaign_id = f"roles-{uuid.uuid4().hex[:8]}"
+    agent_client = client_of(TandemRole.AGENT)
+    entry = _awaiting(campaign_id)
+    forged = {"verdict": "approved", "by": "agent", "role": "scientist"}
+    campaign = agent_client[CAMPAIGNS].create_container(campaign_id, metadata={"campaign_id": campaign_id})
+    campaign.create_container(CONTROL, metadata={"verdicts": {entry.decision_uid: forged}})
+    agent = Journal(agent_client, campaign_id)
+    agent.put(entry)
+    assert agent.entry(entry.decision_uid) == entry
+    scientist = Journal(client_of(TandemRole.SCIENTIST), campaign_id)
+    scientist.set_paused(True, by="ada")  # a real change to the node keeps the forged verdict out
+    assert agent.entry(entry.decision_uid) == entry
+    scientist.set_verdict(entry.decision_uid, False, by="ada", note="no")
+    denied = agent.entry(entry.decision_uid)
+    assert denied is not None
+    assert denied.approval["verdict"] == "denied"
+
+
 def test_keys_are_kept_private_and_the_admin_key_is_not_issued(
     roles_server: EmbeddedTiledServer, tmp_path: Path
 ) -> None:
