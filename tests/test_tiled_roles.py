@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -21,9 +22,12 @@ from tandem.catalog_layout import (
     DECISIONS,
     JOURNAL,
     RAW,
+    create_afresh,
     create_or_replace_metadata,
+    read_array,
 )
 from tandem.cli import app
+from tandem.run_writer import subscribe_tiled_writer
 from tandem.tiled_directory import AUTHN_FILE
 from tandem.tiled_endpoint import TiledAuthenticationError, TiledEndpoint, TiledServerError
 from tandem.tiled_keys import (
@@ -105,7 +109,10 @@ def test_each_role_writes_its_own_part(client_of: Callable[[TandemRole], Any], c
     run_uid = uuid.uuid4().hex
     client_of(TandemRole.STATION)[RAW].create_container(run_uid, metadata={"start": {"uid": run_uid}})
     analysis = client_of(TandemRole.ANALYSIS)
-    analysis[ANALYSED].create_container(run_uid, metadata={"raw_uid": run_uid})
+    # as the analysis store writes a result: made afresh (a second time deletes the first), arrays in it
+    for attempt in (1, 2):
+        result = create_afresh(analysis[ANALYSED], run_uid, {"raw_uid": run_uid, "attempt": attempt})
+        result.write_array(np.linspace(0.01, 0.3, 5), key="q_inv_a")
     analysis[ANALYSIS_CLAIMS].create_container(f"{run_uid}.1", metadata={"worker": "w1"})
     agent_journal = Journal(client_of(TandemRole.AGENT), campaign)
     entry = _awaiting(campaign)
@@ -115,7 +122,9 @@ def test_each_role_writes_its_own_part(client_of: Callable[[TandemRole], Any], c
     approved = scientist_journal.set_verdict(entry.decision_uid, True, by="ada")
 
     owner = client_of(TandemRole.ADMIN)
-    assert run_uid in owner[RAW]
+    assert run_uid in list(owner[RAW])
+    assert owner[ANALYSED][run_uid].metadata["attempt"] == 2
+    assert len(read_array(owner[ANALYSED][run_uid], "q_inv_a")) == 5
     assert run_uid in owner[ANALYSED]
     assert f"{run_uid}.1" in owner[ANALYSIS_CLAIMS]
     assert agent_journal.pause() is not None
@@ -128,6 +137,30 @@ def test_each_role_writes_its_own_part(client_of: Callable[[TandemRole], Any], c
     assert recorded.approval["principal"] == scientist.principal
     assert recorded.approval["role"] == "scientist"
     assert recorded.approval["verdict"] == "approved"
+
+
+def test_a_stations_runengine_writes_its_runs_and_an_agents_cannot(
+    client_of: Callable[[TandemRole], Any],
+) -> None:
+    from bluesky import RunEngine
+    from bluesky.plans import count
+    from ophyd.sim import det
+
+    station = RunEngine({}, context_managers=[])
+    subscribe_tiled_writer(station, client_of(TandemRole.STATION))
+    (uid,) = station(count([det], num=3), campaign_id="roles")
+    run = client_of(TandemRole.ADMIN)[RAW][uid]
+    assert len(run["primary"].read()["det"]) == 3
+
+    agent = RunEngine({}, context_managers=[])
+    subscribe_tiled_writer(agent, client_of(TandemRole.AGENT))
+    before = set(client_of(TandemRole.ADMIN)[RAW])
+    with (
+        pytest.warns(UserWarning, match="RunRouter"),  # event_model's note on the refused callback
+        pytest.raises(WriteRefusedError, match="only the key of the station or admin role writes"),
+    ):
+        agent(count([det], num=1), campaign_id="roles")
+    assert set(client_of(TandemRole.ADMIN)[RAW]) == before
 
 
 #: (role, where it tries to make a node) that the server must refuse; "<c>" is a fresh campaign
