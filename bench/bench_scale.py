@@ -14,11 +14,17 @@ waits until every run is analysed, then reports:
 - runs lost (never analysed) and analysed twice (a run whose claim needed a second attempt, or two
   nodes);
 - CPU seconds per sample of the Tiled server and of the workers (from /proc), and the station
-  threads' write rate beside the workers' analysis rate: whichever is lower limits throughput.
+  threads' write rate beside the workers' analysis rate: whichever is lower limits throughput;
+- Tiled requests per sample (the server's own Prometheus counts, `/api/v1/metrics`), and the
+  three kinds of request most made.
+
+Stations write back to back by default (the most a store takes); `--station-interval S` starts each
+station's runs S seconds apart instead, as a station that measures does, for the latency at a
+given load.
 
 Usage:
     python bench/bench_scale.py [--stores sqlite,postgresql] [--stations 2,4,8] [--workers 1,2]
-                                [--samples 200] [--no-fit] [--json FILE]
+                                [--samples 200] [--station-interval 0] [--no-fit] [--json FILE]
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -38,6 +45,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
 from tandem.analysis.claims import RunClaims
@@ -70,6 +78,9 @@ class Result:
     analysed_twice: int
     server_cpu_s_per_sample: float
     workers_cpu_s_per_sample: float
+    station_interval_s: float = 0.0
+    requests_per_sample: float = 0.0
+    top_requests: str = ""
 
 
 def _cpu_s(pid: int) -> float:
@@ -77,6 +88,24 @@ def _cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
     return (utime + stime + cutime + cstime) / CLK_TCK
+
+
+_REQUEST_COUNT = re.compile(r"^tiled_request_duration_seconds_count\{([^}]*)\} ([0-9.e+]+)$", re.M)
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def _request_counts(endpoint: TiledEndpoint) -> dict[str, float]:
+    """Requests the server has answered so far, by method and route (its Prometheus counters)."""
+    response = httpx.get(
+        f"{endpoint.api_uri}/metrics", headers={"Authorization": f"Apikey {endpoint.api_key}"}, timeout=30
+    )
+    response.raise_for_status()
+    counts: dict[str, float] = {}
+    for labels, value in _REQUEST_COUNT.findall(response.text):
+        label = dict(_LABEL.findall(labels))
+        key = f"{label.get('method', '?')} {label.get('endpoint', '?')}"
+        counts[key] = counts.get(key, 0.0) + float(value)
+    return counts
 
 
 @contextlib.contextmanager
@@ -109,12 +138,37 @@ def _workers(endpoint: TiledEndpoint, n: int, fit: bool, folder: Path) -> list[s
 
 
 def _station(
-    endpoint: TiledEndpoint, index: int, n_runs: int, campaign_id: str, written: dict[str, float]
+    endpoint: TiledEndpoint,
+    index: int,
+    n_runs: int,
+    campaign_id: str,
+    written: dict[str, float],
+    *,
+    interval_s: float,
+    failures: list[BaseException],
+) -> None:
+    try:
+        _write_runs(endpoint, index, n_runs, campaign_id, written, interval_s=interval_s)
+    except BaseException as exc:  # the bench stops on it instead of waiting for runs never written
+        failures.append(exc)
+
+
+def _write_runs(
+    endpoint: TiledEndpoint,
+    index: int,
+    n_runs: int,
+    campaign_id: str,
+    written: dict[str, float],
+    *,
+    interval_s: float,
 ) -> None:
     client = endpoint.connect()
     rng = np.random.default_rng(index)
     station = ("saxs", "sans")[index % 2]
+    start = time.monotonic() + interval_s * index / 8  # stations out of step, as they would be
     for i in range(n_runs):
+        if interval_s > 0:
+            time.sleep(max(0.0, start + i * interval_s - time.monotonic()))
         sds, ppg, nacl = rng.uniform(0.0, 0.12), rng.uniform(0.0, 0.1), rng.uniform(0.0, 0.04)
         uid = write_twin_run(
             client,
@@ -127,7 +181,16 @@ def _station(
         written[uid] = time.time()
 
 
-def run_one(kind: str, *, stations: int, workers: int, samples: int, fit: bool, timeout_s: float) -> Result:
+def run_one(
+    kind: str,
+    *,
+    stations: int,
+    workers: int,
+    samples: int,
+    fit: bool,
+    timeout_s: float,
+    interval_s: float = 0.0,
+) -> Result:
     campaign_id = f"scale-{kind}-{stations}x{workers}"
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         folder = Path(tmp)
@@ -136,19 +199,27 @@ def run_one(kind: str, *, stations: int, workers: int, samples: int, fit: bool, 
             procs = _workers(endpoint, workers, fit, folder)
             try:
                 server_cpu0 = _cpu_s(server.pid)
+                requests0 = _request_counts(endpoint)
+                failures: list[BaseException] = []
                 written: dict[str, float] = {}
                 per_station = [
                     samples // stations + (1 if s < samples % stations else 0) for s in range(stations)
                 ]
                 t0 = time.time()
                 threads = [
-                    threading.Thread(target=_station, args=(endpoint, s, n, campaign_id, written))
+                    threading.Thread(
+                        target=_station,
+                        args=(endpoint, s, n, campaign_id, written),
+                        kwargs={"interval_s": interval_s, "failures": failures},
+                    )
                     for s, n in enumerate(per_station)
                 ]
                 for t in threads:
                     t.start()
                 for t in threads:
                     t.join()
+                if failures:
+                    raise failures[0]
                 t_written = time.time()
                 store = AnalysisStore(endpoint.connect())
                 deadline = time.monotonic() + timeout_s
@@ -161,6 +232,7 @@ def run_one(kind: str, *, stations: int, workers: int, samples: int, fit: bool, 
                     time.sleep(2.0)
                 t_end = max((r.analysed_at for r in records.values()), default=time.time())
                 server_cpu = _cpu_s(server.pid) - server_cpu0
+                requests1 = _request_counts(endpoint)
                 workers_cpu = sum(_cpu_s(p.pid) for p in procs)
             finally:
                 for p in procs:
@@ -177,6 +249,8 @@ def run_one(kind: str, *, stations: int, workers: int, samples: int, fit: bool, 
     latency = [records[u].analysed_at - written[u] for u in order if u in records]
     tenth = max(1, len(latency) // 10)
     n_done = len(records)
+    made = {k: v - requests0.get(k, 0.0) for k, v in requests1.items()}
+    top = sorted(made.items(), key=lambda kv: -kv[1])[:3]
     wall = t_end - t0
     return Result(
         store=kind,
@@ -195,6 +269,9 @@ def run_one(kind: str, *, stations: int, workers: int, samples: int, fit: bool, 
         analysed_twice=twice,
         server_cpu_s_per_sample=round(server_cpu / max(n_done, 1), 3),
         workers_cpu_s_per_sample=round(workers_cpu / max(n_done, 1), 3),
+        station_interval_s=interval_s,
+        requests_per_sample=round(sum(made.values()) / max(n_done, 1), 1),
+        top_requests="; ".join(f"{k} {v / max(n_done, 1):.1f}" for k, v in top),
     )
 
 
@@ -206,6 +283,12 @@ def main() -> None:
     parser.add_argument("--stations", default="2,4")
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument(
+        "--station-interval",
+        type=float,
+        default=0.0,
+        help="seconds between a station's runs (0: back to back)",
+    )
     parser.add_argument("--no-fit", action="store_true", help="workers skip the model fits")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the analysis")
     parser.add_argument("--json", type=Path)
@@ -225,21 +308,26 @@ def main() -> None:
                     samples=args.samples,
                     fit=not args.no_fit,
                     timeout_s=args.timeout,
+                    interval_s=args.station_interval,
                 )
                 print(json.dumps(asdict(result)))
                 results.append(result)
     header = (
         "| store | stations | workers | samples/min | written/min | latency median / p99 (s) | "
-        "first / last tenth median (s) | lost | twice | server CPU s/sample | workers CPU s/sample |"
+        "first / last tenth median (s) | lost | twice | server CPU s/sample | workers CPU s/sample | "
+        "requests/sample |"
     )
-    print("\n" + header + "\n|" + "---|" * 11)
+    print("\n" + header + "\n|" + "---|" * 12)
     for r in results:
         print(
             f"| {r.store} | {r.stations} | {r.workers} | {r.samples_per_min} | {r.written_per_min} | "
             f"{r.latency_median_s} / {r.latency_p99_s} | "
             f"{r.first_tenth_median_s} / {r.last_tenth_median_s} | "
-            f"{r.lost} | {r.analysed_twice} | {r.server_cpu_s_per_sample} | {r.workers_cpu_s_per_sample} |"
+            f"{r.lost} | {r.analysed_twice} | {r.server_cpu_s_per_sample} | {r.workers_cpu_s_per_sample} | "
+            f"{r.requests_per_sample} |"
         )
+    for r in results:
+        print(f"{r.store} {r.stations}x{r.workers}: most made: {r.top_requests}")
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
 
