@@ -15,8 +15,8 @@ waits until every run is analysed, then reports:
   nodes);
 - CPU seconds per sample of the Tiled server and of the workers (from /proc), and the station
   threads' write rate beside the workers' analysis rate: whichever is lower limits throughput;
-- Tiled requests per sample (the server's own Prometheus counts, `/api/v1/metrics`), and the
-  three kinds of request most made.
+- Tiled requests per sample (the server's own Prometheus counts, `/api/v1/metrics`), the three
+  kinds of request most made and the three the server spent most time on.
 
 Stations write back to back by default (the most a store takes); `--station-interval S` starts each
 station's runs S seconds apart instead, as a station that measures does, for the latency at a
@@ -81,6 +81,7 @@ class Result:
     station_interval_s: float = 0.0
     requests_per_sample: float = 0.0
     top_requests: str = ""
+    top_request_s: str = ""
 
 
 def _cpu_s(pid: int) -> float:
@@ -90,20 +91,21 @@ def _cpu_s(pid: int) -> float:
     return (utime + stime + cutime + cstime) / CLK_TCK
 
 
-_REQUEST_COUNT = re.compile(r"^tiled_request_duration_seconds_count\{([^}]*)\} ([0-9.e+]+)$", re.M)
+_REQUEST_METRIC = re.compile(r"^tiled_request_duration_seconds_(count|sum)\{([^}]*)\} ([0-9.e+-]+)$", re.M)
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
 def _request_counts(endpoint: TiledEndpoint) -> dict[str, float]:
-    """Requests the server has answered so far, by method and route (its Prometheus counters)."""
+    """Requests the server has answered so far and the seconds it spent on them, by method and route
+    (its Prometheus counters): keys "count GET search", "sum GET search", ..."""
     response = httpx.get(
         f"{endpoint.api_uri}/metrics", headers={"Authorization": f"Apikey {endpoint.api_key}"}, timeout=30
     )
     response.raise_for_status()
     counts: dict[str, float] = {}
-    for labels, value in _REQUEST_COUNT.findall(response.text):
+    for kind, labels, value in _REQUEST_METRIC.findall(response.text):
         label = dict(_LABEL.findall(labels))
-        key = f"{label.get('method', '?')} {label.get('endpoint', '?')}"
+        key = f"{kind} {label.get('method', '?')} {label.get('endpoint', '?')}"
         counts[key] = counts.get(key, 0.0) + float(value)
     return counts
 
@@ -250,7 +252,11 @@ def run_one(
     tenth = max(1, len(latency) // 10)
     n_done = len(records)
     made = {k: v - requests0.get(k, 0.0) for k, v in requests1.items()}
-    top = sorted(made.items(), key=lambda kv: -kv[1])[:3]
+    count = {k.removeprefix("count "): v for k, v in made.items() if k.startswith("count ")}
+    spent = {k.removeprefix("sum "): v for k, v in made.items() if k.startswith("sum ")}
+    per = max(n_done, 1)
+    top = sorted(count.items(), key=lambda kv: -kv[1])[:3]
+    slowest = sorted(spent.items(), key=lambda kv: -kv[1])[:3]
     wall = t_end - t0
     return Result(
         store=kind,
@@ -270,8 +276,9 @@ def run_one(
         server_cpu_s_per_sample=round(server_cpu / max(n_done, 1), 3),
         workers_cpu_s_per_sample=round(workers_cpu / max(n_done, 1), 3),
         station_interval_s=interval_s,
-        requests_per_sample=round(sum(made.values()) / max(n_done, 1), 1),
-        top_requests="; ".join(f"{k} {v / max(n_done, 1):.1f}" for k, v in top),
+        requests_per_sample=round(sum(count.values()) / per, 1),
+        top_requests="; ".join(f"{k} {v / per:.1f}" for k, v in top),
+        top_request_s="; ".join(f"{k} {v / per:.2f} s" for k, v in slowest),
     )
 
 
@@ -327,7 +334,8 @@ def main() -> None:
             f"{r.requests_per_sample} |"
         )
     for r in results:
-        print(f"{r.store} {r.stations}x{r.workers}: most made: {r.top_requests}")
+        print(f"{r.store} {r.stations}x{r.workers}: per sample, most made: {r.top_requests}")
+        print(f"{r.store} {r.stations}x{r.workers}: per sample, most server time: {r.top_request_s}")
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
 
