@@ -193,7 +193,7 @@ class EmbeddedTiledServer:
             raise TiledServerError(
                 f"port {self.port} on {self.host} is taken; choose another port or 0 for any free one"
             )
-        roles = self._served_with_roles()
+        self._served_with_roles()
         api_key = self._api_key or read_api_key(self.directory) or generate_api_key()
         write_api_key(self.directory, api_key)
         attempts = 1 if self.port else _BIND_ATTEMPTS
@@ -201,10 +201,6 @@ class EmbeddedTiledServer:
             port = self.port or free_port(self.host)
             try:
                 endpoint = self._launch(port, api_key)
-                if roles:
-                    from tandem.tiled_keys import prepare_layout
-
-                    prepare_layout(endpoint.connect())
             except _PortTakenError:
                 if attempt == attempts:
                     raise TiledServerError(
@@ -315,6 +311,12 @@ class EmbeddedTiledServer:
         endpoint = TiledEndpoint(f"http://{self.host}:{port}", api_key)
         try:
             self._wait_until_ready(process, endpoint)
+            if self.roles:
+                # before the state file: a client that finds the server finds the layout (no role
+                # but the owner may make the catalog's top-level containers)
+                from tandem.tiled_keys import prepare_layout
+
+                prepare_layout(endpoint.connect())
         except BaseException:
             _terminate(process, self.stop_timeout_s)
             raise
