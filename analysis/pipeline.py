@@ -43,7 +43,6 @@ from tandem.analysis.labels import LabelInput, assign_labels
 from tandem.analysis.pipeline_settings import AnalysisSettings, StationCalibration
 from tandem.analysis.raw_runs import (
     SAMPLE_STREAM,
-    SCATTERING_PLANS,
     DocumentRun,
     RunLike,
     run_composition,
@@ -51,6 +50,7 @@ from tandem.analysis.raw_runs import (
     stream_exposure,
 )
 from tandem.analysis.reduction import geometry_from_metadata, reduce_exposure
+from tandem.analysis.run_feed import RunFeed
 from tandem.analysis.store import AnalysisRecord, AnalysisStore, FitStatus
 from tandem.catalog import Catalog
 from tandem.errors import TandemError
@@ -128,6 +128,7 @@ class Analyzer:
         self.on_labelled = on_labelled
         self.catalog = Catalog(client)
         self.store = AnalysisStore(client)
+        self._feed = RunFeed(self.catalog, self.store)
         self._empty_cells = EmptyCells(self.catalog)
         # one run at a time through `analyze` (no two writers of one node); the reduction stage has a
         # lock of its own (its empty-cell cache), so that it may run while another run is being fitted
@@ -325,14 +326,9 @@ class Analyzer:
     # -- many runs -------------------------------------------------------------------------------
 
     def pending(self) -> list[str]:
-        """Closed sample runs without a complete analysed node, oldest first."""
-        done = self.store.done_uids()
-        out = []
-        for run in self.catalog.runs(newest_first=False):
-            if run.uid in done or not run.is_closed or run.plan_name not in SCATTERING_PLANS:
-                continue
-            out.append(run.uid)
-        return out
+        """Closed sample runs without a complete analysed node, oldest first (each call reads only
+        the runs made since the last and those still waiting: `tandem.analysis.run_feed`)."""
+        return self._feed.pending()
 
     def catch_up(self, *, on_done: Callable[[AnalysisRecord], None] | None = None) -> int:
         """Analyse every pending run; return how many were analysed."""

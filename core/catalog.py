@@ -222,6 +222,15 @@ class Catalog:
         for item in values if limit is None else islice(values, limit):
             yield RawRun(item)
 
+    def made_since(self, count: int) -> Iterator[RawRun]:
+        """The runs in the order they were made (the raw container's own order), from the
+        `count`-th on: a follower that has read `count` runs reads only the ones made since,
+        however long the campaign (a search sorted by start time would read them all again)."""
+        if count < 0:
+            raise InvalidRunQueryError(f"count must be a number of runs >= 0, got {count}")
+        for item in self._raw.values()[count:]:
+            yield RawRun(item)
+
     def close_interrupted(self, run: RawRun, reason: str) -> RawRun:
         """Close a run whose process died mid-run: a stop document with exit status `abort` and `reason`.
 
