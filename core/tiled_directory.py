@@ -57,6 +57,7 @@ __all__ = [
     "prepare_directory",
     "read_api_key",
     "remove_state",
+    "roles_to_serve",
     "serves_with_roles",
     "write_api_key",
     "write_server_config",
@@ -160,6 +161,21 @@ def prepare_catalog(path: Path) -> bool:
 def serves_with_roles(directory: Path) -> bool:
     """Whether `directory` was served with roles (it has an authentication database)."""
     return (directory / AUTHN_FILE).exists()
+
+
+def roles_to_serve(directory: Path, requested: bool | None) -> bool:
+    """Whether to serve `directory` with roles: as `requested`, or as before (None).
+
+    A directory once served with roles is never served without: its one key would then write
+    every role's part, silently (`TiledServerError`).
+    """
+    before = serves_with_roles(directory)
+    if requested is False and before:
+        raise TiledServerError(
+            f"{directory} was served with roles (it has an authentication database); serve it with "
+            "roles again (`tandem data serve --roles`), or its single key would write every role's part"
+        )
+    return bool(requested) or before
 
 
 def _roles_config(directory: Path) -> dict[str, Any]:

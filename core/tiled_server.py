@@ -43,7 +43,7 @@ from tandem.tiled_directory import (
     prepare_directory,
     read_api_key,
     remove_state,
-    serves_with_roles,
+    roles_to_serve,
     write_api_key,
     write_server_config,
     write_state,
@@ -193,7 +193,7 @@ class EmbeddedTiledServer:
             raise TiledServerError(
                 f"port {self.port} on {self.host} is taken; choose another port or 0 for any free one"
             )
-        self._served_with_roles()
+        self.roles = roles_to_serve(self.directory, self.roles)
         api_key = self._api_key or read_api_key(self.directory) or generate_api_key()
         write_api_key(self.directory, api_key)
         attempts = 1 if self.port else _BIND_ATTEMPTS
@@ -213,18 +213,6 @@ class EmbeddedTiledServer:
                 self._endpoint = endpoint
                 return endpoint
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _served_with_roles(self) -> bool:
-        """Whether this start serves with roles; a directory once served so is never served without."""
-        before = serves_with_roles(self.directory)
-        if self.roles is False and before:
-            raise TiledServerError(
-                f"{self.directory} was served with roles (it has an authentication database); serve "
-                "it with roles again (`tandem data serve --roles`), or its single key would write "
-                "every role's part"
-            )
-        self.roles = bool(self.roles) or before
-        return self.roles
 
     def restart(self) -> TiledEndpoint:
         """Start the server again on the same port, directory and API key, after it died or hung.
