@@ -40,12 +40,10 @@ from tandem.campaign.station_state import (
     locked_state,
     read_state,
 )
-from tandem.child_processes import LOOPBACK, free_port, log_tail, pid_alive
+from tandem.child_processes import ALL_INTERFACES, LOOPBACK, free_port, log_tail, pid_alive
 from tandem.errors import TandemError
 
 PROFILE_ENV = "TANDEM_QUEUESERVER_PROFILE"
-#: binding every interface: the station's address for other hosts is then its host name
-ALL_INTERFACES = "0.0.0.0"
 
 
 @dataclass(frozen=True)
@@ -360,7 +358,6 @@ def station_status(state_dir: Path | None = None, *, timeout_s: float = 2.0) -> 
 
 
 __all__ = [
-    "ALL_INTERFACES",
     "Listen",
     "StationProcessStatus",
     "configure_queue",

@@ -30,8 +30,10 @@ from typing import Any
 
 from tandem.errors import TandemError
 
-#: servers tandem starts listen here only
+#: servers tandem starts listen here unless told otherwise
 LOOPBACK = "127.0.0.1"
+#: a server told to listen on every interface (for other hosts) binds this; they reach it by host name
+ALL_INTERFACES = "0.0.0.0"
 
 
 class NoFreePortError(TandemError, OSError):

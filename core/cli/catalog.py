@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import signal
+import socket
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
 import typer
 
+from tandem.child_processes import ALL_INTERFACES
 from tandem.cli.app import TiledDirectoryOption, app
 from tandem.errors import TandemError
 
@@ -47,8 +50,16 @@ def serve(
         ),
     ] = DEFAULT_DIRECTORY,
     port: Annotated[
-        int, typer.Option("--port", "-p", min=0, max=65535, help="Port on 127.0.0.1; 0 picks a free one.")
+        int, typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on; 0 picks a free one.")
     ] = 0,
+    listen: Annotated[
+        str,
+        typer.Option(
+            "--listen",
+            help="IP address to listen on: 127.0.0.1 for this host only, 0.0.0.0 (or one interface's "
+            "address) for processes on other hosts; across sites, behind an HTTPS proxy, with --roles.",
+        ),
+    ] = "127.0.0.1",
     api_key: Annotated[
         str | None,
         typer.Option(
@@ -100,15 +111,26 @@ def serve(
     With --roles the printed key is the owner's: give each process its role's key instead.
     """
     from tandem.tiled_directory import SqlDatabases
-    from tandem.tiled_endpoint import API_KEY_ENV, URI_ENV
+    from tandem.tiled_endpoint import API_KEY_ENV, URI_ENV, TiledEndpoint
     from tandem.tiled_server import EmbeddedTiledServer
 
     if (catalog_db is None) != (tables_db is None):
         raise _fail(ValueError("give both --catalog-db and --tables-db (PostgreSQL), or neither (SQLite)"))
     try:
+        ipaddress.ip_address(listen)
+    except ValueError:
+        raise _fail(
+            ValueError(f"--listen takes an IP address of this host (127.0.0.1, 0.0.0.0, ...), got {listen!r}")
+        ) from None
+    try:
         databases = None if catalog_db is None or tables_db is None else SqlDatabases(catalog_db, tables_db)
         server = EmbeddedTiledServer(
-            directory, api_key=api_key, port=port, databases=databases, roles=True if roles else None
+            directory,
+            api_key=api_key,
+            port=port,
+            host=listen,
+            databases=databases,
+            roles=True if roles else None,
         )
         endpoint = server.start()
     except TandemError as error:
@@ -118,6 +140,9 @@ def serve(
     try:
         where = "" if databases is None else " (catalog and tables in PostgreSQL)"
         typer.echo(f"Tiled serving {server.directory}{where}")
+        if listen == ALL_INTERFACES:  # what other hosts connect to; this host may use either
+            url = endpoint.url.replace(ALL_INTERFACES, socket.gethostname())
+            endpoint = TiledEndpoint(url, endpoint.api_key)
         typer.echo(f"  URL:      {endpoint.url}")
         typer.echo(f"  API key:  {endpoint.api_key}")
         typer.echo(f"  browser:  {endpoint.url}/?api_key={endpoint.api_key}")

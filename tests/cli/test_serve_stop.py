@@ -143,3 +143,11 @@ def test_the_server_of_a_running_campaign_is_refused(
     assert "stop that process" in out
     assert owner.poll() is None
     os.kill(server_pid, 0)  # still there
+
+
+def test_serve_refuses_a_listen_address_that_is_not_an_ip_before_anything_starts(tmp_path: Path) -> None:
+    command = ["data", "serve", "-d", str(tmp_path / "store"), "--listen", "store.site"]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 1
+    assert "--listen takes an IP address" in result.output
+    assert not (tmp_path / "store").exists()
