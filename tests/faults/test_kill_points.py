@@ -86,7 +86,10 @@ def test_killed_at_every_step_and_resumed_the_campaign_loses_nothing(tmp_path: P
             break
         assert process.returncode == -signal.SIGKILL, f"{point}:{at}\n{text}"
         fired.append(f"{point}:{at}")
-    assert len(fired) >= 20, f"only {len(fired)} kills fired before the budget was spent: {fired}"
+    # every step of the fixed schedule was killed; of the random ones, how many fire before the budget is
+    # spent depends on how the two stations' threads interleave (18 to 20 of 20 seen on a loaded machine)
+    assert fired[: len(SCHEDULE)] == [f"{point}:{at}" for point, at in SCHEDULE], fired
+    assert len(fired) >= len(SCHEDULE) + RANDOM_KILLS // 2, f"only {len(fired)} kills fired: {fired}"
 
     last = start_campaign(config, data, resume=True)
     output = finish(last)
