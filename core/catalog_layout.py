@@ -22,7 +22,7 @@ metadata, by which tandem marks its nodes (the raw runs carry Tiled's own spec i
         queue/                             tandem-queue-journal    the agent daemon's journal
           <decision uid>                   tandem-queued-decision  one decision, from suggestion to result
         daemon                             tandem-agent-daemon     the daemon's heartbeat
-        control                            tandem-agent-control    a scientist's pause of the daemon
+        control                            tandem-agent-control    a scientist's pause and verdicts
 
 `LAYOUT` says the same for code (the tests hold the writers to it). The containers are made
 with `child_container`, which is safe when several processes make the same one at once (a
@@ -158,7 +158,7 @@ LAYOUT: tuple[Part, ...] = (
     Part(f"{_CAMPAIGN}/{JOURNAL}", CONTAINER_SPECS[JOURNAL], "the agent daemon's journal"),
     Part(f"{_CAMPAIGN}/{JOURNAL}/<decision uid>", QUEUED_DECISION_SPEC, "one journal entry"),
     Part(f"{_CAMPAIGN}/{HEARTBEAT}", CONTAINER_SPECS[HEARTBEAT], "the daemon's heartbeat"),
-    Part(f"{_CAMPAIGN}/{CONTROL}", CONTAINER_SPECS[CONTROL], "a scientist's pause of the daemon"),
+    Part(f"{_CAMPAIGN}/{CONTROL}", CONTAINER_SPECS[CONTROL], "a scientist's pause and verdicts"),
 )
 
 
