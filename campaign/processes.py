@@ -40,7 +40,7 @@ from tandem.campaign.station_state import (
     locked_state,
     read_state,
 )
-from tandem.child_processes import ALL_INTERFACES, LOOPBACK, free_port, log_tail, pid_alive
+from tandem.child_processes import ALL_INTERFACES, LOOPBACK, free_port, log_tail, pid_alive, port_is_free
 from tandem.errors import TandemError
 
 PROFILE_ENV = "TANDEM_QUEUESERVER_PROFILE"
@@ -82,20 +82,11 @@ class Listen:
         """The control and info addresses to bind, then the ones clients connect to."""
         ports = [port or free_port(self.host) for port in (self.control_port, self.info_port)]
         for port, asked in zip(ports, (self.control_port, self.info_port), strict=True):
-            if asked and not _port_free(self.host, port):
+            if asked and not port_is_free(self.host, port):
                 raise InvalidStationRequestError(f"port {port} on {self.host} is in use; choose another or 0")
         reach = socket.gethostname() if self.host == ALL_INTERFACES else self.host
         bind = [f"tcp://{self.host}:{p}" for p in ports]
         return bind[0], bind[1], f"tcp://{reach}:{ports[0]}", f"tcp://{reach}:{ports[1]}"
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def profile_directory() -> Path:

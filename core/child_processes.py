@@ -60,6 +60,16 @@ def free_port(host: str = LOOPBACK, *, udp_too: bool = False) -> int:
     raise NoFreePortError(f"found no port free for both TCP and UDP on {host} after 100 tries")
 
 
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a TCP server could listen on `host`:`port` now (a port someone asked for by number)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def command_line(pid: int) -> list[str] | None:
     """The arguments process `pid` was started with; None where /proc cannot say (gone, not Linux)."""
     try:

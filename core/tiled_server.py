@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
 
-from tandem.child_processes import LOOPBACK, free_port, log_tail, popen_dying_with_parent
+from tandem.child_processes import LOOPBACK, free_port, log_tail, popen_dying_with_parent, port_is_free
 from tandem.tiled_directory import (
     LOG_FILE,
     SqlDatabases,
@@ -68,15 +67,6 @@ __all__ = [
 
 #: a port picked free can be taken by someone else before the server binds it
 _BIND_ATTEMPTS = 3
-
-
-def _port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 class EmbeddedTiledServer:
@@ -189,7 +179,7 @@ class EmbeddedTiledServer:
                 f"(set {URI_ENV} and {API_KEY_ENV}, or use tandem.tiled_directory.find_running_server) "
                 "or stop it first"
             )
-        if self.port and not _port_is_free(self.host, self.port):
+        if self.port and not port_is_free(self.host, self.port):
             raise TiledServerError(
                 f"port {self.port} on {self.host} is taken; choose another port or 0 for any free one"
             )

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import yaml
@@ -74,6 +75,17 @@ def wait_for_samples(
         assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
         assert time.monotonic() < deadline, "the campaign made no progress"
         time.sleep(0.5)
+
+
+def stop(process: subprocess.Popen[Any], timeout_s: float = 30.0) -> None:
+    """Stop a process a test started: SIGTERM, then SIGKILL if it has not exited within `timeout_s`."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout_s)
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:

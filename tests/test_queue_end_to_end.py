@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from campaign_processes import stop
 from hosts_apart import FileWatch, Host
 
 from tandem.agents.journal import EntryStatus, Journal
@@ -62,16 +62,6 @@ def _campaign_file(host: Host, campaign_id: str) -> Path:
         data["twin"]["time_scale"] = 0  # type: ignore[index]
 
     return host.demo_campaign(quick)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -238,10 +228,10 @@ def test_campaign_across_queue_servers_survives_a_killed_daemon(lab: dict[str, o
         assert daemon.wait(timeout=600) == 0, logs[2].read_text()[-3000:]
         assert "finished" in logs[2].read_text()
     except BaseException:
-        _stop(analysis)
+        stop(analysis)
         raise
     finally:
-        _stop(daemon)
+        stop(daemon)
 
     journal = Journal.find(client, campaign_id)
     assert journal is not None
@@ -271,7 +261,7 @@ def test_campaign_across_queue_servers_survives_a_killed_daemon(lab: dict[str, o
     try:
         _wait(lambda: wanted <= AnalysisStore(client).done_uids(), 120, "the analysis of every run", logs[:1])
     finally:
-        _stop(analysis)
+        stop(analysis)
 
     # the daemon wrote every sample into the campaign ledger: `tandem campaign report` on a host of
     # its own rebuilds the campaign from the store over the network

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from campaign_processes import stop
 from typer.testing import CliRunner
 
 from tandem.cli import app
@@ -43,13 +44,7 @@ def processes() -> Iterator[list[subprocess.Popen[str]]]:
             os.kill(pid, signal.SIGKILL)
     _SERVERS.clear()
     for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=30)
+        stop(process)
 
 
 def _wait_for_server(directory: Path, process: subprocess.Popen[str]) -> int:
