@@ -291,8 +291,11 @@ class AnalysisStore:
         status: AnalysisStatus | None = None,
         with_curve: bool = True,
         pending_fits: bool = False,
+        analysed_since: float | None = None,
     ) -> list[AnalysisRecord]:
-        """Complete records, oldest analysis first; with `pending_fits`, also those whose fits are pending."""
+        """Complete records, oldest analysis first; with `pending_fits`, also those whose fits are pending;
+        with `analysed_since` (epoch s, the analysing worker's clock), only those analysed from then on
+        (the server filters them: a follower reads what is new, not the whole campaign again)."""
         selections = [Key("complete") == True]  # noqa: E712 - a Tiled query, not a comparison
         if pending_fits:
             selections.append(Key("fits_status") == FitStatus.PENDING.value)
@@ -305,6 +308,8 @@ class AnalysisStore:
                 node = node.search(Key("station") == station)
             if status is not None:
                 node = node.search(Key("status") == status.value)
+            if analysed_since is not None:
+                node = node.search(Key("analysed_at") >= analysed_since)
             out += [self._record(child, with_curve) for child in _values(node)]
         # a node completed between the two searches is in both
         unique = {r.run_uid: r for r in sorted(out, key=lambda r: r.fits_pending, reverse=True)}

@@ -8,20 +8,32 @@ ledger, which `tandem campaign report` reads, as the in-process runner writes it
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tandem.agents.journal import Attempt, Entry
+    from tandem.analysis.store import AnalysisRecord
     from tandem.campaign.config import Campaign
     from tandem.observations import Observation
+
+
+#: a round reads the records analysed since the newest it has seen, less this much: the workers' clocks
+#: (records carry their worker's time) may differ by as much, and a record whose fits finish later keeps
+#: the time its node was made
+RECENT_MARGIN_S = 120.0
+#: and every this often it reads the campaign's records whole, whatever a worker's clock says
+FULL_READ_EVERY_S = 600.0
 
 
 class CampaignResults:
     """A campaign's analysed results as its agent sees them (absent components at zero, edges clipped),
     under the phase names phase finding gives them across the campaign (`tandem.campaign.phases`).
 
-    Each call reads the records' metadata, and the curve of each run not seen before; phase events
+    Each call reads the metadata of the records analysed since the newest it has seen (less
+    `RECENT_MARGIN_S`; the whole campaign's every `FULL_READ_EVERY_S`), so a round's reading does not
+    grow with the campaign, and the curve of each run not seen before; phase events
     and the phases' state go to the campaign ledger. A renamed earlier run comes back with its new
     name: the daemon re-tells its agent.
     """
@@ -37,11 +49,13 @@ class CampaignResults:
         self.phases = CampaignPhases(None, ledger.record_phases)
         self.phases.restore(dict(ledger.phase_state()))
         self._observations: dict[str, Observation] = {}
+        self._newest_analysed_at: float | None = None
+        self._full_read_at = -FULL_READ_EVERY_S  # monotonic s: the first call reads everything
 
     def observations(self, campaign_id: str) -> list[Observation]:
         from tandem.campaign.history import agent_observation
 
-        records = self.store.records(campaign_id=campaign_id, with_curve=False)
+        records = self._records(campaign_id)
         new = []
         for r in records:
             if r.run_uid in self._observations:
@@ -57,6 +71,18 @@ class CampaignResults:
             if name is not None and obs.label != name:
                 self._observations[uid] = replace(obs, label=name, label_probabilities={name: 1.0})
         return list(self._observations.values())
+
+    def _records(self, campaign_id: str) -> list[AnalysisRecord]:
+        since = None
+        if self._newest_analysed_at is not None and time.monotonic() - self._full_read_at < FULL_READ_EVERY_S:
+            since = self._newest_analysed_at - RECENT_MARGIN_S
+        else:
+            self._full_read_at = time.monotonic()
+        records = self.store.records(campaign_id=campaign_id, with_curve=False, analysed_since=since)
+        newest = max((r.analysed_at for r in records), default=None)
+        if newest is not None and (self._newest_analysed_at is None or newest > self._newest_analysed_at):
+            self._newest_analysed_at = newest
+        return records
 
 
 class LedgerRecorder:
