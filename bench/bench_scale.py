@@ -8,7 +8,9 @@ each with a client of its own, writing the twin's raw runs back to back at time 
 waits until every run is analysed, then reports:
 
 - samples per minute sustained (runs analysed / wall time from the first write to the last node);
-- raw → analysed latency per run (the node's `analysed_at` minus the end of the raw run's write):
+- raw → analysed latency per run: from the end of the raw run's write until a reader polling every
+  0.5 s sees its analysed node complete (before 2026-12-04 17:00, until the node's `analysed_at`,
+  which is when its worker began it: `start_median_s` still gives that);
   median and 99th percentile, over the whole run and over its first and last tenth, so that a
   cost that grows with the campaign's length shows;
 - runs lost (never analysed) and analysed twice (a run whose claim needed a second attempt, or two
@@ -72,6 +74,7 @@ class Result:
     written_per_min: float
     latency_median_s: float
     latency_p99_s: float
+    start_median_s: float
     first_tenth_median_s: float
     last_tenth_median_s: float
     lost: int
@@ -108,6 +111,17 @@ def _request_counts(endpoint: TiledEndpoint) -> dict[str, float]:
         key = f"{kind} {label.get('method', '?')} {label.get('endpoint', '?')}"
         counts[key] = counts.get(key, 0.0) + float(value)
     return counts
+
+
+def _watch(endpoint: TiledEndpoint, seen: dict[str, float], stop: threading.Event) -> None:
+    """When each run's analysed node is first seen complete, as a reader polling every 0.5 s sees it."""
+    store = AnalysisStore(endpoint.connect())
+    while True:
+        now = time.time()
+        for uid in store.done_uids():
+            seen.setdefault(uid, now)
+        if stop.wait(0.5):
+            return
 
 
 @contextlib.contextmanager
@@ -207,6 +221,10 @@ def run_one(
                 per_station = [
                     samples // stations + (1 if s < samples % stations else 0) for s in range(stations)
                 ]
+                seen: dict[str, float] = {}
+                watching = threading.Event()
+                watcher = threading.Thread(target=_watch, args=(endpoint, seen, watching), daemon=True)
+                watcher.start()
                 t0 = time.time()
                 threads = [
                     threading.Thread(
@@ -226,13 +244,13 @@ def run_one(
                 store = AnalysisStore(endpoint.connect())
                 deadline = time.monotonic() + timeout_s
                 records: dict[str, Any] = {}
-                while time.monotonic() < deadline:
-                    records = {r.run_uid: r for r in store.records(campaign_id=campaign_id, with_curve=False)}
-                    if len(records) >= len(written):
-                        break
-                    print(f"  {len(records)}/{len(written)} analysed", file=sys.stderr, end="\r")
+                while time.monotonic() < deadline and len(seen) < len(written):
+                    print(f"  {len(seen)}/{len(written)} analysed", file=sys.stderr, end="\r")
                     time.sleep(2.0)
-                t_end = max((r.analysed_at for r in records.values()), default=time.time())
+                records = {r.run_uid: r for r in store.records(campaign_id=campaign_id, with_curve=False)}
+                watching.set()
+                watcher.join(timeout=30)
+                t_end = max(seen.values(), default=time.time())
                 server_cpu = _cpu_s(server.pid) - server_cpu0
                 requests1 = _request_counts(endpoint)
                 workers_cpu = sum(_cpu_s(p.pid) for p in procs)
@@ -248,7 +266,8 @@ def run_one(
             claims = RunClaims(endpoint.connect())
             twice = sum(1 for uid in records if (c := claims.latest(uid)) is not None and c.attempt > 0)
     order = sorted(written, key=written.get)  # type: ignore[arg-type]
-    latency = [records[u].analysed_at - written[u] for u in order if u in records]
+    latency = [seen[u] - written[u] for u in order if u in seen]
+    started = [records[u].analysed_at - written[u] for u in order if u in records]
     tenth = max(1, len(latency) // 10)
     n_done = len(records)
     made = {k: v - requests0.get(k, 0.0) for k, v in requests1.items()}
@@ -269,6 +288,7 @@ def run_one(
         written_per_min=round(60 * len(written) / (t_written - t0), 1),
         latency_median_s=round(statistics.median(latency), 2),
         latency_p99_s=round(float(np.percentile(latency, 99)), 2),
+        start_median_s=round(statistics.median(started), 2),
         first_tenth_median_s=round(statistics.median(latency[:tenth]), 2),
         last_tenth_median_s=round(statistics.median(latency[-tenth:]), 2),
         lost=len(written) - n_done,
