@@ -51,9 +51,11 @@ $(DEPS_STAMP): pyproject.toml constraints.txt scripts/bootstrap
 # import-linter see `tandem.robots` where the checkout has `robots/`. Re-linking is cheap and picks
 # up new modules; the checkout's root has no `tandem/` folder, so it imports the link tree too.
 $(SELF_STAMP): $(DEPS_STAMP) $(SOURCES)
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -c constraints.txt \
-		--config-settings editable_mode=strict -e .
-	touch $@
+	@# setuptools' deprecation notices go to a log, shown only if the install fails
+	@$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -c constraints.txt \
+		--config-settings editable_mode=strict -e . > $(VENV)/self-install.log 2>&1 \
+		|| { cat $(VENV)/self-install.log; exit 1; }
+	@touch $@
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
