@@ -135,7 +135,8 @@ def start_station(
     """
     check_station_id(station)
     addresses = (listen or Listen()).addresses()  # a port in use is refused before anything starts
-    state_dir = state_dir or default_state_dir()
+    # absolute: the RE Manager runs in a folder of its own, where a relative path would mean another place
+    state_dir = (state_dir or default_state_dir()).absolute()
     with locked_state(state_dir) as state:
         running = state.stations.get(station)
         if running is not None and pid_alive(running.pid):

@@ -63,6 +63,9 @@ def free_port(host: str = LOOPBACK, *, udp_too: bool = False) -> int:
 def port_is_free(host: str, port: int) -> bool:
     """Whether a TCP server could listen on `host`:`port` now (a port someone asked for by number)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # as the servers do (0MQ, uvicorn): a port left in TIME_WAIT by a server just stopped is free,
+        # one another server listens on is not
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

@@ -25,7 +25,7 @@ from tandem.campaign.station_state import (
     manager_api,
     read_state,
 )
-from tandem.child_processes import free_port, pid_alive
+from tandem.child_processes import free_port, pid_alive, port_is_free
 from tandem.cli import app
 from tandem.tiled_endpoint import TiledEndpoint
 
@@ -223,4 +223,37 @@ def test_a_station_at_given_ports_with_an_encrypted_control_channel(
     finally:
         monkeypatch.setenv("QSERVER_ZMQ_PRIVATE_KEY_FOR_SERVER", private)
         stop_station("saxs", state_dir=tmp_path)
+    assert not pid_alive(process.pid)
+
+
+def test_a_port_a_server_just_left_is_free_and_one_listened_on_is_not() -> None:
+    """A port in TIME_WAIT after its server (binding as 0MQ and uvicorn do, with SO_REUSEADDR) closed a
+    connection first can be listened on again at once; one with a listener cannot."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert not port_is_free("127.0.0.1", port)
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = server.accept()
+            accepted.close()  # the server's side closes first: its port enters TIME_WAIT
+            client.recv(1)
+    assert port_is_free("127.0.0.1", port)
+
+
+@pytest.mark.slow
+def test_a_relative_state_folder_is_the_one_in_the_callers_folder(
+    tmp_path: Path, tiled_endpoint: TiledEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The RE Manager runs in a folder of its own: a relative state folder meant somewhere else to it."""
+    monkeypatch.chdir(tmp_path)
+    process = start_station(
+        "saxs", state_dir=Path("state"), env=tiled_endpoint.environ(), open_environment=False, timeout_s=120
+    )
+    try:
+        assert Path(process.directory) == tmp_path / "state" / "saxs"
+        assert read_state(tmp_path / "state").stations["saxs"].pid == process.pid
+    finally:
+        stop_station("saxs", state_dir=tmp_path / "state")
     assert not pid_alive(process.pid)
