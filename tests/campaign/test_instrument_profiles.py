@@ -179,7 +179,7 @@ def test_a_bad_inline_profile_is_refused_at_its_line_in_the_campaign(folder: Pat
 
 
 def test_a_bad_profile_file_is_refused_at_its_line_in_the_profile(folder: Path) -> None:
-    path = _profile_file(folder, **{"robot: {backend: chatterbox}": "robot: {backend: hamilton_star}"})
+    path = _profile_file(folder, **{"robot: {backend: chatterbox}": "robot: {backend: beckman_biomek}"})
     text = edited(
         "  saxs:\n    probe: xray\n", "  saxs:\n    instrument: profiles/line.yaml\n    probe: xray\n"
     )
@@ -188,7 +188,7 @@ def test_a_bad_profile_file_is_refused_at_its_line_in_the_profile(folder: Path) 
     assert problem.source == str(path)
     assert problem.key == "robot.backend"
     assert problem.line == line_of(path.read_text(), "robot:")
-    assert "unknown robot backend 'hamilton_star'" in problem.message
+    assert "unknown robot backend 'beckman_biomek'" in problem.message
 
 
 def test_a_profile_file_that_is_not_there_is_refused_at_the_campaigns_line(folder: Path) -> None:
