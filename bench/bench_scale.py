@@ -43,6 +43,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -153,22 +154,6 @@ def _workers(endpoint: TiledEndpoint, n: int, fit: bool, folder: Path) -> list[s
     return processes
 
 
-def _station(
-    endpoint: TiledEndpoint,
-    index: int,
-    n_runs: int,
-    campaign_id: str,
-    written: dict[str, float],
-    *,
-    interval_s: float,
-    failures: list[BaseException],
-) -> None:
-    try:
-        _write_runs(endpoint, index, n_runs, campaign_id, written, interval_s=interval_s)
-    except BaseException as exc:  # the bench stops on it instead of waiting for runs never written
-        failures.append(exc)
-
-
 def _write_runs(
     endpoint: TiledEndpoint,
     index: int,
@@ -216,7 +201,6 @@ def run_one(
             try:
                 server_cpu0 = _cpu_s(server.pid)
                 requests0 = _request_counts(endpoint)
-                failures: list[BaseException] = []
                 written: dict[str, float] = {}
                 per_station = [
                     samples // stations + (1 if s < samples % stations else 0) for s in range(stations)
@@ -226,20 +210,14 @@ def run_one(
                 watcher = threading.Thread(target=_watch, args=(endpoint, seen, watching), daemon=True)
                 watcher.start()
                 t0 = time.time()
-                threads = [
-                    threading.Thread(
-                        target=_station,
-                        args=(endpoint, s, n, campaign_id, written),
-                        kwargs={"interval_s": interval_s, "failures": failures},
-                    )
-                    for s, n in enumerate(per_station)
-                ]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
-                if failures:
-                    raise failures[0]
+                # a station's failure is raised here, not left for the wait below to time out on
+                with ThreadPoolExecutor(stations, thread_name_prefix="station") as pool:
+                    futures = [
+                        pool.submit(_write_runs, endpoint, s, n, campaign_id, written, interval_s=interval_s)
+                        for s, n in enumerate(per_station)
+                    ]
+                    for future in futures:
+                        future.result()
                 t_written = time.time()
                 store = AnalysisStore(endpoint.connect())
                 deadline = time.monotonic() + timeout_s

@@ -60,6 +60,19 @@ def free_port(host: str = LOOPBACK, *, udp_too: bool = False) -> int:
     raise NoFreePortError(f"found no port free for both TCP and UDP on {host} after 100 tries")
 
 
+def terminate(
+    process: subprocess.Popen[Any], timeout_s: float = 10.0, *, signal_number: int = signal.SIGTERM
+) -> None:
+    """Ask a child to stop (`signal_number`), wait up to `timeout_s`, then SIGKILL; always reaps it."""
+    if process.poll() is None:
+        process.send_signal(signal_number)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    process.wait()
+
+
 def port_is_free(host: str, port: int) -> bool:
     """Whether a TCP server could listen on `host`:`port` now (a port someone asked for by number)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -34,7 +33,14 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
 
-from tandem.child_processes import LOOPBACK, free_port, log_tail, popen_dying_with_parent, port_is_free
+from tandem.child_processes import (
+    LOOPBACK,
+    free_port,
+    log_tail,
+    popen_dying_with_parent,
+    port_is_free,
+    terminate,
+)
 from tandem.tiled_directory import (
     LOG_FILE,
     SqlDatabases,
@@ -222,7 +228,7 @@ class EmbeddedTiledServer:
                 )
             process = self._process
             if process is not None:
-                _terminate(process, self.stop_timeout_s)
+                terminate(process, self.stop_timeout_s)
             port = urlsplit(endpoint.url).port
             assert port is not None  # an endpoint we made ourselves always names its port
             try:
@@ -251,7 +257,7 @@ class EmbeddedTiledServer:
             if process is None:
                 return
             try:
-                _terminate(process, self.stop_timeout_s)
+                terminate(process, self.stop_timeout_s)
             finally:
                 remove_state(self.directory)
 
@@ -296,7 +302,7 @@ class EmbeddedTiledServer:
 
                 prepare_layout(endpoint.connect())
         except BaseException:
-            _terminate(process, self.stop_timeout_s)
+            terminate(process, self.stop_timeout_s)
             raise
         write_state(self.directory, endpoint, process.pid)
         return endpoint
@@ -337,17 +343,6 @@ class EmbeddedTiledServer:
 
 class _PortTakenError(Exception):
     pass
-
-
-def _terminate(process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    """SIGTERM, wait up to `timeout_s`, then SIGKILL; always reaps the process."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    process.wait()
 
 
 @contextlib.contextmanager

@@ -42,7 +42,7 @@ from typing import Any
 import caproto as ca
 from caproto.server import PVGroup
 
-from tandem.child_processes import LOOPBACK, free_port, popen_dying_with_parent
+from tandem.child_processes import LOOPBACK, free_port, popen_dying_with_parent, terminate
 from tandem.errors import TandemError
 
 
@@ -225,15 +225,9 @@ def _quiet_libca() -> None:
     ca.disable_ca_messages()
 
 
-def _stop(process: subprocess.Popen[Any], grace_s: float = 5.0) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGINT)  # caproto shuts its server down cleanly on KeyboardInterrupt
-    try:
-        process.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+def _stop(process: subprocess.Popen[Any]) -> None:
+    # SIGINT: caproto shuts its server down cleanly on KeyboardInterrupt
+    terminate(process, 5.0, signal_number=signal.SIGINT)
 
 
 def group_path(group: type[PVGroup] | str) -> str:

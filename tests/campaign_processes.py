@@ -17,6 +17,7 @@ import yaml
 
 from tandem.campaign.bundled import DEMO_FOLDER
 from tandem.campaign.ledger import Ledger, LedgerEntry, SampleStatus
+from tandem.child_processes import terminate
 from tandem.tiled_directory import find_running_server
 from tandem.tiled_server import EmbeddedTiledServer
 
@@ -77,15 +78,9 @@ def wait_for_samples(
         time.sleep(0.5)
 
 
-def stop(process: subprocess.Popen[Any], timeout_s: float = 30.0) -> None:
-    """Stop a process a test started: SIGTERM, then SIGKILL if it has not exited within `timeout_s`."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=timeout_s)
+def stop(process: subprocess.Popen[Any]) -> None:
+    """Stop a process a test started: SIGTERM, then SIGKILL if it has not exited within 30 s."""
+    terminate(process, 30.0)
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:

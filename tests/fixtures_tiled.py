@@ -16,6 +16,8 @@ from collections.abc import Iterator
 import pytest
 from tiled.client.container import Container
 
+from tandem.postgres_cluster import ThrowawayPostgres
+from tandem.tiled_directory import SqlDatabases
 from tandem.tiled_endpoint import TiledEndpoint
 from tandem.tiled_server import EmbeddedTiledServer
 
@@ -44,3 +46,17 @@ def tiled_client(tiled_endpoint: TiledEndpoint) -> Container:
 def unique_campaign_id() -> str:
     """A campaign id no other test uses, to find this test's runs in the shared catalog."""
     return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[ThrowawayPostgres]:
+    """A throwaway PostgreSQL cluster on loopback for the tests of one module, removed after them."""
+    with ThrowawayPostgres() as cluster:
+        yield cluster
+
+
+def fresh_databases(cluster: ThrowawayPostgres, name: str) -> SqlDatabases:
+    """A catalog and a tables database of their own for one test, in `cluster`."""
+    cluster.create_database(f"{name}_catalog")
+    cluster.create_database(f"{name}_tables")
+    return SqlDatabases(cluster.uri(f"{name}_catalog"), cluster.uri(f"{name}_tables"))

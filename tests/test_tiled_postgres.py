@@ -10,13 +10,13 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from bluesky import RunEngine
 from bluesky.plans import count
+from fixtures_tiled import fresh_databases
 from ophyd.sim import det
 
 from tandem.catalog_layout import raw_runs_node
@@ -30,23 +30,10 @@ from tandem.tiled_server import EmbeddedTiledServer
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[ThrowawayPostgres]:
-    with ThrowawayPostgres() as cluster:
-        yield cluster
-
-
-def _databases(cluster: ThrowawayPostgres, name: str) -> SqlDatabases:
-    """A catalog and a tables database of their own for one test, in the module's cluster."""
-    cluster.create_database(f"{name}_catalog")
-    cluster.create_database(f"{name}_tables")
-    return SqlDatabases(cluster.uri(f"{name}_catalog"), cluster.uri(f"{name}_tables"))
-
-
 def test_runs_written_to_tiled_on_postgresql_are_there_after_a_restart(
     postgres: ThrowawayPostgres, tmp_path: Path
 ) -> None:
-    databases = _databases(postgres, "restart")
+    databases = fresh_databases(postgres, "restart")
     store = tmp_path / "store"
     with EmbeddedTiledServer(store, databases=databases, die_with_parent=True) as endpoint:
         RE = RunEngine({}, context_managers=[])
@@ -113,7 +100,7 @@ def test_the_cluster_never_runs_postgres_as_root(postgres: ThrowawayPostgres) ->
 def test_tandem_data_serve_keeps_its_catalog_in_postgresql(
     postgres: ThrowawayPostgres, tmp_path: Path
 ) -> None:
-    databases = _databases(postgres, "serve")
+    databases = fresh_databases(postgres, "serve")
     env = {
         **os.environ,
         # through the environment, as the help says: a password on the command line is public

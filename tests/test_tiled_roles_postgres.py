@@ -7,14 +7,14 @@ PostgreSQL (asyncpg), while the authentication database stays SQLite in the serv
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fixtures_tiled import fresh_databases
 
 from tandem.catalog_layout import ANALYSED, RAW
 from tandem.postgres_cluster import ThrowawayPostgres
-from tandem.tiled_directory import AUTHN_FILE, CATALOG_FILE, SqlDatabases
+from tandem.tiled_directory import AUTHN_FILE, CATALOG_FILE
 from tandem.tiled_endpoint import TiledEndpoint
 from tandem.tiled_keys import issue_key
 from tandem.tiled_roles import TandemRole, WriteRefusedError
@@ -23,16 +23,8 @@ from tandem.tiled_server import EmbeddedTiledServer
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[ThrowawayPostgres]:
-    with ThrowawayPostgres() as cluster:
-        yield cluster
-
-
 def test_roles_on_a_postgresql_catalog(postgres: ThrowawayPostgres, tmp_path: Path) -> None:
-    postgres.create_database("roles_catalog")
-    postgres.create_database("roles_tables")
-    databases = SqlDatabases(postgres.uri("roles_catalog"), postgres.uri("roles_tables"))
+    databases = fresh_databases(postgres, "roles")
     store = tmp_path / "store"
     with EmbeddedTiledServer(store, databases=databases, roles=True, die_with_parent=True) as endpoint:
         key = issue_key(endpoint.connect(), TandemRole.STATION)
