@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from tandem.child_processes import ALL_INTERFACES
-from tandem.cli.app import TiledDirectoryOption, app
+from tandem.cli.app import TiledDirectoryOption, app, attached_store
 from tandem.errors import TandemError
 
 DEFAULT_DIRECTORY = Path("tandem-data")
@@ -223,28 +223,9 @@ def runs(
 
     from tandem.catalog import Catalog
     from tandem.cli.output import console, esc
-    from tandem.tiled_directory import find_running_server
-    from tandem.tiled_endpoint import TiledSettings, attach
 
     try:
-        if directory is not None:
-            endpoint = find_running_server(directory)
-            if endpoint is None:
-                raise _fail(
-                    TandemError(
-                        f"no Tiled server is running on {directory}; start one with `tandem data serve`"
-                    )
-                )
-        else:
-            settings = TiledSettings()
-            if settings.uri is None or settings.api_key is None:
-                raise _fail(
-                    TandemError(
-                        "no data store to read: set TANDEM_TILED_URI and TANDEM_TILED_API_KEY "
-                        "(`tandem data serve` prints them) or pass --directory"
-                    )
-                )
-            endpoint = attach(settings.uri, settings.api_key.get_secret_value())
+        endpoint = attached_store(directory)
         catalog = Catalog.connect(endpoint)
         found = catalog.runs(
             campaign_id=campaign,
