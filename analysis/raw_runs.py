@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 import numpy as np
+from tiled.client.composite import CompositeClient
+from tiled.structures.core import StructureFamily
 
 from tandem.analysis.failures import AnalysisError, FailureCode
 from tandem.analysis.pipeline_settings import StationCalibration
@@ -127,6 +129,43 @@ class DocumentRun(RunDocuments):
         return self._streams
 
 
+def _read_fields(run_uid: str, name: str, stream: Any, keys: list[str]) -> dict[str, np.ndarray]:
+    """The fields `keys` of one stream, each read whole.
+
+    A Tiled event stream is a composite node: each frame field an array of its own, the scalar fields
+    columns of one table. Looked up through the composite, a field costs three requests; here the parts
+    are listed once and each part is read once (the table for all its wanted columns). A stream of
+    documents (`DocumentRun`) is read field by field, from memory.
+    """
+    if not isinstance(stream, CompositeClient):
+        try:
+            return {k: np.asarray(stream[k].read()) for k in keys}
+        except KeyError as exc:
+            raise _no_data(run_uid, name, exc.args[0]) from None
+    parts = stream.base
+    fields: dict[str, np.ndarray] = {}
+    for part, item in stream.get_contents().items():
+        attributes = item["attributes"]
+        if attributes["structure_family"] == StructureFamily.array and part in keys:
+            fields[part] = np.asarray(parts[part].read())
+        elif attributes["structure_family"] == StructureFamily.table:
+            columns = [k for k in keys if k in attributes["structure"]["columns"]]
+            if columns:
+                table = parts[part].read(columns)
+                fields |= {k: np.asarray(table[k]) for k in columns}
+    missing = [k for k in keys if k not in fields]
+    if missing:
+        raise _no_data(run_uid, name, missing[0])
+    return fields
+
+
+def _no_data(run_uid: str, stream: str, key: str) -> AnalysisError:
+    return AnalysisError(
+        FailureCode.MISSING_DATA,
+        f"stream {stream!r} of run {run_uid} describes field {key!r} but holds no data for it",
+    )
+
+
 def _monitor_field(keys: Mapping[str, Any], suffix: str) -> str | None:
     matches = [k for k in keys if k.endswith(suffix)]
     return matches[0] if len(matches) == 1 else None
@@ -137,9 +176,10 @@ def stream_exposure(
 ) -> Exposure:
     """The frames of `stream`, summed, with their monitor counts and transmission."""
     # One handle on the stream for all its fields: every lookup through the run is an HTTP request.
-    if stream not in run.streams:
-        raise AnalysisError(FailureCode.MISSING_DATA, f"run {run.uid} has no stream {stream!r}")
-    node = run.node[stream]
+    try:
+        node = run.node[stream]
+    except KeyError:
+        raise AnalysisError(FailureCode.MISSING_DATA, f"run {run.uid} has no stream {stream!r}") from None
     keys: Mapping[str, Any] = node.metadata.get("data_keys") or {}
     images = [k for k, v in keys.items() if len(v.get("shape") or ()) == 2]
     if len(images) != 1:
@@ -153,18 +193,25 @@ def stream_exposure(
         raise AnalysisError(
             FailureCode.MISSING_DATA, f"stream {stream!r} of run {run.uid} records no incident monitor counts"
         )
-    frames = np.asarray(node[images[0]].read())
+    if fixed_transmission is None and transmitted_key is None:
+        raise AnalysisError(
+            FailureCode.MISSING_DATA, f"stream {stream!r} of run {run.uid} records no transmitted counts"
+        )
+    monitors = (
+        [incident_key]
+        if fixed_transmission is not None or transmitted_key is None
+        else [incident_key, transmitted_key]
+    )
+    fields = _read_fields(run.uid, stream, node, [images[0], *monitors])
+    frames = fields[images[0]]
     if frames.ndim == 2:
         frames = frames[np.newaxis]
-    incident = float(np.sum(node[incident_key].read()))
+    incident = float(np.sum(fields[incident_key]))
     if fixed_transmission is not None:
         transmission = fixed_transmission
     else:
-        if transmitted_key is None:
-            raise AnalysisError(
-                FailureCode.MISSING_DATA, f"stream {stream!r} of run {run.uid} records no transmitted counts"
-            )
-        transmitted = float(np.sum(node[transmitted_key].read()))
+        assert transmitted_key is not None  # refused above
+        transmitted = float(np.sum(fields[transmitted_key]))
         ratio = transmitted / incident if incident > 0 else math.nan
         transmission = ratio / calibration.open_beam_ratio
     exposure_s = float(run.scan.exposure_s) * frames.shape[0] if "scan" in run.start else math.nan

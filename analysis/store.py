@@ -5,14 +5,13 @@ Layout (a sibling of `raw`; `tandem.catalog_layout` holds the whole catalog's)::
     analysed/
       <raw run uid>/        metadata: links (run, sample, campaign, decision), status and reason,
                             features, fits, label, analysis version and parameters
-        q_inv_a             arrays of the reduced curve (absent for a failed analysis)
-        intensity_per_cm
-        sigma_per_cm
-        dq_inv_a
+        curve               the reduced curve, one 4 × n float64 array whose rows are `CURVE_ROWS`
+                            (q_inv_a, intensity_per_cm, sigma_per_cm, dq_inv_a); absent for a
+                            failed analysis. Nodes of schema 2 hold the four rows as four arrays.
 
 Keying by the raw run uid is what makes analysis idempotent: analysing a run
 again replaces its node, never adds a second. A node is written in steps —
-created with ``complete: false``, arrays added, then marked complete — so a
+created with ``complete: false``, its curve added, then marked complete — so a
 process killed half-way leaves a node that readers ignore and the next writer
 replaces: every run ends up analysed exactly once.
 
@@ -42,7 +41,7 @@ from tandem.observations import AnalysisStatus, Observation
 from tandem.stations import Probe
 
 __all__ = [
-    "ARRAYS",
+    "CURVE_ROWS",
     "SCHEMA_VERSION",
     "AnalysisRecord",
     "AnalysisStore",
@@ -50,8 +49,11 @@ __all__ = [
     "with_label",
 ]
 
-ARRAYS = ("q_inv_a", "intensity_per_cm", "sigma_per_cm", "dq_inv_a")
-SCHEMA_VERSION = 2
+#: the rows of an analysed node's `curve` array, in order (the fields of `Curve`)
+CURVE_ROWS = ("q_inv_a", "intensity_per_cm", "sigma_per_cm", "dq_inv_a")
+#: 3: the curve is one array (one write and one read, where schema 2's four arrays took four of each)
+SCHEMA_VERSION = 3
+_CURVE = "curve"
 
 
 class FitStatus(StrEnum):
@@ -244,14 +246,14 @@ class AnalysisStore:
 
         A record whose fits are pending is written readable but not complete: `finish` completes it.
         """
-        # the fits status is set last: a node with arrays missing is never "pending", only incomplete
+        # the fits status is set last: a node without its curve is never "pending", only incomplete
         metadata = record.metadata() | {"complete": False, "fits_status": None}
         # most runs are analysed once: created first, replaced whole only when the server says the
         # node exists (asking first cost a request per run)
         container = create_afresh(self._node, record.run_uid, metadata)
         if record.curve is not None:
-            for name in ARRAYS:
-                container.write_array(np.asarray(getattr(record.curve, name), dtype=np.float64), key=name)
+            rows = [np.asarray(getattr(record.curve, name), dtype=np.float64) for name in CURVE_ROWS]
+            container.write_array(np.vstack(rows), key=_CURVE, metadata={"rows": list(CURVE_ROWS)})
         container.update_metadata(
             metadata={"complete": not record.fits_pending, "fits_status": record.fits_status.value}
         )
@@ -329,11 +331,20 @@ class AnalysisStore:
 
     @staticmethod
     def _record(node: TiledContainer, with_curve: bool) -> AnalysisRecord:
-        curve = None
-        if with_curve and all(name in node for name in ARRAYS):
-            q, i, sigma, dq = (read_array(node, name).astype(np.float64, copy=False) for name in ARRAYS)
-            curve = Curve(q, i, sigma, dq)
-        return AnalysisRecord.from_node(node.metadata, curve)
+        return AnalysisRecord.from_node(node.metadata, _curve(node) if with_curve else None)
+
+
+def _curve(node: TiledContainer) -> Curve | None:
+    """The node's curve; None for a node without one (a failed analysis)."""
+    try:
+        rows = read_array(node, _CURVE).astype(np.float64, copy=False)
+    except KeyError:
+        # schema 2: one array per row; a failed analysis has neither
+        if not all(name in node for name in CURVE_ROWS):
+            return None
+        rows = np.stack([read_array(node, name).astype(np.float64, copy=False) for name in CURVE_ROWS])
+    q, i, sigma, dq = rows
+    return Curve(q, i, sigma, dq)
 
 
 def _readable(metadata: Mapping[str, Any], pending_fits: bool) -> bool:

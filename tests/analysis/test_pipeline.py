@@ -16,7 +16,7 @@ from tandem.analysis.pipeline import Analyzer
 from tandem.analysis.pipeline_callback import AnalysisCallback, AnalysisSeconds
 from tandem.analysis.pipeline_settings import AnalysisSettings
 from tandem.analysis.raw_runs import EMPTY_CELL_PLAN, DocumentRun
-from tandem.analysis.store import AnalysisRecord, AnalysisStore, FitStatus
+from tandem.analysis.store import CURVE_ROWS, AnalysisRecord, AnalysisStore, FitStatus
 from tandem.observations import AnalysisStatus
 from tandem.sim.calibration import twin_calibrations
 from tandem.sim.instruments import instrument_for
@@ -435,3 +435,25 @@ def test_in_the_background_a_label_does_not_wait_for_the_fits_of_earlier_runs(
     )
     assert done[-1].run_uid == uid
     assert store.is_done(uid)
+
+
+def test_the_curve_is_one_array_and_nodes_of_schema_2_still_read(
+    analyzer: Analyzer, tiled_client: Container, twin_run: Callable[..., str], unique_campaign_id: str
+) -> None:
+    uid = twin_run(tiled_client, "saxs", MICELLES, campaign_id=unique_campaign_id, exposure_s=10.0)
+    record = analyzer.analyze(uid)
+    assert record.curve is not None
+    assert list(tiled_client["analysed"][uid]) == ["curve"]
+
+    # a node written before schema 3 holds the curve's rows as four arrays
+    old = f"{uid}-schema-2"
+    node = tiled_client["analysed"].create_container(
+        old, metadata=record.metadata() | {"schema_version": 2, "run_uid": old, "complete": True}
+    )
+    for name in CURVE_ROWS:
+        node.write_array(np.asarray(getattr(record.curve, name)), key=name)
+    stored = AnalysisStore(tiled_client).get(old)
+    assert stored is not None
+    assert stored.curve is not None
+    for name in CURVE_ROWS:
+        np.testing.assert_array_equal(getattr(stored.curve, name), getattr(record.curve, name))
