@@ -8,6 +8,13 @@ needed, between
 * **conditioning** the cached model on the rows added since (a Cholesky
   extension, O(n²) per row).
 
+Past `RefitPolicy.max_model_rows` rows, a model whose rows carry their own noise
+(the phase agents' Dirichlet GPs) conditions on a *summary* of them instead: all
+rows merged into half as many (`tandem.agents.gp_summary`), then new rows added
+until the bound is reached again. A decision then costs what it costs at the
+bound, however long the campaign. The hyperparameters are still fitted on the
+rows themselves.
+
 A refit that fails keeps the last good hyperparameters (or defaults, the first
 time), says so in `last_event`, and logs a warning: a decision is never blocked
 by a bad fit.
@@ -28,6 +35,7 @@ from tandem.agents.errors import ModelFitError
 from tandem.agents.gp import CachedGP
 from tandem.agents.gp_fit import fit_hyperparameters
 from tandem.agents.gp_hyperparameters import DTYPE, KernelHyperparameters
+from tandem.agents.gp_summary import summarise
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +54,9 @@ class RefitPolicy:
     #: latent varies on the scale of the box, and short fitted lengthscales from a handful of
     #: labels made the map patchy (bench/README.md: a median of 55 instead of 65 samples to 90 %).
     lengthscale_prior_median: float = 0.3
+    #: the posterior conditions on at most this many rows; past it, rows with their own noise are
+    #: summarised (see the module's docstring). 1,000 rows cost a decision about 0.3 s.
+    max_model_rows: int = 1000
 
 
 def default_hyperparameters(
@@ -88,6 +99,8 @@ class IncrementalGP:
         self.hyperparameters: KernelHyperparameters | None = None
         self.n_at_fit = 0
         self._model: CachedGP | None = None
+        #: how many of the rows (the first ones) `_model` holds, themselves or summarised
+        self._covered = 0
         self.last_event: dict[str, Any] = {}
         self._stale_outputs = True
 
@@ -127,7 +140,7 @@ class IncrementalGP:
         """The model of every row added so far (refitted or conditioned as the policy says)."""
         if self.n == 0:
             raise ModelFitError("no observations to model yet")
-        if self._model is not None and self._model.num_train == self.n and not self._stale_outputs:
+        if self._model is not None and self._covered == self.n and not self._stale_outputs:
             self.last_event = {"refit": False, "conditioned": 0, "fallback": None}
             return self._model
         if self.needs_refit():
@@ -135,7 +148,7 @@ class IncrementalGP:
         elif self._model is None:
             # restored hyperparameters: factorise every row, no refit
             t0 = time.perf_counter()
-            self._model = CachedGP(self.hyperparameters, self.x, self.y, self.yvar)  # type: ignore[arg-type]
+            self._model = self._factorised(self.hyperparameters)  # type: ignore[arg-type]
             self.last_event = {
                 "refit": False,
                 "conditioned": 0,
@@ -145,7 +158,7 @@ class IncrementalGP:
         else:
             assert self._model is not None
             t0 = time.perf_counter()
-            k = self._model.num_train
+            k = self._covered
             yvar = None if self.yvar is None else self.yvar[k:]
             self._model = self._model.condition(self.x[k:], self.y[k:], yvar)
             self.last_event = {
@@ -154,7 +167,27 @@ class IncrementalGP:
                 "fallback": None,
                 "condition_s": time.perf_counter() - t0,
             }
+            if self._model.num_train > self.policy.max_model_rows and self.yvar is not None:
+                self._model = self._factorised(self._model.hyperparameters)
+        self._covered = self.n
+        self.last_event["model_rows"] = self._model.num_train
         return self._model
+
+    def _factorised(self, hp: KernelHyperparameters) -> CachedGP:
+        """A model of every row: the rows themselves, or past the bound their summary."""
+        if self.n <= self.policy.max_model_rows or self.yvar is None:
+            return CachedGP(hp, self.x, self.y, self.yvar)
+        # the finest lengthscale of each column: rows merge only where no output can tell them apart
+        lengthscales = np.min(np.asarray(hp.lengthscales), axis=0)
+        rows = summarise(
+            self.x,
+            self.y,
+            self.yvar,
+            rows=self.policy.max_model_rows // 2,
+            lengthscales=lengthscales,
+            seed=self.seed,
+        )
+        return CachedGP(hp, *rows)
 
     def _refit(self) -> CachedGP:
         t0 = time.perf_counter()
@@ -180,7 +213,7 @@ class IncrementalGP:
             )
             if self.constrain is not None:
                 hp = self.constrain(hp)
-            model = CachedGP(hp, self.x, self.y, self.yvar)
+            model = self._factorised(hp)
         except ModelFitError as exc:
             hp = prev or default_hyperparameters(self.dim, m, self.num_tasks, self.learned_noise)
             if prev is None and self.constrain is not None:
@@ -191,7 +224,7 @@ class IncrementalGP:
                 else f"{exc}; using default hyperparameters"
             )
             logger.warning("model fit failed at n=%d: %s", self.n, fallback)
-            model = CachedGP(hp, self.x, self.y, self.yvar)
+            model = self._factorised(hp)
         self.hyperparameters = hp
         self.n_at_fit = self.n
         self._stale_outputs = False
