@@ -93,6 +93,8 @@ class AnalysisRecord:
     failure_reason: str | None = None
     finished_at_s: float | None = None
     analysed_at: float = field(default_factory=time.time)
+    #: when the store marked the node complete (epoch s, the writing worker's clock); None until then
+    completed_at: float | None = None
     curve: Curve | None = None
 
     @property
@@ -157,6 +159,7 @@ class AnalysisRecord:
             failure_reason=m.get("failure_reason"),
             finished_at_s=m.get("finished_at_s"),
             analysed_at=_float(m.get("analysed_at")),
+            completed_at=m.get("completed_at"),
             curve=curve,
         )
 
@@ -254,8 +257,9 @@ class AnalysisStore:
         if record.curve is not None:
             rows = [np.asarray(getattr(record.curve, name), dtype=np.float64) for name in CURVE_ROWS]
             container.write_array(np.vstack(rows), key=_CURVE, metadata={"rows": list(CURVE_ROWS)})
+        done = {} if record.fits_pending else {"completed_at": time.time()}
         container.update_metadata(
-            metadata={"complete": not record.fits_pending, "fits_status": record.fits_status.value}
+            metadata={"complete": not record.fits_pending, "fits_status": record.fits_status.value} | done
         )
 
     def finish(self, record: AnalysisRecord) -> None:
@@ -268,7 +272,7 @@ class AnalysisStore:
         if node is None or node.metadata.get("fits_status") != FitStatus.PENDING.value:
             self.put(record)
             return
-        node.update_metadata(metadata=record.metadata() | {"complete": True})
+        node.update_metadata(metadata=record.metadata() | {"complete": True, "completed_at": time.time()})
 
     def is_done(self, run_uid: str) -> bool:
         """Whether the run has a complete analysed node (ok or failed)."""

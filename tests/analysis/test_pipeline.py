@@ -444,6 +444,10 @@ def test_the_curve_is_one_array_and_nodes_of_schema_2_still_read(
     record = analyzer.analyze(uid)
     assert record.curve is not None
     assert list(tiled_client["analysed"][uid]) == ["curve"]
+    stored = AnalysisStore(tiled_client).get(uid)
+    assert stored is not None
+    assert stored.completed_at is not None
+    assert stored.analysed_at <= stored.completed_at
 
     # a node written before schema 3 holds the curve's rows as four arrays
     old = f"{uid}-schema-2"
