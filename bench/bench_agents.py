@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_agents.py                 # everything (about half an hour on 2 cores)
     .venv/bin/python bench/bench_agents.py latency         # one part: latency | efficiency | beamtime
     .venv/bin/python bench/bench_agents.py efficiency --seeds 3 --max-samples 150
+    .venv/bin/python bench/bench_agents.py bounded --seeds 2 --max-samples 600 --bound 100 --every 50
 
 Ground truth: the twin's default system (`tandem.sim.systems`), labels taken
 straight from it (X-rays cannot tell the two polymer phases apart; neutrons
@@ -19,6 +20,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -28,7 +30,12 @@ from tandem.agents.baselines import RandomAgent, SpaceFillingAgent
 from tandem.agents.gp_hyperparameters import DTYPE
 from tandem.agents.information_per_second import StationCost
 from tandem.agents.multi_probe import MultiProbeAgent
-from tandem.agents.phase_mapping import PhaseMappingAgent, class_probabilities, dirichlet_targets
+from tandem.agents.phase_mapping import (
+    PhaseMappingAgent,
+    PhaseMappingSettings,
+    class_probabilities,
+    dirichlet_targets,
+)
 from tandem.agents.region import FeasibleRegion, region_from_bounds
 from tandem.observations import AnalysisStatus, Observation
 from tandem.sim.instruments import instrument_for
@@ -103,7 +110,10 @@ def accuracy(predicted: Sequence[str | None], points: np.ndarray, truth: np.ndar
 
 def latency(sizes: Sequence[int], repeats: int) -> None:
     print("\n## Decision latency: tell one result + suggest one sample (phase-mapping agent)")
-    print(f"{'observations':>12} {'median s':>9} {'max s':>7} {'refits':>6} {'from scratch s':>15}")
+    print(
+        f"{'observations':>12} {'model rows':>10} {'median s':>9} {'max s':>7} {'refits':>6}"
+        f" {'from scratch s':>15}"
+    )
     r = region()
     rng = np.random.default_rng(0)
     for n in sizes:
@@ -124,7 +134,11 @@ def latency(sizes: Sequence[int], repeats: int) -> None:
         fresh.tell(obs[: n + repeats])
         fresh.suggest(SANS)
         scratch = time.perf_counter() - t0
-        print(f"{n:>12} {statistics.median(times):>9.3f} {max(times):>7.3f} {refits:>6} {scratch:>15.2f}")
+        rows = agent.records[-1].model.get("n_train")
+        print(
+            f"{n:>12} {rows:>10} {statistics.median(times):>9.3f} {max(times):>7.3f} {refits:>6}"
+            f" {scratch:>15.2f}"
+        )
 
 
 # -- sample efficiency --------------------------------------------------------------------------
@@ -185,6 +199,40 @@ def efficiency(seeds: int, max_samples: int, every: int, target: float) -> None:
     base = medians["phase_mapping (BALD)"]
     for other in ("random", "space_filling"):
         print(f"  {other} / phase_mapping = {medians[other] / base:.2f}x (a lower bound if censored)")
+
+
+# -- a bounded model: the rows summarised past a bound ---------------------------------------------
+
+
+def bounded(seeds: int, max_samples: int, every: int, bound: int) -> None:
+    """The same campaign with the model's rows bounded (summarised past `bound`) and unbounded: the map
+    accuracy along it and the decision time at its end, to show what the summary costs the map."""
+    print(f"\n## A bounded model: rows summarised past {bound} against every row kept (SANS labels)")
+    r = region()
+    points = grid(r)
+    checkpoints = sorted({*range(every, max_samples + 1, every)} & {bound, 2 * bound, 4 * bound, max_samples})
+    print(
+        f"{'model':>10} {'seed':>4} "
+        + " ".join(f"{'acc@' + str(n):>8}" for n in checkpoints)
+        + "  last 10 decisions s"
+    )
+    for seed in range(seeds):
+        for name, rows in (("bounded", bound), ("exact", 10**9)):
+            settings = PhaseMappingSettings(refit=replace(PhaseMappingSettings().refit, max_model_rows=rows))
+            agent = PhaseMappingAgent(r, seed=seed, settings=settings)
+            scores, times = {}, []
+            for i in range(1, max_samples + 1):
+                t0 = time.perf_counter()
+                (s,) = agent.suggest(SANS)
+                times.append(time.perf_counter() - t0)
+                agent.tell([observe(fractions_of(r, s), Probe.NEUTRON)])
+                if i in checkpoints:
+                    scores[i] = accuracy(agent.predict(points).most_likely(), points, phases_of(points))
+            print(
+                f"{name:>10} {seed:>4} "
+                + " ".join(f"{scores[n]:>8.3f}" for n in checkpoints)
+                + f"  {statistics.median(times[-10:]):.3f}"
+            )
 
 
 # -- the ceiling: an oracle that knows the truth --------------------------------------------------
@@ -313,7 +361,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "part", nargs="?", default="all", choices=["all", "latency", "efficiency", "beamtime", "ceiling"]
+        "part",
+        nargs="?",
+        default="all",
+        choices=["all", "latency", "efficiency", "beamtime", "ceiling", "bounded"],
+    )
+    parser.add_argument(
+        "--bound", type=int, default=100, help="the model's rows before summarising (bounded)"
     )
     parser.add_argument("--candidates", type=int, default=200, help="oracle candidates per step (ceiling)")
     parser.add_argument("--seeds", type=int, default=3)
@@ -329,6 +383,8 @@ def main() -> None:
         efficiency(args.seeds, args.max_samples, args.every, args.target)
     if args.part in ("all", "beamtime"):
         beamtime(args.seeds, args.max_samples, args.every, args.target)
+    if args.part == "bounded":
+        bounded(args.seeds, args.max_samples, args.every, args.bound)
     if args.part == "ceiling":
         ceiling(args.seeds, args.max_samples, args.every, args.target, args.candidates)
 

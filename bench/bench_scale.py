@@ -4,15 +4,18 @@ Each configuration starts a store (the embedded Tiled server on its SQLite catal
 PostgreSQL cluster), `--workers` analysis workers as separate processes (`tandem analyze --sim
 --follow`, sharing the runs through their claims in Tiled), and `--stations` stations as threads,
 each with a client of its own, writing the twin's raw runs back to back at time scale 0
-(`tandem.sim.raw_run.write_twin_run`: frames, monitors, empty cell, the Bluesky Tiled writer). It
-waits until every run is analysed, then reports:
+(`tandem.sim.raw_run.write_twin_run`: frames, monitors, empty cell, the Bluesky Tiled writer). The
+stations start once every worker follows (before 2026-12-04 19:00 they started with the workers, whose
+start-up then fell on the first runs' latency). It waits until every run is analysed, then reports:
 
 - samples per minute sustained (runs analysed / wall time from the first write to the last node);
 - raw → analysed latency per run: from the end of the raw run's write until a reader polling every
   0.5 s sees its analysed node complete (before 2026-12-04 17:00, until the node's `analysed_at`,
-  which is when its worker began it: `start_median_s` still gives that);
-  median and 99th percentile, over the whole run and over its first and last tenth, so that a
-  cost that grows with the campaign's length shows;
+  which is when its worker began it: `start_median_s` still gives that); median and 99th
+  percentile, over the whole run and over its first and last tenth, so that a cost that grows with
+  the campaign's length shows; and until the worker marked the node complete (`completed_at`,
+  without the reader's half second between looks);
+- CPU seconds and requests per sample in the first and the last tenth of the runs;
 - runs lost (never analysed) and analysed twice (a run whose claim needed a second attempt, or two
   nodes);
 - CPU seconds per sample of the Tiled server and of the workers (from /proc), and the station
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import re
 import statistics
@@ -42,17 +46,19 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+from tiled.queries import Key
 
 from tandem.analysis.claims import RunClaims
 from tandem.analysis.store import AnalysisStore
+from tandem.catalog_layout import analysed_node
 from tandem.postgres_cluster import ThrowawayPostgres
 from tandem.sim.raw_run import write_twin_run
 from tandem.tiled_directory import SqlDatabases
@@ -86,6 +92,17 @@ class Result:
     requests_per_sample: float = 0.0
     top_requests: str = ""
     top_request_s: str = ""
+    #: raw → analysed until the worker marked the node complete (its `completed_at`), without the
+    #: watcher's 0.5 s between looks: median and 99th percentile
+    completed_median_s: float = math.nan
+    completed_p99_s: float = math.nan
+    #: the five longest latencies (s), each with the run's place in the order written (#1 the first)
+    slowest: str = ""
+    #: per sample in the first and the last tenth of the runs seen analysed: server CPU s, workers'
+    #: CPU s, requests ("first / last"), so that a cost growing with the campaign shows
+    server_cpu_first_last: str = ""
+    workers_cpu_first_last: str = ""
+    requests_first_last: str = ""
 
 
 def _cpu_s(pid: int) -> float:
@@ -114,15 +131,54 @@ def _request_counts(endpoint: TiledEndpoint) -> dict[str, float]:
     return counts
 
 
-def _watch(endpoint: TiledEndpoint, seen: dict[str, float], stop: threading.Event) -> None:
-    """When each run's analysed node is first seen complete, as a reader polling every 0.5 s sees it."""
-    store = AnalysisStore(endpoint.connect())
+#: the watcher asks only for nodes analysed this recently (a complete node is seen within seconds of
+#: its analysis beginning), so that its own reads do not grow with the campaign
+WATCH_WINDOW_S = 120.0
+
+
+def _watch(
+    endpoint: TiledEndpoint, seen: dict[str, float], stop: threading.Event, mark: Callable[[int], None]
+) -> None:
+    """When each run's analysed node is first seen complete, as a reader polling every 0.5 s sees it;
+    `mark` hears how many have been seen after each look."""
+    node = analysed_node(endpoint.connect())
     while True:
         now = time.time()
-        for uid in store.done_uids():
+        recent = node.search(Key("complete") == True).search(Key("analysed_at") >= now - WATCH_WINDOW_S)  # noqa: E712
+        for uid in recent:
             seen.setdefault(uid, now)
+        mark(len(seen))
         if stop.wait(0.5):
             return
+
+
+@dataclass
+class Costs:
+    """Server CPU, workers' CPU and server requests so far, sampled each time another tenth of the
+    runs is seen analysed: the cost per sample in the campaign's first and last tenth."""
+
+    server_pid: int
+    worker_pids: list[int]
+    endpoint: TiledEndpoint
+    every: int
+    marks: list[tuple[int, float, float, float]] = field(default_factory=list)
+
+    def mark(self, n: int) -> None:
+        """Record the costs if `n` is another tenth of the runs on from the last record."""
+        if not self.marks or n >= self.marks[-1][0] + self.every:
+            self.record(n)
+
+    def record(self, n: int) -> None:
+        requests = sum(v for k, v in _request_counts(self.endpoint).items() if k.startswith("count "))
+        workers = sum(_cpu_s(pid) for pid in self.worker_pids)
+        self.marks.append((n, _cpu_s(self.server_pid), workers, requests))
+
+    def per_sample(self, which: int) -> tuple[float, float, float]:
+        """Server CPU s, workers' CPU s and requests per sample between marks `which` and `which + 1`
+        (0 the first stretch, -2 the last)."""
+        (n0, s0, w0, r0), (n1, s1, w1, r1) = self.marks[which], self.marks[which + 1 if which >= 0 else -1]
+        dn = max(n1 - n0, 1)
+        return (s1 - s0) / dn, (w1 - w0) / dn, (r1 - r0) / dn
 
 
 @contextlib.contextmanager
@@ -152,6 +208,17 @@ def _workers(endpoint: TiledEndpoint, n: int, fit: bool, folder: Path) -> list[s
                 )
             )
     return processes
+
+
+def _wait_ready(folder: Path, n: int, timeout_s: float = 120.0) -> None:
+    """Until every worker has caught up and follows (as a worker started before its campaign would be):
+    its start-up (imports, first look) is not latency of the runs."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all("backlog done" in (folder / f"worker-{i}.log").read_text() for i in range(n)):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"the analysis workers did not start in {timeout_s:.0f} s: see {folder}/worker-*.log")
 
 
 def _write_runs(
@@ -199,6 +266,7 @@ def run_one(
             assert server.pid is not None
             procs = _workers(endpoint, workers, fit, folder)
             try:
+                _wait_ready(folder, workers)
                 server_cpu0 = _cpu_s(server.pid)
                 requests0 = _request_counts(endpoint)
                 written: dict[str, float] = {}
@@ -206,8 +274,12 @@ def run_one(
                     samples // stations + (1 if s < samples % stations else 0) for s in range(stations)
                 ]
                 seen: dict[str, float] = {}
+                costs = Costs(server.pid, [p.pid for p in procs], endpoint, every=max(1, samples // 10))
+                costs.mark(0)
                 watching = threading.Event()
-                watcher = threading.Thread(target=_watch, args=(endpoint, seen, watching), daemon=True)
+                watcher = threading.Thread(
+                    target=_watch, args=(endpoint, seen, watching, costs.mark), daemon=True
+                )
                 watcher.start()
                 t0 = time.time()
                 # a station's failure is raised here, not left for the wait below to time out on
@@ -228,6 +300,8 @@ def run_one(
                 records = {r.run_uid: r for r in store.records(campaign_id=campaign_id, with_curve=False)}
                 watching.set()
                 watcher.join(timeout=30)
+                if costs.marks[-1][0] < len(seen):
+                    costs.record(len(seen))
                 t_end = max(seen.values(), default=time.time())
                 server_cpu = _cpu_s(server.pid) - server_cpu0
                 requests1 = _request_counts(endpoint)
@@ -246,6 +320,9 @@ def run_one(
     order = sorted(written, key=written.get)  # type: ignore[arg-type]
     latency = [seen[u] - written[u] for u in order if u in seen]
     started = [records[u].analysed_at - written[u] for u in order if u in records]
+    completed = [
+        records[u].completed_at - written[u] for u in order if u in records and records[u].completed_at
+    ]
     tenth = max(1, len(latency) // 10)
     n_done = len(records)
     made = {k: v - requests0.get(k, 0.0) for k, v in requests1.items()}
@@ -255,6 +332,7 @@ def run_one(
     top = sorted(count.items(), key=lambda kv: -kv[1])[:3]
     slowest = sorted(spent.items(), key=lambda kv: -kv[1])[:3]
     wall = t_end - t0
+    first, last = costs.per_sample(0), costs.per_sample(-2)
     return Result(
         store=kind,
         stations=stations,
@@ -267,6 +345,8 @@ def run_one(
         latency_median_s=round(statistics.median(latency), 2),
         latency_p99_s=round(float(np.percentile(latency, 99)), 2),
         start_median_s=round(statistics.median(started), 2),
+        completed_median_s=round(statistics.median(completed), 2),
+        completed_p99_s=round(float(np.percentile(completed, 99)), 2),
         first_tenth_median_s=round(statistics.median(latency[:tenth]), 2),
         last_tenth_median_s=round(statistics.median(latency[-tenth:]), 2),
         lost=len(written) - n_done,
@@ -277,6 +357,13 @@ def run_one(
         requests_per_sample=round(sum(count.values()) / per, 1),
         top_requests="; ".join(f"{k} {v / per:.1f}" for k, v in top),
         top_request_s="; ".join(f"{k} {v / per:.2f} s" for k, v in slowest),
+        slowest="; ".join(
+            f"{latency[i]:.2f} s (#{i + 1})"
+            for i in sorted(range(len(latency)), key=lambda i: -latency[i])[:5]
+        ),
+        server_cpu_first_last=f"{first[0]:.2f} / {last[0]:.2f}",
+        workers_cpu_first_last=f"{first[1]:.2f} / {last[1]:.2f}",
+        requests_first_last=f"{first[2]:.0f} / {last[2]:.0f}",
     )
 
 
@@ -334,6 +421,16 @@ def main() -> None:
     for r in results:
         print(f"{r.store} {r.stations}x{r.workers}: per sample, most made: {r.top_requests}")
         print(f"{r.store} {r.stations}x{r.workers}: per sample, most server time: {r.top_request_s}")
+        print(f"{r.store} {r.stations}x{r.workers}: slowest raw → analysed: {r.slowest}")
+        print(
+            f"{r.store} {r.stations}x{r.workers}: raw → analysed until the node was marked complete: "
+            f"median {r.completed_median_s} s, p99 {r.completed_p99_s} s"
+        )
+        print(
+            f"{r.store} {r.stations}x{r.workers}: per sample, first / last tenth: server CPU "
+            f"{r.server_cpu_first_last} s, workers' CPU {r.workers_cpu_first_last} s, "
+            f"requests {r.requests_first_last}"
+        )
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
 
