@@ -75,6 +75,8 @@ class IssuedKey:
     principal: str
     secret: str
     scopes: tuple[str, ...]
+    #: when the server stops taking the key (ISO 8601, UTC, as Tiled gives it); None: never
+    expires_at: str | None = None
 
     @property
     def first_eight(self) -> str:
@@ -109,8 +111,11 @@ def _role_principal(admin: Any, role: TandemRole) -> str | None:
         offset += page
 
 
-def issue_key(owner: TiledContainer, role: TandemRole, *, note: str = "") -> IssuedKey:
-    """A new API key for `role`, made with the owner's client `owner`.
+def issue_key(
+    owner: TiledContainer, role: TandemRole, *, note: str = "", expires_in_s: int | None = None
+) -> IssuedKey:
+    """A new API key for `role`, made with the owner's client `owner`; with `expires_in_s`, one the
+    server refuses from that many seconds on.
 
     The role's service principal is made the first time; later keys of a role belong to the same
     principal (so the approval records name one principal per role). The key holds the role's
@@ -121,13 +126,24 @@ def issue_key(owner: TiledContainer, role: TandemRole, *, note: str = "") -> Iss
             "the admin's key is the store owner's (the api_key file of the served directory); "
             "issue keys for station, analysis, agent or scientist"
         )
+    if expires_in_s is not None and expires_in_s <= 0:
+        raise RoleError(f"a key's lifetime must be a positive number of seconds, got {expires_in_s}")
     admin = getattr(owner, "context").admin  # noqa: B009 -- TiledContainer types only what the layout uses
     principal = _role_principal(admin, role)
     if principal is None:
         principal = str(admin.create_service_principal(tiled_role_name(role))["uuid"])
     scopes = sorted(tiled_role_scopes(role))
-    made = admin.create_api_key(principal, scopes=scopes, note=note or f"tandem {role.value} key")
-    return IssuedKey(role=role, principal=principal, secret=str(made["secret"]), scopes=tuple(scopes))
+    made = admin.create_api_key(
+        principal, scopes=scopes, note=note or f"tandem {role.value} key", expires_in=expires_in_s
+    )
+    expires = made.get("expiration_time")
+    return IssuedKey(
+        role=role,
+        principal=principal,
+        secret=str(made["secret"]),
+        scopes=tuple(scopes),
+        expires_at=None if expires is None else str(expires),
+    )
 
 
 def revoke_keys(owner: TiledContainer, role: TandemRole, first_eight: str | None = None) -> list[str]:

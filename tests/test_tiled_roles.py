@@ -372,6 +372,36 @@ def test_a_revoked_key_is_refused_and_its_file_removed(roles_server: EmbeddedTil
         revoke_keys(roles_server.endpoint.connect(), TandemRole.ADMIN)
 
 
+def test_a_key_issued_for_a_while_is_refused_after_it(roles_server: EmbeddedTiledServer) -> None:
+    directory = roles_server.directory
+    runner = CliRunner()
+    before = read_role_key(directory, TandemRole.SCIENTIST)
+    for bad in ("soon", "0s", "-5m"):
+        refused = runner.invoke(
+            app, ["data", "keys", "issue", "scientist", "--expires-in", bad, "--directory", str(directory)]
+        )
+        assert refused.exit_code == 1
+        assert "--expires-in takes a positive number and a unit" in refused.output
+        assert read_role_key(directory, TandemRole.SCIENTIST) == before  # nothing issued, nothing written
+    issued = runner.invoke(
+        app, ["data", "keys", "issue", "scientist", "--expires-in", "3s", "--directory", str(directory)]
+    )
+    assert issued.exit_code == 0, issued.output
+    assert ", expires " in issued.output
+    secret = read_role_key(directory, TandemRole.SCIENTIST)
+    assert secret is not None
+    TiledEndpoint(roles_server.endpoint.url, secret).check_api_key()
+    listed = runner.invoke(app, ["data", "keys", "list", "--directory", str(directory)])
+    assert f"{secret[:8]} (tandem scientist key; expires " in listed.output
+    time.sleep(4.0)
+    with pytest.raises(TiledAuthenticationError):
+        TiledEndpoint(roles_server.endpoint.url, secret).check_api_key()
+    forever = issue_key(roles_server.endpoint.connect(), TandemRole.SCIENTIST)
+    assert forever.expires_at is None
+    with pytest.raises(RoleError, match="positive number of seconds"):
+        issue_key(roles_server.endpoint.connect(), TandemRole.SCIENTIST, expires_in_s=0)
+
+
 def test_a_store_served_without_roles_refuses_to_issue_keys(tiled_server: EmbeddedTiledServer) -> None:
     result = CliRunner().invoke(
         app, ["data", "keys", "issue", "station", "--directory", str(tiled_server.directory)]

@@ -60,6 +60,14 @@ def _owner_client(directory: Path) -> Any:  # a Tiled client (Tiled ships no typ
 def issue(
     roles: Annotated[list[str], typer.Argument(help=f"The roles to issue a key to: {_ROLES_HELP}.")],
     *,
+    expires_in: Annotated[
+        str | None,
+        typer.Option(
+            "--expires-in",
+            help="How long the keys work: a number and a unit, s, m, h, d or y (90d, 12h). "
+            "Default: they never expire.",
+        ),
+    ] = None,
     directory: DirectoryOption = DEFAULT_DIRECTORY,
 ) -> None:
     """Issue a new key to each ROLE and keep it in DIRECTORY/keys/ROLE (readable by you only).
@@ -74,14 +82,33 @@ def issue(
 
     try:
         wanted = [parse_role(name) for name in roles]
+        lifetime_s = None if expires_in is None else _seconds(expires_in)
         owner = _owner_client(directory)
         for role in wanted:
-            key = issue_key(owner, role)
+            key = issue_key(owner, role, expires_in_s=lifetime_s)
             path = write_role_key(directory, key)
-            typer.echo(f"{role.value:<10} key {key.first_eight}… of principal {key.principal} in {path}")
+            until = f", expires {key.expires_at}" if key.expires_at else ", never expires"
+            typer.echo(
+                f"{role.value:<10} key {key.first_eight}… of principal {key.principal} in {path}{until}"
+            )
     except TandemError as error:
         raise _fail(error) from error
     typer.echo("Give each process its role's key: export TANDEM_TILED_API_KEY=$(cat KEY_FILE)")
+
+
+def _seconds(lifetime: str) -> int:
+    """Seconds in a lifetime written as Tiled writes them (90d, 12h, 30m, 45s, 1y)."""
+    from tiled.utils import parse_time_string
+
+    try:
+        seconds = int(parse_time_string(lifetime.strip()))
+    except ValueError:
+        seconds = 0
+    if seconds <= 0:
+        raise TandemError(
+            f"--expires-in takes a positive number and a unit, s, m, h, d or y (90d, 12h), got {lifetime!r}"
+        )
+    return seconds
 
 
 @keys_app.command("list")
@@ -97,7 +124,9 @@ def list_keys(*, directory: DirectoryOption = DEFAULT_DIRECTORY) -> None:
     for principal in principals:
         role = role_of_tiled_roles([str(r["name"]) for r in principal.get("roles") or ()])
         keys = ", ".join(
-            f"{k['first_eight']} ({k.get('note') or 'no note'})" for k in principal.get("api_keys") or ()
+            f"{k['first_eight']} ({k.get('note') or 'no note'}; "
+            f"{'expires ' + str(k['expiration_time']) if k.get('expiration_time') else 'never expires'})"
+            for k in principal.get("api_keys") or ()
         )
         typer.echo(f"{role.value if role else 'no role':<10} {principal['uuid']}  keys: {keys or 'none'}")
 
