@@ -208,6 +208,12 @@ def _raise_refused_write(response: httpx.Response) -> None:
     kind, _, node = route.strip("/").partition("/")
     if kind == "auth":
         what = "only the store owner's key (the served directory's api_key) makes principals and keys"
+    elif status == 401 and response.request.method == "DELETE":
+        what = (
+            "the keys of the agent and scientist roles never delete: a campaign's decisions, journal and "
+            "verdicts are its audit trail (station and analysis keys delete only what they write again, "
+            "the owner's key anything)"
+        )
     elif kind in ("metadata", "register"):
         roles = " or ".join(role.value for role in writable_by([k for k in node.split("/") if k]))
         what = f"there, only the key of the {roles} role writes"

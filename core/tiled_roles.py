@@ -5,12 +5,16 @@ own. Each key belongs to one Tiled service principal, and each principal to one 
 ``tandem-<role>`` (kept in the server's authentication database, `tandem.tiled_role_policy`). The
 role sets what the key can do at all (its Tiled scopes); the access policy then says where:
 
-    role        writes (creates, updates, deletes) under          reads
-    station     raw/                                              everything
-    analysis    analysed/, analysis_claims/                       everything
-    agent       campaigns/ but a campaign's control               everything
-    scientist   a campaign's control (pause, verdicts)            everything
-    admin       everything; issues and revokes keys               everything
+    role        writes (creates, updates; deletes: station, analysis) under   reads
+    station     raw/                                                          everything
+    analysis    analysed/, analysis_claims/                                   everything
+    agent       campaigns/ but a campaign's control                           everything
+    scientist   a campaign's control (pause, verdicts)                        everything
+    admin       everything; issues and revokes keys                           everything
+
+The agent's and the scientist's records (decisions, journal, ledger, verdicts) are the campaign's
+audit trail: their keys create and update them, never delete them. The station deletes a run it
+writes again whole (`tandem.replaying_writer`), the analysis a node it replaces.
 
 Only the admin (the store's owner: the key `tandem data serve` keeps in its directory) makes the
 top-level containers of the layout, service principals and keys. No other role holds a scope on
@@ -29,6 +33,7 @@ from tandem.catalog_layout import ANALYSED, ANALYSIS_CLAIMS, CAMPAIGNS, CONTROL,
 from tandem.errors import TandemError
 
 __all__ = [
+    "DELETE_SCOPES",
     "READ_SCOPES",
     "TILED_ADMIN_ROLE",
     "WRITE_SCOPES",
@@ -54,6 +59,8 @@ READ_SCOPES: frozenset[str] = frozenset({"read:metadata", "read:data"})
 WRITE_SCOPES: frozenset[str] = frozenset(
     {"write:metadata", "write:data", "create:node", "delete:node", "delete:revision", "register"}
 )
+#: the scopes of `WRITE_SCOPES` that delete: only the roles that replace what they wrote hold them
+DELETE_SCOPES: frozenset[str] = frozenset({"delete:node", "delete:revision"})
 
 
 class TandemRole(StrEnum):
@@ -115,7 +122,9 @@ def tiled_role_scopes(role: TandemRole) -> frozenset[str]:
     """
     if role is TandemRole.ADMIN:
         raise RoleError("the admin role is Tiled's own 'admin' role; its scopes are Tiled's")
-    return READ_SCOPES | WRITE_SCOPES
+    if role in (TandemRole.STATION, TandemRole.ANALYSIS):
+        return READ_SCOPES | WRITE_SCOPES
+    return READ_SCOPES | (WRITE_SCOPES - DELETE_SCOPES)
 
 
 def role_of_tiled_roles(names: Sequence[str]) -> TandemRole | None:

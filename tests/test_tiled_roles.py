@@ -6,6 +6,7 @@ import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +219,29 @@ def test_a_role_cannot_delete_or_rewrite_anothers_nodes(client_of: Callable[[Tan
     with pytest.raises(WriteRefusedError):
         station_view.delete_contents(run_uid, recursive=True, external_only=False)
     assert dict(client_of(TandemRole.ADMIN)[ANALYSED][run_uid].metadata) == {"fit": "sphere"}
+
+
+def test_the_agent_and_the_scientist_cannot_delete_the_campaigns_records(
+    client_of: Callable[[TandemRole], Any], campaign: str
+) -> None:
+    agent_journal = Journal(client_of(TandemRole.AGENT), campaign)
+    entry = _awaiting(campaign)
+    agent_journal.put(entry)
+    agent_journal.put(replace(entry, status=EntryStatus.QUEUED))  # updated in place, twice
+    agent_journal.heartbeat({"round": 1})
+    agent_journal.heartbeat({"round": 2})
+    Journal(client_of(TandemRole.SCIENTIST), campaign).set_paused(True, by="ada", note="lunch")
+    for role in (TandemRole.AGENT, TandemRole.SCIENTIST):
+        campaigns = client_of(role)[CAMPAIGNS]
+        with pytest.raises(WriteRefusedError, match="the agent and scientist roles never delete"):
+            campaigns.delete_contents(campaign, recursive=True, external_only=False)
+        with pytest.raises(WriteRefusedError):
+            campaigns[campaign][JOURNAL].delete_contents(
+                entry.decision_uid, recursive=True, external_only=False
+            )
+    owner = client_of(TandemRole.ADMIN)
+    assert entry.decision_uid in owner[CAMPAIGNS][campaign][JOURNAL]
+    assert agent_journal.pause() is not None
 
 
 @pytest.mark.parametrize("role", WRITERS)
