@@ -39,7 +39,6 @@ import contextlib
 import json
 import math
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -48,12 +47,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
+from scale_costs import Costs, cpu_s, request_counts
 from tiled.queries import Key
 
 from tandem.analysis.claims import RunClaims
@@ -66,7 +65,6 @@ from tandem.tiled_endpoint import TiledEndpoint
 from tandem.tiled_server import EmbeddedTiledServer
 
 TANDEM = str(Path(sys.executable).with_name("tandem"))
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -105,32 +103,6 @@ class Result:
     requests_first_last: str = ""
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process `pid` and its reaped children."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
-    return (utime + stime + cutime + cstime) / CLK_TCK
-
-
-_REQUEST_METRIC = re.compile(r"^tiled_request_duration_seconds_(count|sum)\{([^}]*)\} ([0-9.e+-]+)$", re.M)
-_LABEL = re.compile(r'(\w+)="([^"]*)"')
-
-
-def _request_counts(endpoint: TiledEndpoint) -> dict[str, float]:
-    """Requests the server has answered so far and the seconds it spent on them, by method and route
-    (its Prometheus counters): keys "count GET search", "sum GET search", ..."""
-    response = httpx.get(
-        f"{endpoint.api_uri}/metrics", headers={"Authorization": f"Apikey {endpoint.api_key}"}, timeout=30
-    )
-    response.raise_for_status()
-    counts: dict[str, float] = {}
-    for kind, labels, value in _REQUEST_METRIC.findall(response.text):
-        label = dict(_LABEL.findall(labels))
-        key = f"{kind} {label.get('method', '?')} {label.get('endpoint', '?')}"
-        counts[key] = counts.get(key, 0.0) + float(value)
-    return counts
-
-
 #: the watcher asks only for nodes analysed this recently (a complete node is seen within seconds of
 #: its analysis beginning), so that its own reads do not grow with the campaign
 WATCH_WINDOW_S = 120.0
@@ -150,35 +122,6 @@ def _watch(
         mark(len(seen))
         if stop.wait(0.5):
             return
-
-
-@dataclass
-class Costs:
-    """Server CPU, workers' CPU and server requests so far, sampled each time another tenth of the
-    runs is seen analysed: the cost per sample in the campaign's first and last tenth."""
-
-    server_pid: int
-    worker_pids: list[int]
-    endpoint: TiledEndpoint
-    every: int
-    marks: list[tuple[int, float, float, float]] = field(default_factory=list)
-
-    def mark(self, n: int) -> None:
-        """Record the costs if `n` is another tenth of the runs on from the last record."""
-        if not self.marks or n >= self.marks[-1][0] + self.every:
-            self.record(n)
-
-    def record(self, n: int) -> None:
-        requests = sum(v for k, v in _request_counts(self.endpoint).items() if k.startswith("count "))
-        workers = sum(_cpu_s(pid) for pid in self.worker_pids)
-        self.marks.append((n, _cpu_s(self.server_pid), workers, requests))
-
-    def per_sample(self, which: int) -> tuple[float, float, float]:
-        """Server CPU s, workers' CPU s and requests per sample between marks `which` and `which + 1`
-        (0 the first stretch, -2 the last)."""
-        (n0, s0, w0, r0), (n1, s1, w1, r1) = self.marks[which], self.marks[which + 1 if which >= 0 else -1]
-        dn = max(n1 - n0, 1)
-        return (s1 - s0) / dn, (w1 - w0) / dn, (r1 - r0) / dn
 
 
 @contextlib.contextmanager
@@ -267,8 +210,8 @@ def run_one(
             procs = _workers(endpoint, workers, fit, folder)
             try:
                 _wait_ready(folder, workers)
-                server_cpu0 = _cpu_s(server.pid)
-                requests0 = _request_counts(endpoint)
+                server_cpu0 = cpu_s(server.pid)
+                requests0 = request_counts(endpoint)
                 written: dict[str, float] = {}
                 per_station = [
                     samples // stations + (1 if s < samples % stations else 0) for s in range(stations)
@@ -303,9 +246,9 @@ def run_one(
                 if costs.marks[-1][0] < len(seen):
                     costs.record(len(seen))
                 t_end = max(seen.values(), default=time.time())
-                server_cpu = _cpu_s(server.pid) - server_cpu0
-                requests1 = _request_counts(endpoint)
-                workers_cpu = sum(_cpu_s(p.pid) for p in procs)
+                server_cpu = cpu_s(server.pid) - server_cpu0
+                requests1 = request_counts(endpoint)
+                workers_cpu = sum(cpu_s(p.pid) for p in procs)
             finally:
                 for p in procs:
                     p.terminate()
