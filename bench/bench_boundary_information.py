@@ -258,8 +258,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("part", nargs="?", default="all", choices=["all", "ceiling", "information"])
     parser.add_argument("--seeds", type=int, default=5, help="ceiling: seeds per variant")
     parser.add_argument("--max-samples", type=int, default=60, help="ceiling: samples per campaign")
-    parser.add_argument("--systems", type=phases_bench._csv(sorted(ZOO)), default=sorted(ZOO))
-    parser.add_argument("--sources", type=phases_bench._csv(phases_bench.SOURCES), default=["curves"])
+    parser.add_argument(
+        "--systems",
+        type=phases_bench._csv(sorted(ZOO)),
+        default=sorted(ZOO),
+        help=f"information: zoo systems, comma-separated (default: all of {', '.join(sorted(ZOO))})",
+    )
+    parser.add_argument(
+        "--sources",
+        type=phases_bench._csv(phases_bench.SOURCES),
+        default=["curves"],
+        help="information: curve sources, comma-separated: curves (1-D, another facility's), twin "
+        "(2-D frames reduced as the pipeline does); default curves",
+    )
     parser.add_argument("--samples", type=int, default=300, help="information: compositions per system")
     parser.add_argument("--fits", action="store_true", help="information: add the best fit's parameters")
     parser.add_argument(
